@@ -1,0 +1,44 @@
+"""softmaxkit: softmax, sigmoid and cross-entropy done exactly right, on fused C kernels.
+
+>>> import softmaxkit as smk
+>>> smk.softmax([2.0, 3.0, 5.0])
+array([0.04201007, 0.1141952 , 0.84379473])
+
+The class axis is ``axis=-1`` everywhere. Results keep the input's float dtype
+(float16 is computed in float32; ints and bools become float64). Inputs are never
+modified. See docs/semantics.md for masked rows, infinities and NaN.
+"""
+from ._config import get_num_threads, set_num_threads
+from ._softmax import (
+    hardmax,
+    log_sigmoid,
+    log_softmax,
+    log_softmax_backward,
+    logsumexp,
+    sample,
+    sigmoid,
+    sigmoid_backward,
+    softmax,
+    softmax_backward,
+    softplus,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "get_num_threads",
+    "set_num_threads",
+    # softmax family
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "sigmoid",
+    "log_sigmoid",
+    "softplus",
+    "hardmax",
+    "softmax_backward",
+    "log_softmax_backward",
+    "sigmoid_backward",
+    "sample",
+]

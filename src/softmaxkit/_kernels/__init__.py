@@ -1,0 +1,1 @@
+"""softmaxkit's compiled kernels (private: use the functions of ``softmaxkit``)."""

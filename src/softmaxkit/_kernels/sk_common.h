@@ -1,0 +1,162 @@
+/*
+ * sk_common.h: what every softmaxkit kernel file shares.
+ *
+ *   - SK_CLONES: run-time SIMD dispatch. On x86-64 with GCC, a function marked
+ *     SK_CLONES is compiled four times (AVX-512, AVX2+FMA, AVX, baseline SSE2) and
+ *     the dynamic loader picks the best clone for the CPU it runs on, so one built
+ *     extension runs on any x86-64 machine. Elsewhere (aarch64, clang, MSVC) the
+ *     attribute is empty and the compiler's own vectoriser does what it can.
+ *   - sk_exp_f64 / sk_exp_f32: branch-free exp written so that the vectoriser turns
+ *     a loop of calls into SIMD code (libm's exp is a call it cannot vectorise).
+ *   - sk_threads_for: how many threads a call of a given size deserves.
+ *
+ * Kernels take plain pointers and sizes, allocate nothing, and never touch Python.
+ */
+#ifndef SK_COMMON_H
+#define SK_COMMON_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 11) && defined(__linux__)
+#define SK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "avx", "default")))
+#else
+#define SK_CLONES
+#endif
+
+#if defined(_OPENMP)
+#define SK_PRAGMA(x) _Pragma(#x)
+#define SK_SIMD_REDUCE(op, var) SK_PRAGMA(omp simd reduction(op : var))
+#define SK_SIMD SK_PRAGMA(omp simd)
+#else
+#define SK_SIMD_REDUCE(op, var)
+#define SK_SIMD
+#endif
+
+/* Work (elements) below which a call stays on the calling thread: starting or
+ * waking a team costs a few microseconds, more than a small softmax takes. */
+#define SK_PARALLEL_MIN_ELEMENTS 32768
+
+static inline int sk_threads_for(size_t rows, size_t cols, int requested)
+{
+    if (requested <= 1 || rows < 2 || rows * cols < SK_PARALLEL_MIN_ELEMENTS)
+        return 1;
+    return (size_t)requested > rows ? (int)rows : requested;
+}
+
+/* The row driver of every rows kernel: runs STMT (which may use the row index
+ * `i`, a ptrdiff_t) for each of `rows` rows, over sk_threads_for(...) threads. */
+#define SK_FOR_ROWS(rows, cols, nthreads, STMT)                                          \
+    do {                                                                                 \
+        int nt_ = sk_threads_for((rows), (cols), (nthreads));                            \
+        (void)nt_;                                                                       \
+        _Pragma("omp parallel for num_threads(nt_) schedule(static) if (nt_ > 1)")       \
+        for (ptrdiff_t i = 0; i < (ptrdiff_t)(rows); i++) {                              \
+            STMT;                                                                        \
+        }                                                                                \
+    } while (0)
+
+static inline double sk_bits_to_f64(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
+static inline uint64_t sk_f64_to_bits(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
+static inline float sk_bits_to_f32(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+static inline uint32_t sk_f32_to_bits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
+
+/*
+ * exp(x) in float64, about 1 ulp, vectorisable.
+ *
+ * x = n ln2 + r with |r| <= ln2/2 (Cody-Waite: ln2 split in a high part with
+ * trailing zeros, so n*LN2_HI is exact, and a low part), exp(r) by its Taylor
+ * polynomial to degree 13 (truncation < 5e-18, below half an ulp), then a scale by
+ * 2^n built from exponent bits. The scale is applied as 2^n1 * 2^n2 with
+ * n1 = round(n/2) so that both factors are normal numbers even when the result is
+ * subnormal or overflows: one rounding at the end, and no special cases.
+ * Inputs are clamped to [-746, 710]: below, the result rounds to 0 (so -inf gives
+ * 0); above, it overflows to +inf. NaN compares false to both bounds and stays NaN
+ * through the polynomial.
+ */
+static inline double sk_exp_f64(double x)
+{
+    const double LOG2E = 1.4426950408889634;
+    const double LN2_HI = 6.93147180369123816490e-01; /* 0x1.62e42fee00000p-1 */
+    const double LN2_LO = 1.90821492927058770002e-10; /* 0x1.a39ef35793c76p-33 */
+    const double SHIFT = 0x1.8p52;                    /* rounds to an integer */
+    x = x < -746.0 ? -746.0 : x;
+    x = x > 710.0 ? 710.0 : x;
+    double n = (x * LOG2E + SHIFT) - SHIFT;
+    double r = (x - n * LN2_HI) - n * LN2_LO;
+    double p = 1.0 / 6227020800.0;            /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;            /* 1/12! */
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    double n1 = (n * 0.5 + SHIFT) - SHIFT;
+    double n2 = n - n1;
+    /* (n + 1023) lands in the low bits of (n + SHIFT + 1023); shifting left by 52
+     * moves it into the exponent field and drops SHIFT's own mantissa bit. */
+    double s1 = sk_bits_to_f64(sk_f64_to_bits(n1 + (SHIFT + 1023.0)) << 52);
+    double s2 = sk_bits_to_f64(sk_f64_to_bits(n2 + (SHIFT + 1023.0)) << 52);
+    return (p * s1) * s2;
+}
+
+/* exp(x) in float32, about 1 ulp, vectorisable: the same scheme as sk_exp_f64 with
+ * a degree-7 polynomial (truncation < 6e-9) and clamps [-104, 89]. */
+static inline float sk_exp_f32(float x)
+{
+    const float LOG2E = 1.44269504088896341f;
+    const float LN2_HI = 0.693359375f;     /* 355/512, exact products */
+    const float LN2_LO = -2.12194440e-4f;
+    const float SHIFT = 0x1.8p23f;
+    x = x < -104.0f ? -104.0f : x;
+    x = x > 89.0f ? 89.0f : x;
+    float n = (x * LOG2E + SHIFT) - SHIFT;
+    float r = (x - n * LN2_HI) - n * LN2_LO;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    float n1 = (n * 0.5f + SHIFT) - SHIFT;
+    float n2 = n - n1;
+    float s1 = sk_bits_to_f32(sk_f32_to_bits(n1 + (SHIFT + 127.0f)) << 23);
+    float s2 = sk_bits_to_f32(sk_f32_to_bits(n2 + (SHIFT + 127.0f)) << 23);
+    return (p * s1) * s2;
+}
+
+/*
+ * log(1 + exp(x)) without overflow or cancellation, piecewise as scikit-learn's
+ * _loss module does (cut-offs -37, -2, 18, 33.3): below -37 exp(x) is below half
+ * an ulp of 1, so log1p(exp(x)) == exp(x); above 33.3, exp(-x) is below half an ulp
+ * of x, so the answer is x.
+ */
+static inline double sk_log1pexp(double x)
+{
+    if (x <= -37.0)
+        return exp(x);
+    if (x <= -2.0)
+        return log1p(exp(x));
+    if (x <= 18.0)
+        return log(1.0 + exp(x));
+    if (x <= 33.3)
+        return x + exp(-x);
+    return x; /* also +inf and NaN */
+}
+
+#endif /* SK_COMMON_H */

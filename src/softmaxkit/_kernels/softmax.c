@@ -1,0 +1,407 @@
+/*
+ * softmax.c: softmax, log_softmax, logsumexp and their backward passes, plus the
+ * elementwise sigmoid family. See softmax.h for the contract and row conventions.
+ *
+ * Each forward is three short passes over a row: max, exp-and-sum, finish. A row
+ * of up to a few hundred thousand elements stays in L2 between passes, so memory
+ * sees one read of x and one write of y, the same traffic as a copy. (An online,
+ * one-pass softmax needs two exps per element; with exp as the bottleneck here the
+ * three-pass form is faster.) Sums of float32 rows are accumulated in float64.
+ */
+#include "softmax.h"
+#include "sk_common.h"
+
+/* ---------------------------------------------------------------- row helpers */
+
+/* The max of a row, ignoring NaN (NaN is caught later: it poisons the sum). */
+SK_CLONES static double row_max_f64(const double *x, size_t n)
+{
+    double m = -INFINITY;
+    SK_SIMD_REDUCE(max, m)
+    for (size_t j = 0; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+SK_CLONES static float row_max_f32(const float *x, size_t n)
+{
+    float m = -INFINITY;
+    SK_SIMD_REDUCE(max, m)
+    for (size_t j = 0; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+/* Rows whose max is not finite: NaN, all -inf, or some +inf (see softmax.h).
+ * Scalar code; such rows are rare. log_out selects log_softmax's values. */
+static void nonfinite_row_f64(const double *x, double *y, size_t n, int log_out)
+{
+    size_t n_pos_inf = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (isnan(x[j])) {
+            for (size_t k = 0; k < n; k++)
+                y[k] = NAN;
+            return;
+        }
+        n_pos_inf += x[j] == INFINITY;
+    }
+    double hit = n_pos_inf ? (log_out ? -log((double)n_pos_inf) : 1.0 / (double)n_pos_inf) : 0.0;
+    double miss = log_out ? -INFINITY : 0.0;
+    for (size_t j = 0; j < n; j++)
+        y[j] = x[j] == INFINITY ? hit : miss;
+}
+
+static void nonfinite_row_f32(const float *x, float *y, size_t n, int log_out)
+{
+    size_t n_pos_inf = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (isnan(x[j])) {
+            for (size_t k = 0; k < n; k++)
+                y[k] = NAN;
+            return;
+        }
+        n_pos_inf += x[j] == INFINITY;
+    }
+    float hit = n_pos_inf ? (float)(log_out ? -log((double)n_pos_inf) : 1.0 / (double)n_pos_inf) : 0.0f;
+    float miss = log_out ? -INFINITY : 0.0f;
+    for (size_t j = 0; j < n; j++)
+        y[j] = x[j] == INFINITY ? hit : miss;
+}
+
+/* ------------------------------------------------------------------ softmax */
+
+SK_CLONES static void softmax_row_f64(const double *x, double *y, size_t n, double inv_t)
+{
+    double m = row_max_f64(x, n);
+    if (!isfinite(m)) {
+        nonfinite_row_f64(x, y, n, 0);
+        return;
+    }
+    double s = 0.0;
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = 0; j < n; j++) {
+        double e = sk_exp_f64((x[j] - m) * inv_t);
+        y[j] = e;
+        s += e;
+    }
+    /* s >= 1 (the max contributes exp(0) = 1), so the division is safe. A true
+     * division, not a multiply by 1/s: half an ulp better, and hidden under memory
+     * traffic. A NaN in the row made s NaN, and so the whole row. */
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        y[j] = y[j] / s;
+}
+
+SK_CLONES static void softmax_row_f32(const float *x, float *y, size_t n, float inv_t)
+{
+    float m = row_max_f32(x, n);
+    if (!isfinite(m)) {
+        nonfinite_row_f32(x, y, n, 0);
+        return;
+    }
+    double s = 0.0;
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = 0; j < n; j++) {
+        float e = sk_exp_f32((x[j] - m) * inv_t);
+        y[j] = e;
+        s += (double)e;
+    }
+    float sf = (float)s;
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        y[j] = y[j] / sf;
+}
+
+void sk_softmax_f64(const double *x, double *y, size_t rows, size_t cols, double inv_t, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, softmax_row_f64(x + (size_t)i * cols, y + (size_t)i * cols, cols, inv_t));
+}
+
+void sk_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float inv_t, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, softmax_row_f32(x + (size_t)i * cols, y + (size_t)i * cols, cols, inv_t));
+}
+
+/* -------------------------------------------------------------- log_softmax */
+
+/* log_softmax(x)_j = (x_j - m) - log(sum_k exp(x_k - m)), the sum being >= 1 so
+ * the log is never log(0) (JAX / SciPy's form). */
+SK_CLONES static void log_softmax_row_f64(const double *x, double *y, size_t n, double inv_t)
+{
+    double m = row_max_f64(x, n);
+    if (!isfinite(m)) {
+        nonfinite_row_f64(x, y, n, 1);
+        return;
+    }
+    double s = 0.0;
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = 0; j < n; j++)
+        s += sk_exp_f64((x[j] - m) * inv_t);
+    double ls = log(s);
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        y[j] = (x[j] - m) * inv_t - ls;
+}
+
+SK_CLONES static void log_softmax_row_f32(const float *x, float *y, size_t n, float inv_t)
+{
+    float m = row_max_f32(x, n);
+    if (!isfinite(m)) {
+        nonfinite_row_f32(x, y, n, 1);
+        return;
+    }
+    double s = 0.0;
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = 0; j < n; j++)
+        s += (double)sk_exp_f32((x[j] - m) * inv_t);
+    float ls = (float)log(s);
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        y[j] = (x[j] - m) * inv_t - ls;
+}
+
+void sk_log_softmax_f64(const double *x, double *y, size_t rows, size_t cols, double inv_t, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, log_softmax_row_f64(x + (size_t)i * cols, y + (size_t)i * cols, cols, inv_t));
+}
+
+void sk_log_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float inv_t, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, log_softmax_row_f32(x + (size_t)i * cols, y + (size_t)i * cols, cols, inv_t));
+}
+
+/* ---------------------------------------------------------------- logsumexp */
+
+/* logsumexp = m + log1p(sum over all but the first max of exp(x - m)). Leaving the
+ * max's own exp(0) = 1 out of the sum keeps the small terms: logsumexp([0, -40])
+ * is 4.248e-18, where m + log(1 + 4.2e-18) would round to 0. */
+SK_CLONES static double logsumexp_row_f64(const double *x, size_t n)
+{
+    if (n == 0)
+        return -INFINITY;
+    double m = row_max_f64(x, n);
+    if (!isfinite(m)) {
+        for (size_t j = 0; j < n; j++)
+            if (isnan(x[j]))
+                return NAN;
+        return m; /* -inf (all -inf) or +inf */
+    }
+    size_t k = 0;
+    while (x[k] != m)
+        k++;
+    double s = 0.0;
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = 0; j < k; j++)
+        s += sk_exp_f64(x[j] - m);
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = k + 1; j < n; j++)
+        s += sk_exp_f64(x[j] - m);
+    return m + log1p(s);
+}
+
+SK_CLONES static double logsumexp_row_f32(const float *x, size_t n)
+{
+    if (n == 0)
+        return -INFINITY;
+    float m = row_max_f32(x, n);
+    if (!isfinite(m)) {
+        for (size_t j = 0; j < n; j++)
+            if (isnan(x[j]))
+                return NAN;
+        return m;
+    }
+    size_t k = 0;
+    while (x[k] != m)
+        k++;
+    double s = 0.0;
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = 0; j < k; j++)
+        s += (double)sk_exp_f32(x[j] - m);
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = k + 1; j < n; j++)
+        s += (double)sk_exp_f32(x[j] - m);
+    return (double)m + log1p(s);
+}
+
+void sk_logsumexp_f64(const double *x, double *out, size_t rows, size_t cols, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, out[i] = logsumexp_row_f64(x + (size_t)i * cols, cols));
+}
+
+void sk_logsumexp_f32(const float *x, float *out, size_t rows, size_t cols, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, out[i] = (float)logsumexp_row_f32(x + (size_t)i * cols, cols));
+}
+
+/* ---------------------------------------------------------- backward passes */
+
+/* y = softmax(x): dy_i/dx_j = y_i (delta_ij - y_j), so for an upstream gradient g,
+ * dx_j = sum_i g_i y_i (delta_ij - y_j) = y_j (g_j - sum_i g_i y_i).
+ * It needs the output alone (JAX's _softmax jvp, Liger's backward). Entries with
+ * y == 0 (excluded or underflowed) get exactly 0, even when their g is inf. */
+SK_CLONES static void softmax_backward_row_f64(const double *p, const double *g, double *dx, size_t n)
+{
+    double dot = 0.0;
+    SK_SIMD_REDUCE(+, dot)
+    for (size_t j = 0; j < n; j++)
+        dot += p[j] != 0.0 ? p[j] * g[j] : 0.0;
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        dx[j] = p[j] != 0.0 ? p[j] * (g[j] - dot) : 0.0;
+}
+
+SK_CLONES static void softmax_backward_row_f32(const float *p, const float *g, float *dx, size_t n)
+{
+    double dot = 0.0;
+    SK_SIMD_REDUCE(+, dot)
+    for (size_t j = 0; j < n; j++)
+        dot += p[j] != 0.0f ? (double)p[j] * (double)g[j] : 0.0;
+    float dotf = (float)dot;
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        dx[j] = p[j] != 0.0f ? p[j] * (g[j] - dotf) : 0.0f;
+}
+
+/* y = log_softmax(x): dy_i/dx_j = delta_ij - softmax(x)_j, so
+ * dx_j = g_j - exp(y_j) * sum_i g_i. Entries with y == -inf were excluded (masked
+ * or -inf input): no finite change of x moves them, so they get 0 and their g is
+ * left out of the sum. */
+SK_CLONES static void log_softmax_backward_row_f64(const double *lp, const double *g, double *dx, size_t n)
+{
+    double sg = 0.0;
+    SK_SIMD_REDUCE(+, sg)
+    for (size_t j = 0; j < n; j++)
+        sg += lp[j] != -INFINITY ? g[j] : 0.0;
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        dx[j] = lp[j] != -INFINITY ? g[j] - sk_exp_f64(lp[j]) * sg : 0.0;
+}
+
+SK_CLONES static void log_softmax_backward_row_f32(const float *lp, const float *g, float *dx, size_t n)
+{
+    double sg = 0.0;
+    SK_SIMD_REDUCE(+, sg)
+    for (size_t j = 0; j < n; j++)
+        sg += lp[j] != -INFINITY ? (double)g[j] : 0.0;
+    float sgf = (float)sg;
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        dx[j] = lp[j] != -INFINITY ? g[j] - sk_exp_f32(lp[j]) * sgf : 0.0f;
+}
+
+void sk_softmax_backward_f64(const double *p, const double *g, double *dx, size_t rows, size_t cols, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, softmax_backward_row_f64(p + (size_t)i * cols, g + (size_t)i * cols, dx + (size_t)i * cols, cols));
+}
+
+void sk_softmax_backward_f32(const float *p, const float *g, float *dx, size_t rows, size_t cols, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, softmax_backward_row_f32(p + (size_t)i * cols, g + (size_t)i * cols, dx + (size_t)i * cols, cols));
+}
+
+void sk_log_softmax_backward_f64(const double *lp, const double *g, double *dx, size_t rows, size_t cols, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, log_softmax_backward_row_f64(lp + (size_t)i * cols, g + (size_t)i * cols, dx + (size_t)i * cols, cols));
+}
+
+void sk_log_softmax_backward_f32(const float *lp, const float *g, float *dx, size_t rows, size_t cols, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, log_softmax_backward_row_f32(lp + (size_t)i * cols, g + (size_t)i * cols, dx + (size_t)i * cols, cols));
+}
+
+/* ------------------------------------------------------- sigmoid and friends */
+
+/* Elementwise kernels split n into blocks of this many values, one block a task. */
+#define SK_ELEM_BLOCK 16384
+
+/* sigma(x) = 1 / (1 + exp(-x)). For x -> -inf, exp(-x) overflows to inf and the
+ * quotient is the correct 0; for large negative finite x the result keeps its
+ * relative accuracy (1 / (1 + e^40) is e^-40 to within an ulp or two). */
+SK_CLONES static void sigmoid_block_f64(const double *x, double *y, size_t n)
+{
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        y[j] = 1.0 / (1.0 + sk_exp_f64(-x[j]));
+}
+
+SK_CLONES static void sigmoid_block_f32(const float *x, float *y, size_t n)
+{
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        y[j] = 1.0f / (1.0f + sk_exp_f32(-x[j]));
+}
+
+/* log sigma(x) = -softplus(-x); float32 goes through float64 (scalar libm). */
+static void log_sigmoid_block_f64(const double *x, double *y, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        y[j] = -sk_log1pexp(-x[j]);
+}
+
+static void log_sigmoid_block_f32(const float *x, float *y, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        y[j] = (float)-sk_log1pexp(-(double)x[j]);
+}
+
+static void softplus_block_f64(const double *x, double *y, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        y[j] = sk_log1pexp(x[j]);
+}
+
+static void softplus_block_f32(const float *x, float *y, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        y[j] = (float)sk_log1pexp((double)x[j]);
+}
+
+SK_CLONES static void sigmoid_backward_block_f64(const double *s, const double *g, double *dx, size_t n)
+{
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        dx[j] = g[j] * (s[j] * (1.0 - s[j]));
+}
+
+SK_CLONES static void sigmoid_backward_block_f32(const float *s, const float *g, float *dx, size_t n)
+{
+    SK_SIMD
+    for (size_t j = 0; j < n; j++)
+        dx[j] = g[j] * (s[j] * (1.0f - s[j]));
+}
+
+/* Runs BLOCK_FN(x + o, y + o, len) over n values in blocks, threads over blocks. */
+#define SK_ELEMENTWISE(BLOCK_FN, x, y, n, nthreads)                                      \
+    do {                                                                                 \
+        size_t nblocks_ = ((n) + SK_ELEM_BLOCK - 1) / SK_ELEM_BLOCK;                     \
+        int nt_ = sk_threads_for(nblocks_, SK_ELEM_BLOCK, (nthreads));                   \
+        (void)nt_;                                                                       \
+        _Pragma("omp parallel for num_threads(nt_) schedule(static) if (nt_ > 1)")       \
+        for (ptrdiff_t b_ = 0; b_ < (ptrdiff_t)nblocks_; b_++) {                         \
+            size_t o_ = (size_t)b_ * SK_ELEM_BLOCK;                                      \
+            size_t len_ = (n) - o_ < SK_ELEM_BLOCK ? (n) - o_ : SK_ELEM_BLOCK;           \
+            BLOCK_FN((x) + o_, (y) + o_, len_);                                          \
+        }                                                                                \
+    } while (0)
+
+#define SK_ELEMENTWISE2(BLOCK_FN, a, b, y, n, nthreads)                                  \
+    do {                                                                                 \
+        size_t nblocks_ = ((n) + SK_ELEM_BLOCK - 1) / SK_ELEM_BLOCK;                     \
+        int nt_ = sk_threads_for(nblocks_, SK_ELEM_BLOCK, (nthreads));                   \
+        (void)nt_;                                                                       \
+        _Pragma("omp parallel for num_threads(nt_) schedule(static) if (nt_ > 1)")       \
+        for (ptrdiff_t b_ = 0; b_ < (ptrdiff_t)nblocks_; b_++) {                         \
+            size_t o_ = (size_t)b_ * SK_ELEM_BLOCK;                                      \
+            size_t len_ = (n) - o_ < SK_ELEM_BLOCK ? (n) - o_ : SK_ELEM_BLOCK;           \
+            BLOCK_FN((a) + o_, (b) + o_, (y) + o_, len_);                                \
+        }                                                                                \
+    } while (0)
+
+void sk_sigmoid_f64(const double *x, double *y, size_t n, int nthreads) { SK_ELEMENTWISE(sigmoid_block_f64, x, y, n, nthreads); }
+void sk_sigmoid_f32(const float *x, float *y, size_t n, int nthreads) { SK_ELEMENTWISE(sigmoid_block_f32, x, y, n, nthreads); }
+void sk_log_sigmoid_f64(const double *x, double *y, size_t n, int nthreads) { SK_ELEMENTWISE(log_sigmoid_block_f64, x, y, n, nthreads); }
+void sk_log_sigmoid_f32(const float *x, float *y, size_t n, int nthreads) { SK_ELEMENTWISE(log_sigmoid_block_f32, x, y, n, nthreads); }
+void sk_softplus_f64(const double *x, double *y, size_t n, int nthreads) { SK_ELEMENTWISE(softplus_block_f64, x, y, n, nthreads); }
+void sk_softplus_f32(const float *x, float *y, size_t n, int nthreads) { SK_ELEMENTWISE(softplus_block_f32, x, y, n, nthreads); }
+void sk_sigmoid_backward_f64(const double *s, const double *g, double *dx, size_t n, int nthreads) { SK_ELEMENTWISE2(sigmoid_backward_block_f64, s, g, dx, n, nthreads); }
+void sk_sigmoid_backward_f32(const float *s, const float *g, float *dx, size_t n, int nthreads) { SK_ELEMENTWISE2(sigmoid_backward_block_f32, s, g, dx, n, nthreads); }

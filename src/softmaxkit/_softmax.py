@@ -1,0 +1,473 @@
+"""The softmax family: softmax, log_softmax, logsumexp, sigmoid, their backward
+passes, hardmax and sampling.
+
+Conventions shared by every function here (see docs/semantics.md):
+
+* The class axis is ``axis=-1``; ``axis`` may also be a tuple of ints or None (all
+  axes). Results keep the input's float dtype (float16 computed in float32); ints and
+  bools are promoted to float64. Inputs are never modified.
+* ``where=False`` entries are excluded, as if they were ``-inf``: they get
+  probability 0 and log-probability ``-inf``, and take no part in the sum.
+* A row whose entries are all excluded or ``-inf``: softmax 0, log_softmax and
+  logsumexp ``-inf``, backward 0. Never NaN.
+* ``+inf`` entries: the limit where they grow together, so the k ``+inf`` entries of a
+  row share the mass (1/k each, log-probability ``-log k``), the rest get 0.
+* NaN anywhere in a row makes that row NaN, and nothing else.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _config
+from ._kernels import _softmax as _ext
+from ._validation import (
+    Rows,
+    as_float_array,
+    broadcast_where,
+    check_out,
+    check_temperature,
+    normalize_axes,
+)
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "sigmoid",
+    "log_sigmoid",
+    "softplus",
+    "hardmax",
+    "softmax_backward",
+    "log_softmax_backward",
+    "sigmoid_backward",
+    "sample",
+]
+
+
+def _finish(y: np.ndarray, result_dtype: np.dtype, out: np.ndarray | None, scalar: bool):
+    """Cast to the result dtype, copy into ``out`` when given, unwrap 0-d results."""
+    if out is not None:
+        np.copyto(out, y, casting="unsafe")
+        return out
+    if y.dtype != result_dtype:
+        y = y.astype(result_dtype)
+    return y[()] if scalar else y
+
+
+def _masked(x: np.ndarray, where: Any) -> np.ndarray:
+    """A copy of x with the where=False entries set to -inf (x itself is untouched)."""
+    if where is None:
+        return x
+    w = broadcast_where(where, x.shape)
+    return np.where(w, x, np.array(-np.inf, dtype=x.dtype))
+
+
+def _rowwise_forward(kernel, x, axis, temperature, where, out):
+    arr, result_dtype = as_float_array(x, "x")
+    inv_t = 1.0 / check_temperature(temperature)
+    axes = normalize_axes(axis, arr.ndim)
+    if out is not None:
+        check_out(out, arr.shape, result_dtype)
+    arr = _masked(arr, where)
+    rows = Rows(arr, axes)
+    # Write straight into out= when it is already the kernel's layout.
+    direct = (
+        out is not None
+        and rows.identity
+        and out.dtype == arr.dtype
+        and out.flags.c_contiguous
+        and not np.shares_memory(out, arr)
+    )
+    y2d = out.reshape(rows.rows, rows.cols) if direct else np.empty_like(rows.block)
+    kernel(rows.block, y2d, rows.rows, rows.cols, inv_t, _config.get_num_threads())
+    if direct:
+        return out
+    return _finish(rows.restore(y2d), result_dtype, out, arr.ndim == 0 and out is None)
+
+
+def softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
+    r"""Softmax along ``axis``: ``exp(x_i / T) / sum_j exp(x_j / T)``.
+
+    Computed stably as ``exp((x - max) / T) / sum(exp((x - max) / T))``: the
+    shift does not change the result (softmax is shift invariant) and keeps every
+    exponent <= 0, so nothing overflows and the sum is at least 1.
+
+    Parameters
+    ----------
+    x : array_like
+        Logits. Real numbers; float16/32/64 keep their dtype, ints become float64.
+    axis : int, tuple of ints or None, default -1
+        The class axis (or axes, flattened together; None means all axes).
+    temperature : float, default 1.0
+        ``T > 0``: logits are divided by it. Large T flattens the distribution,
+        small T sharpens it towards :func:`hardmax`.
+    where : array_like of bool, optional
+        Entries to include; excluded entries get probability 0. A row with no
+        entry included gives zeros.
+    out : ndarray, optional
+        Where to write the result (same shape as ``x``, the result dtype).
+
+    Returns
+    -------
+    ndarray
+        Probabilities in [0, 1], summing to 1 along ``axis``.
+
+    Notes
+    -----
+    Rows with ``+inf`` entries share the mass among those entries; a NaN makes its
+    row NaN. See the module notes for the full conventions.
+
+    Examples
+    --------
+    >>> import softmaxkit as smk
+    >>> smk.softmax([2.0, 3.0, 5.0])
+    array([0.04201007, 0.1141952 , 0.84379473])
+
+    The naive formula overflows (``exp(789)`` is inf, and inf/inf is NaN); the
+    shifted one does not:
+
+    >>> smk.softmax([123.0, 456.0, 789.0])
+    array([5.75274406e-290, 2.39848787e-145, 1.00000000e+000])
+    """
+    return _rowwise_forward(_ext.softmax, x, axis, temperature, where, out)
+
+
+def log_softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
+    r"""Logarithm of softmax along ``axis``: ``x_i/T - logsumexp(x/T)``.
+
+    Computed as ``(x - max)/T - log(sum(exp((x - max)/T)))``. The sum is at least 1,
+    so this never takes ``log(0)``, unlike ``log(softmax(x))``.
+
+    Parameters are those of :func:`softmax`; excluded (``where=False``) entries get
+    ``-inf``.
+
+    Examples
+    --------
+    >>> import numpy as np, softmaxkit as smk
+    >>> smk.log_softmax([1000.0, 1.0])
+    array([   0., -999.])
+    >>> with np.errstate(divide="ignore"):
+    ...     np.log(smk.softmax([1000.0, 1.0]))
+    array([   0., -inf])
+    """
+    return _rowwise_forward(_ext.log_softmax, x, axis, temperature, where, out)
+
+
+def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, where=None):
+    r"""``log(sum(b * exp(x)))`` along ``axis``, without overflow.
+
+    Parameters
+    ----------
+    x : array_like
+    axis : int, tuple of ints or None, default -1
+    b : array_like, optional
+        Scale factors for ``exp(x)``, broadcast against ``x`` (SciPy's meaning).
+        Entries with ``b == 0`` are left out entirely.
+    keepdims : bool, default False
+        Keep the reduced axes with length 1.
+    return_sign : bool, default False
+        Return ``(log|s|, sign(s))`` for the sum ``s``, which may be negative when
+        ``b`` has negative entries. Without it, a negative sum gives NaN.
+    where : array_like of bool, optional
+        Entries to include. A reduction over no entry gives ``-inf``.
+
+    Notes
+    -----
+    Without ``b``, the sum is split as ``m + log1p(sum of the others' exp(x - m))``
+    with ``m`` the row's first maximum, so a dominant term does not hide the
+    others: ``logsumexp([0, -40])`` is ``4.248354255291589e-18``, not 0.
+
+    Examples
+    --------
+    >>> import softmaxkit as smk
+    >>> float(smk.logsumexp([0.0, -40.0]))
+    4.248354255291589e-18
+    >>> float(smk.logsumexp([1000.0, 1000.0]))  # 1000 + log 2
+    1000.6931471805599
+    """
+    arr, result_dtype = as_float_array(x, "x")
+    axes = normalize_axes(axis, arr.ndim)
+    if b is not None or return_sign:
+        return _logsumexp_scaled(arr, result_dtype, axes, b, keepdims, return_sign, where)
+    arr = _masked(arr, where)
+    rows = Rows(arr, axes)
+    res = np.empty(rows.rows, dtype=arr.dtype)
+    _ext.logsumexp(rows.block, res, rows.rows, rows.cols, _config.get_num_threads())
+    res = rows.restore_reduced(res, keepdims).astype(result_dtype, copy=False)
+    return res[()] if res.ndim == 0 else res
+
+
+def _logsumexp_scaled(arr, result_dtype, axes, b, keepdims, return_sign, where):
+    """logsumexp with weights b and/or a sign: NumPy, SciPy's algorithm."""
+    if b is None:
+        bb = np.ones_like(arr)
+    else:
+        bb, _ = as_float_array(b, "b")
+        try:
+            bb = np.broadcast_to(bb, np.broadcast_shapes(bb.shape, arr.shape))
+        except ValueError:
+            raise ValueError(
+                f"b with shape {bb.shape} does not broadcast to x's shape {arr.shape}"
+            ) from None
+        if bb.shape != arr.shape:
+            arr = np.broadcast_to(arr, bb.shape)
+        bb = bb.astype(arr.dtype, copy=False)
+    if where is not None:
+        bb = np.where(broadcast_where(where, arr.shape), bb, 0)
+    live = bb != 0
+    a = np.where(live, arr, -np.inf)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)
+        m = np.where(np.isfinite(m), m, 0)
+        s = np.sum(np.where(live, bb * np.exp(a - m), 0), axis=axes, keepdims=True)
+        sign = np.sign(s)
+        if not return_sign:
+            s = np.where(s < 0, np.nan, s)
+        res = np.log(np.abs(s)) + m
+    if not keepdims:
+        res = np.squeeze(res, axis=axes)
+        sign = np.squeeze(sign, axis=axes)
+    res = res.astype(result_dtype, copy=False)
+    sign = sign.astype(result_dtype, copy=False)
+    if res.ndim == 0:
+        res, sign = res[()], sign[()]
+    return (res, sign) if return_sign else res
+
+
+def _elementwise(kernel, x, out):
+    arr, result_dtype = as_float_array(x, "x")
+    if out is not None:
+        check_out(out, arr.shape, result_dtype)
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    direct = (
+        out is not None
+        and out.dtype == arr.dtype
+        and out.flags.c_contiguous
+        and not np.shares_memory(out, arr)
+    )
+    y = out.reshape(-1) if direct else np.empty_like(flat)
+    kernel(flat, y, flat.size, _config.get_num_threads())
+    if direct:
+        return out
+    return _finish(y.reshape(arr.shape), result_dtype, out, arr.ndim == 0 and out is None)
+
+
+def sigmoid(x, *, out=None):
+    r"""The logistic sigmoid ``1 / (1 + exp(-x))``, elementwise.
+
+    Exact limits at the ends: 0 for ``-inf``, 1 for ``+inf``; NaN stays NaN.
+
+    Examples
+    --------
+    >>> import softmaxkit as smk
+    >>> smk.sigmoid([2.0, 3.0, 5.0, 6.0])
+    array([0.88079708, 0.95257413, 0.99330715, 0.99752738])
+    """
+    return _elementwise(_ext.sigmoid, x, out)
+
+
+def log_sigmoid(x, *, out=None):
+    r"""``log(sigmoid(x)) = -softplus(-x)``, elementwise, finite for every finite x.
+
+    Examples
+    --------
+    >>> import softmaxkit as smk
+    >>> float(smk.log_sigmoid(-800.0))  # log(sigmoid) would be log(0) = -inf
+    -800.0
+    """
+    return _elementwise(_ext.log_sigmoid, x, out)
+
+
+def softplus(x, *, out=None):
+    r"""``log(1 + exp(x))``, elementwise, without overflow or cancellation.
+
+    Piecewise as scikit-learn's loss module: ``exp(x)`` below -37,
+    ``log1p(exp(x))`` up to -2, ``log(1 + exp(x))`` up to 18, ``x + exp(-x)`` up
+    to 33.3, then ``x``.
+
+    Examples
+    --------
+    >>> import softmaxkit as smk
+    >>> float(smk.softplus(1000.0))
+    1000.0
+    """
+    return _elementwise(_ext.softplus, x, out)
+
+
+def hardmax(x, axis=-1):
+    """One-hot of the argmax along ``axis`` (the first index on ties).
+
+    The limit of ``softmax(x, temperature=T)`` as T goes to 0 when the maximum is
+    unique. A row of NaN-containing values gives NaN; a row that is all ``-inf`` (or
+    empty) gives zeros, as softmax does.
+
+    Examples
+    --------
+    >>> import softmaxkit as smk
+    >>> smk.hardmax([2.0, 5.0, 3.0, 5.0])
+    array([0., 1., 0., 0.])
+    """
+    arr, result_dtype = as_float_array(x, "x")
+    axes = normalize_axes(axis, arr.ndim)
+    rows = Rows(arr, axes)
+    y = np.zeros((rows.rows, rows.cols), dtype=arr.dtype)
+    if rows.cols and rows.rows:
+        block = rows.block
+        idx = np.argmax(block, axis=1)
+        r = np.arange(rows.rows)
+        live = block[r, idx] > -np.inf
+        y[r[live], idx[live]] = 1.0
+        y[np.isnan(block).any(axis=1)] = np.nan
+    return _finish(rows.restore(y), result_dtype, None, arr.ndim == 0)
+
+
+def _pair(a, g, names):
+    """Two same-shape float arrays in a common compute dtype."""
+    a_arr, a_res = as_float_array(a, names[0])
+    g_arr, g_res = as_float_array(g, names[1])
+    if a_arr.shape != g_arr.shape:
+        raise ValueError(
+            f"{names[1]} has shape {g_arr.shape}, but {names[0]} has shape {a_arr.shape}"
+        )
+    work = np.result_type(a_arr.dtype, g_arr.dtype)
+    result = np.result_type(a_res, g_res)
+    return a_arr.astype(work, copy=False), g_arr.astype(work, copy=False), result
+
+
+def _rowwise_backward(kernel, a, g, axis, names):
+    a_arr, g_arr, result_dtype = _pair(a, g, names)
+    axes = normalize_axes(axis, a_arr.ndim)
+    ra, rg = Rows(a_arr, axes), Rows(g_arr, axes)
+    dx = np.empty_like(ra.block)
+    kernel(ra.block, rg.block, dx, ra.rows, ra.cols, _config.get_num_threads())
+    return _finish(ra.restore(dx), result_dtype, None, a_arr.ndim == 0)
+
+
+def softmax_backward(probs, grad_output, axis=-1):
+    r"""Gradient of ``softmax`` with respect to its input, from its output.
+
+    ``dx = p * (g - sum(p * g))`` along ``axis``, where ``p = softmax(x)`` and ``g``
+    is the gradient of some scalar with respect to ``p``. Entries with ``p == 0``
+    (excluded) get exactly 0.
+
+    Examples
+    --------
+    >>> import numpy as np, softmaxkit as smk
+    >>> p = smk.softmax([1.0, 2.0, 3.0])
+    >>> smk.softmax_backward(p, np.ones(3))  # softmax sums to 1 whatever x is
+    array([0., 0., 0.])
+    """
+    return _rowwise_backward(_ext.softmax_backward, probs, grad_output, axis, ("probs", "grad_output"))
+
+
+def log_softmax_backward(log_probs, grad_output, axis=-1):
+    r"""Gradient of ``log_softmax`` with respect to its input, from its output.
+
+    ``dx = g - exp(lp) * sum(g)`` along ``axis``. Entries with ``lp == -inf``
+    (excluded) get 0 and their ``g`` is left out of the sum.
+
+    Examples
+    --------
+    >>> import numpy as np, softmaxkit as smk
+    >>> lp = smk.log_softmax([0.0, 0.0])
+    >>> smk.log_softmax_backward(lp, np.array([-1.0, 0.0]))  # d(-lp[0])/dx
+    array([-0.5,  0.5])
+    """
+    return _rowwise_backward(
+        _ext.log_softmax_backward, log_probs, grad_output, axis, ("log_probs", "grad_output")
+    )
+
+
+def sigmoid_backward(s, grad_output):
+    r"""Gradient of ``sigmoid`` with respect to its input, from its output:
+    ``dx = g * s * (1 - s)``.
+
+    Examples
+    --------
+    >>> import softmaxkit as smk
+    >>> float(smk.sigmoid_backward(0.5, 1.0))
+    0.25
+    """
+    s_arr, g_arr, result_dtype = _pair(s, grad_output, ("s", "grad_output"))
+    s_c = np.ascontiguousarray(s_arr).reshape(-1)
+    g_c = np.ascontiguousarray(g_arr).reshape(-1)
+    dx = np.empty_like(s_c)
+    _ext.sigmoid_backward(s_c, g_c, dx, s_c.size, 1, _config.get_num_threads())
+    return _finish(dx.reshape(s_arr.shape), result_dtype, None, s_arr.ndim == 0)
+
+
+def sample(logits, *, axis=-1, temperature=1.0, size=None, rng=None):
+    """Draw class indices from ``softmax(logits / temperature)`` along ``axis``.
+
+    Uses the Gumbel-max trick: ``argmax(logits / T + G)`` with ``G`` standard
+    Gumbel noise is distributed as ``softmax(logits / T)``. This is the
+    action-selection use of softmax in reinforcement learning.
+
+    Parameters
+    ----------
+    logits : array_like
+        Scores; ``-inf`` entries are never drawn. If a row has ``+inf`` entries, one
+        of them is drawn uniformly (the limit convention of :func:`softmax`).
+    axis : int, default -1
+        The class axis.
+    temperature : float, default 1.0
+    size : int or tuple of ints, optional
+        Number of independent draws per distribution; the result has shape
+        ``size + batch shape`` (the batch shape is ``logits.shape`` without ``axis``).
+    rng : numpy.random.Generator, int or None
+        Source of randomness (an int seeds ``numpy.random.default_rng``).
+
+    Returns
+    -------
+    ndarray of int64 (or a Python int for one draw from one distribution)
+
+    Examples
+    --------
+    >>> import numpy as np, softmaxkit as smk
+    >>> rng = np.random.default_rng(0)
+    >>> draws = smk.sample([0.0, np.log(3.0)], size=10000, rng=rng)
+    >>> round(float(draws.mean()), 2)  # P(class 1) = 3/4
+    0.75
+    """
+    arr, _ = as_float_array(logits, "logits")
+    t = check_temperature(temperature)
+    if arr.ndim == 0:
+        raise ValueError("logits must have at least one dimension (the class axis)")
+    (ax,) = normalize_axes(axis, arr.ndim)
+    if arr.shape[ax] == 0:
+        raise ValueError("logits has no class to draw from (the class axis has length 0)")
+    if isinstance(rng, np.random.Generator):
+        gen = rng
+    elif rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
+        gen = np.random.default_rng(rng)
+    else:
+        raise TypeError(f"rng must be a numpy.random.Generator, an int or None, got {type(rng).__name__}")
+    rows = Rows(arr, (ax,))
+    z = rows.block.astype(np.float64) / t
+    if np.isnan(z).any():
+        bad = int(np.flatnonzero(np.isnan(z).any(axis=1))[0])
+        raise ValueError(f"logits has NaN in distribution {bad}: nothing can be drawn")
+    top = z.max(axis=1) if z.size else np.zeros(0)
+    if (top == -np.inf).any():
+        bad = int(np.flatnonzero(top == -np.inf)[0])
+        raise ValueError(f"logits has only -inf entries in distribution {bad}: nothing can be drawn")
+    inf_rows = top == np.inf
+    if inf_rows.any():  # draw uniformly among the +inf entries of those rows
+        z[inf_rows] = np.where(z[inf_rows] == np.inf, 0.0, -np.inf)
+    if size is None:
+        draw_shape: tuple[int, ...] = ()
+    elif isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        draw_shape = (int(size),)
+    else:
+        try:
+            draw_shape = tuple(int(s) for s in size)
+        except TypeError:
+            raise TypeError(f"size must be an int, a tuple of ints or None, got {size!r}") from None
+    if any(s < 0 for s in draw_shape):
+        raise ValueError(f"size must not be negative, got {size!r}")
+    g = gen.gumbel(size=draw_shape + z.shape)
+    idx = np.argmax(z + g, axis=-1).astype(np.int64)
+    idx = idx.reshape(draw_shape + rows.batch_shape)
+    return int(idx) if idx.ndim == 0 else idx
