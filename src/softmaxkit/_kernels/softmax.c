@@ -68,6 +68,40 @@ static void nonfinite_row_f32(const float *x, float *y, size_t n, int log_out)
         y[j] = x[j] == INFINITY ? hit : miss;
 }
 
+/* sum_j exp((x_j - m) * inv_t) over all j but the first index of the max m.
+ * The max's own term is exactly 1; leaving it out and finishing with log1p keeps
+ * the small terms that log(1 + small) would round away: logsumexp([0, -40]) is
+ * 4.248e-18, not 0, and log_softmax of the dominant entry keeps its digits too. */
+SK_CLONES static double sum_exp_but_max_f64(const double *x, size_t n, double m, double inv_t)
+{
+    size_t k = 0;
+    while (x[k] != m)
+        k++;
+    double s = 0.0;
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = 0; j < k; j++)
+        s += sk_exp_f64((x[j] - m) * inv_t);
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = k + 1; j < n; j++)
+        s += sk_exp_f64((x[j] - m) * inv_t);
+    return s;
+}
+
+SK_CLONES static double sum_exp_but_max_f32(const float *x, size_t n, float m, float inv_t)
+{
+    size_t k = 0;
+    while (x[k] != m)
+        k++;
+    double s = 0.0;
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = 0; j < k; j++)
+        s += (double)sk_exp_f32((x[j] - m) * inv_t);
+    SK_SIMD_REDUCE(+, s)
+    for (size_t j = k + 1; j < n; j++)
+        s += (double)sk_exp_f32((x[j] - m) * inv_t);
+    return s;
+}
+
 /* ------------------------------------------------------------------ softmax */
 
 SK_CLONES static void softmax_row_f64(const double *x, double *y, size_t n, double inv_t)
@@ -125,7 +159,8 @@ void sk_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float in
 /* -------------------------------------------------------------- log_softmax */
 
 /* log_softmax(x)_j = (x_j - m) - log(sum_k exp(x_k - m)), the sum being >= 1 so
- * the log is never log(0) (JAX / SciPy's form). */
+ * the log is never log(0) (JAX / SciPy's form), with the log taken as log1p of the
+ * sum without the max's own 1 (see sum_exp_but_max). */
 SK_CLONES static void log_softmax_row_f64(const double *x, double *y, size_t n, double inv_t)
 {
     double m = row_max_f64(x, n);
@@ -133,11 +168,7 @@ SK_CLONES static void log_softmax_row_f64(const double *x, double *y, size_t n, 
         nonfinite_row_f64(x, y, n, 1);
         return;
     }
-    double s = 0.0;
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = 0; j < n; j++)
-        s += sk_exp_f64((x[j] - m) * inv_t);
-    double ls = log(s);
+    double ls = log1p(sum_exp_but_max_f64(x, n, m, inv_t));
     SK_SIMD
     for (size_t j = 0; j < n; j++)
         y[j] = (x[j] - m) * inv_t - ls;
@@ -150,11 +181,7 @@ SK_CLONES static void log_softmax_row_f32(const float *x, float *y, size_t n, fl
         nonfinite_row_f32(x, y, n, 1);
         return;
     }
-    double s = 0.0;
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = 0; j < n; j++)
-        s += (double)sk_exp_f32((x[j] - m) * inv_t);
-    float ls = (float)log(s);
+    float ls = (float)log1p(sum_exp_but_max_f32(x, n, m, inv_t));
     SK_SIMD
     for (size_t j = 0; j < n; j++)
         y[j] = (x[j] - m) * inv_t - ls;
@@ -172,9 +199,7 @@ void sk_log_softmax_f32(const float *x, float *y, size_t rows, size_t cols, floa
 
 /* ---------------------------------------------------------------- logsumexp */
 
-/* logsumexp = m + log1p(sum over all but the first max of exp(x - m)). Leaving the
- * max's own exp(0) = 1 out of the sum keeps the small terms: logsumexp([0, -40])
- * is 4.248e-18, where m + log(1 + 4.2e-18) would round to 0. */
+/* logsumexp = m + log1p(sum over all but the first max of exp(x - m)). */
 SK_CLONES static double logsumexp_row_f64(const double *x, size_t n)
 {
     if (n == 0)
@@ -186,17 +211,7 @@ SK_CLONES static double logsumexp_row_f64(const double *x, size_t n)
                 return NAN;
         return m; /* -inf (all -inf) or +inf */
     }
-    size_t k = 0;
-    while (x[k] != m)
-        k++;
-    double s = 0.0;
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = 0; j < k; j++)
-        s += sk_exp_f64(x[j] - m);
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = k + 1; j < n; j++)
-        s += sk_exp_f64(x[j] - m);
-    return m + log1p(s);
+    return m + log1p(sum_exp_but_max_f64(x, n, m, 1.0));
 }
 
 SK_CLONES static double logsumexp_row_f32(const float *x, size_t n)
@@ -210,17 +225,7 @@ SK_CLONES static double logsumexp_row_f32(const float *x, size_t n)
                 return NAN;
         return m;
     }
-    size_t k = 0;
-    while (x[k] != m)
-        k++;
-    double s = 0.0;
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = 0; j < k; j++)
-        s += (double)sk_exp_f32(x[j] - m);
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = k + 1; j < n; j++)
-        s += (double)sk_exp_f32(x[j] - m);
-    return (double)m + log1p(s);
+    return (double)m + log1p(sum_exp_but_max_f32(x, n, m, 1.0f));
 }
 
 void sk_logsumexp_f64(const double *x, double *out, size_t rows, size_t cols, int nthreads)
