@@ -23,6 +23,9 @@ from ._softmax import (
     softplus,
 )
 
+# fused linear + cross-entropy
+from ._linear_ce import linear_cross_entropy, linear_cross_entropy_and_grad
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -41,4 +44,7 @@ __all__ = [
     "log_softmax_backward",
     "sigmoid_backward",
     "sample",
+    # fused linear + cross-entropy
+    "linear_cross_entropy",
+    "linear_cross_entropy_and_grad",
 ]

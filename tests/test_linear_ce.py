@@ -1,0 +1,291 @@
+"""Fused linear + cross-entropy: equal to the unfused computation, chunked memory,
+PyTorch agreement, finite differences, edge cases and bad input."""
+import doctest
+import itertools
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import softmaxkit as smk
+from softmaxkit import _linear_ce
+
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def problem(rng, n=23, h=6, v=13, dtype=np.float64, ignore=None):
+    hidden = rng.standard_normal((n, h)).astype(dtype)
+    weight = rng.standard_normal((v, h)).astype(dtype)
+    bias = rng.standard_normal(v).astype(dtype)
+    target = rng.integers(0, v, size=n)
+    if ignore is not None:
+        target[::4] = ignore
+    return hidden, weight, bias, target
+
+
+def unfused(hidden, weight, target, bias=None, class_weight=None, **kw):
+    """The reference: full logits, smk.cross_entropy_and_grad, then the chain rule."""
+    logits = hidden @ weight.T
+    if bias is not None:
+        logits = logits + bias
+    loss, g = smk.cross_entropy_and_grad(logits, target, weight=class_weight, **kw)
+    return loss, (g @ weight, g.T @ hidden, None if bias is None else g.sum(axis=0))
+
+
+def assert_same(got, want, rtol, atol):
+    loss, grads = got
+    ref_loss, ref_grads = want
+    np.testing.assert_allclose(loss, ref_loss, rtol=rtol, atol=atol)
+    for g, r in zip(grads, ref_grads):
+        if r is None:
+            assert g is None
+        else:
+            assert g.shape == r.shape
+            np.testing.assert_allclose(g, r, rtol=rtol, atol=atol)
+
+
+# ---------------------------------------------------------------- equal to unfused
+
+
+@pytest.mark.parametrize(
+    "reduction, smoothing, with_weight, ignore, with_bias",
+    list(itertools.product(REDUCTIONS, [0.0, 0.25], [False, True], [None, -100], [False, True])),
+)
+def test_equals_unfused_float64(rng, reduction, smoothing, with_weight, ignore, with_bias):
+    hidden, weight, bias, target = problem(rng, ignore=ignore)
+    bias = bias if with_bias else None
+    cw = rng.uniform(0.2, 2.0, size=weight.shape[0]) if with_weight else None
+    kw = dict(ignore_index=ignore, label_smoothing=smoothing, reduction=reduction)
+    want = unfused(hidden, weight, target, bias, cw, **kw)
+    for chunk in (1, 5, None):
+        got = smk.linear_cross_entropy_and_grad(
+            hidden, weight, target, bias=bias, class_weight=cw, chunk_size=chunk, **kw
+        )
+        assert_same(got, want, rtol=1e-12, atol=1e-14)
+        loss = smk.linear_cross_entropy(
+            hidden, weight, target, bias=bias, class_weight=cw, chunk_size=chunk, **kw
+        )
+        np.testing.assert_allclose(loss, want[0], rtol=1e-12, atol=1e-14)
+
+
+def test_float32_within_documented_tolerance(rng):
+    # docs/linear_cross_entropy.md: float32 loss within 1e-5 relative of the float64
+    # result, gradients within 1e-5 of each array's largest magnitude.
+    hidden, weight, bias, target = problem(rng, n=300, h=64, v=1000, dtype=np.float32)
+    hidden *= 0.5
+    loss, grads = smk.linear_cross_entropy_and_grad(hidden, weight, target, bias=bias, chunk_size=37)
+    ref_loss, ref_grads = unfused(
+        hidden.astype(np.float64), weight.astype(np.float64), target, bias.astype(np.float64)
+    )
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    for g, r in zip(grads, ref_grads):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, r, rtol=0, atol=1e-5 * np.abs(r).max())
+
+
+def test_chunk_size_does_not_change_the_result(rng):
+    hidden, weight, bias, target = problem(rng, n=50, ignore=-1)
+    ref = smk.linear_cross_entropy_and_grad(hidden, weight, target, bias=bias, ignore_index=-1,
+                                            chunk_size=50)
+    for chunk in (1, 2, 7, 49, 1000):
+        got = smk.linear_cross_entropy_and_grad(hidden, weight, target, bias=bias,
+                                                ignore_index=-1, chunk_size=chunk)
+        assert_same(got, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_threads(rng, num_threads):
+    hidden, weight, bias, target = problem(rng, n=400, h=8, v=300)
+    got = smk.linear_cross_entropy_and_grad(hidden, weight, target, bias=bias, chunk_size=128)
+    assert_same(got, unfused(hidden, weight, target, bias), rtol=1e-12, atol=1e-14)
+
+
+# --------------------------------------------------------------------- oracles
+
+
+def test_matches_torch_autograd(rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    hidden, weight, bias, target = problem(rng, ignore=-100)
+    cw = rng.uniform(0.2, 2.0, size=weight.shape[0])
+    for reduction, eps in itertools.product(REDUCTIONS, [0.0, 0.1]):
+        ht, wt, bt = (torch.tensor(a, requires_grad=True) for a in (hidden, weight, bias))
+        loss_t = F.cross_entropy(F.linear(ht, wt, bt), torch.tensor(target), weight=torch.tensor(cw),
+                                 ignore_index=-100, label_smoothing=eps, reduction=reduction)
+        loss_t.sum().backward()
+        got = smk.linear_cross_entropy_and_grad(
+            hidden, weight, target, bias=bias, class_weight=cw, ignore_index=-100,
+            label_smoothing=eps, reduction=reduction, chunk_size=4,
+        )
+        want = (loss_t.detach().numpy(), (ht.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()))
+        assert_same(got, want, rtol=1e-12, atol=1e-14)
+
+
+def fd4(f, x, idx, step=1e-3):
+    """4th-order central difference of scalar f at x along coordinate idx."""
+    def at(d):
+        y = x.copy()
+        y[idx] += d
+        return f(y)
+    return (-at(2 * step) + 8 * at(step) - 8 * at(-step) + at(-2 * step)) / (12 * step)
+
+
+def test_gradients_against_finite_differences(rng):
+    hidden, weight, bias, target = problem(rng, n=9, h=4, v=7, ignore=3)
+    kw = dict(ignore_index=3, label_smoothing=0.1, chunk_size=2)
+    _, (gh, gw, gb) = smk.linear_cross_entropy_and_grad(hidden, weight, target, bias=bias, **kw)
+    loss = lambda h=hidden, w=weight, b=bias: float(  # noqa: E731
+        smk.linear_cross_entropy(h, w, target, bias=b, **kw))
+    for idx in [(1, 0), (5, 3), (8, 2)]:
+        assert fd4(lambda h: loss(h=h), hidden, idx) == pytest.approx(gh[idx], abs=1e-9)
+    for idx in [(0, 0), (6, 3), (4, 1)]:
+        assert fd4(lambda w: loss(w=w), weight, idx) == pytest.approx(gw[idx], abs=1e-9)
+    for idx in [(0,), (6,)]:
+        assert fd4(lambda b: loss(b=b), bias, idx) == pytest.approx(gb[idx], abs=1e-9)
+
+
+def test_doc_examples():
+    result = doctest.testmod(_linear_ce, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 6 and result.failed == 0
+
+
+# ----------------------------------------------------------- memory and edges
+
+
+def test_extra_memory_is_a_chunk_not_the_logits(rng):
+    # N x V float64 logits would be 64 MiB; a 64-row chunk is 2 MiB. The unfused
+    # path peaks above the logits' size; the fused one must stay near the chunk.
+    n, h, v = 2048, 8, 4096
+    hidden, weight, bias, target = problem(rng, n=n, h=h, v=v)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        loss, grads = smk.linear_cross_entropy_and_grad(hidden, weight, target, bias=bias, chunk_size=64)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    extra = peak - sum(g.nbytes for g in grads)
+    logits_bytes = n * v * 8
+    assert extra < 0.1 * logits_bytes, (extra, logits_bytes)
+
+
+def test_stable_where_the_naive_form_overflows():
+    # logits [0, 120] in float32: exp(120) overflows, logsumexp(z) - z[y] does not.
+    hidden = np.array([[1.0]], dtype=np.float32)
+    weight = np.array([[0.0], [120.0]], dtype=np.float32)
+    loss, (gh, gw, _) = smk.linear_cross_entropy_and_grad(hidden, weight, [0])
+    assert loss == pytest.approx(120.0, rel=1e-6)
+    assert np.isfinite(gh).all() and np.isfinite(gw).all()
+    assert gh[0, 0] == pytest.approx(120.0, rel=1e-6)  # (p - onehot) @ W = 1 * 120
+
+
+def test_all_ignored_and_empty(rng):
+    hidden, weight, bias, target = problem(rng, n=5)
+    target[:] = -100
+    loss, (gh, gw, gb) = smk.linear_cross_entropy_and_grad(hidden, weight, target, bias=bias,
+                                                           ignore_index=-100)
+    assert np.isnan(loss)
+    assert not gh.any() and not gw.any() and not gb.any()
+    assert smk.linear_cross_entropy(hidden, weight, target, ignore_index=-100, reduction="sum") == 0
+    empty = np.empty((0, weight.shape[1]))
+    loss, (gh, gw, gb) = smk.linear_cross_entropy_and_grad(empty, weight, np.empty(0, int), bias=bias)
+    assert np.isnan(loss) and gh.shape == (0, weight.shape[1])
+    assert not gw.any() and not gb.any() and gw.shape == weight.shape
+    out = smk.linear_cross_entropy(empty, weight, np.empty(0, int), reduction="none")
+    assert out.shape == (0,)
+
+
+def test_ignored_rows_have_zero_gradient_and_loss(rng):
+    hidden, weight, bias, target = problem(rng, ignore=7)
+    kept = target != 7
+    loss, (gh, _, _) = smk.linear_cross_entropy_and_grad(
+        hidden, weight, target, bias=bias, ignore_index=7, reduction="none", chunk_size=3)
+    assert not gh[~kept].any() and not loss[~kept].any()
+    # and the kept rows alone give the same sum
+    ref = smk.linear_cross_entropy(hidden[kept], weight, target[kept], bias=bias, reduction="sum")
+    assert loss.sum() == pytest.approx(ref, rel=1e-13)
+
+
+def test_reductions_are_consistent(rng):
+    hidden, weight, bias, target = problem(rng, ignore=0)
+    cw = rng.uniform(0.5, 1.5, size=weight.shape[0])
+    kw = dict(bias=bias, class_weight=cw, ignore_index=0, chunk_size=4)
+    rows = smk.linear_cross_entropy(hidden, weight, target, reduction="none", **kw)
+    total = smk.linear_cross_entropy(hidden, weight, target, reduction="sum", **kw)
+    mean = smk.linear_cross_entropy(hidden, weight, target, reduction="mean", **kw)
+    assert rows.sum() == pytest.approx(total, rel=1e-13)
+    assert mean == pytest.approx(total / cw[target[target != 0]].sum(), rel=1e-13)
+
+
+def test_zero_gradient_at_the_optimum_of_a_smoothed_target():
+    # With eps = 1 the target is uniform; zero logits are its optimum: every
+    # gradient vanishes and the loss is log V.
+    v, h = 5, 3
+    hidden = np.ones((4, h))
+    weight = np.zeros((v, h))
+    loss, (gh, gw, gb) = smk.linear_cross_entropy_and_grad(
+        hidden, weight, [0, 1, 2, 3], bias=np.zeros(v), label_smoothing=1.0)
+    assert loss == pytest.approx(np.log(v), rel=1e-15)
+    assert np.abs(gh).max() < 1e-15 and np.abs(gw).max() < 1e-15 and np.abs(gb).max() < 1e-15
+
+
+def test_layouts_dtypes_and_no_writeback(rng):
+    hidden, weight, bias, target = problem(rng)
+    ref = smk.linear_cross_entropy_and_grad(hidden, weight, target, bias=bias)
+    copies = [a.copy() for a in (hidden, weight, bias, target)]
+    for arr in (hidden, weight, bias):
+        arr.flags.writeable = False
+    variants = [
+        (np.asfortranarray(hidden), np.asfortranarray(weight)),  # F-order
+        (np.repeat(hidden, 2, axis=1)[:, ::2], np.repeat(weight, 2, axis=1)[:, ::2]),  # strided
+        (hidden, weight),  # read-only
+    ]
+    for h, w in variants:
+        got = smk.linear_cross_entropy_and_grad(h, w, target.astype(np.int32), bias=bias, chunk_size=4)
+        assert_same(got, ref, rtol=1e-12, atol=1e-14)
+    for arr, orig in zip((hidden, weight, bias, target), copies):
+        np.testing.assert_array_equal(arr, orig)
+    # float16 is computed in float32 and returned as float16; ints become float64.
+    loss16, grads16 = smk.linear_cross_entropy_and_grad(
+        hidden.astype(np.float16), weight.astype(np.float16), target)
+    assert loss16.dtype == np.float16 and all(g.dtype == np.float16 for g in grads16[:2])
+    loss_int = smk.linear_cross_entropy(np.ones((2, 3), int), np.arange(12).reshape(4, 3), [0, 3])
+    assert loss_int.dtype == np.float64
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(hidden=np.ones(3)), ValueError, r"hidden must have shape \(N, H\)"),
+        (dict(weight=np.ones((4, 5))), ValueError, r"weight must have shape \(V, H\) with H = .* 3"),
+        (dict(weight=np.ones((0, 3))), ValueError, "at least one row"),
+        (dict(hidden=np.ones((2, 3), complex)), TypeError, "hidden must be an array of real"),
+        (dict(target=[0.0, 1.0]), TypeError, "target must be an array of integer"),
+        (dict(target=[0, 1, 2]), ValueError, r"target must have shape \(N,\) = \(2,\)"),
+        (dict(target=[0, 4]), ValueError, r"target\[1\] = 4 is not a class index in \[0, 4\)"),
+        (dict(target=[-100, 1]), ValueError, r"target\[0\] = -100"),
+        (dict(target=[-1, 1], ignore_index=-100), ValueError, r"target\[0\] = -1 .* ignore_index \(-100\)"),
+        (dict(bias=np.ones(3)), ValueError, r"bias must have shape \(V,\) = \(4,\)"),
+        (dict(class_weight=np.ones(3)), ValueError, r"class_weight must have shape"),
+        (dict(class_weight=[1.0, -1.0, 1.0, 1.0]), ValueError, r"class_weight\[1\] = -1.0"),
+        (dict(class_weight=[1.0, np.nan, 1.0, 1.0]), ValueError, r"finite and >= 0"),
+        (dict(label_smoothing=1.5), ValueError, "label_smoothing must be in"),
+        (dict(label_smoothing="0.1"), TypeError, "label_smoothing must be a float"),
+        (dict(reduction="batchmean"), ValueError, "reduction must be one of"),
+        (dict(ignore_index=1.5), TypeError, "ignore_index must be an int"),
+        (dict(chunk_size=0), ValueError, "chunk_size must be a positive int, got 0"),
+        (dict(chunk_size=True), TypeError, "chunk_size must be a positive int"),
+    ],
+)
+def test_bad_input(kwargs, exc, match):
+    args = dict(hidden=np.ones((2, 3)), weight=np.ones((4, 3)), target=[0, 1])
+    args.update(kwargs)
+    hidden, weight, target = args.pop("hidden"), args.pop("weight"), args.pop("target")
+    with pytest.raises(exc, match=match):
+        smk.linear_cross_entropy(hidden, weight, target, **args)
+    with pytest.raises(exc, match=match):
+        smk.linear_cross_entropy_and_grad(hidden, weight, target, **args)
