@@ -26,6 +26,27 @@ from ._softmax import (
 # fused linear + cross-entropy
 from ._linear_ce import linear_cross_entropy, linear_cross_entropy_and_grad
 
+# losses
+from ._losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_and_grad,
+    binary_cross_entropy_grad,
+    binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_and_grad,
+    binary_cross_entropy_with_logits_grad,
+    cross_entropy,
+    cross_entropy_and_grad,
+    cross_entropy_grad,
+    entropy,
+    kl_div,
+    kl_div_and_grad,
+    kl_div_grad,
+    nll_loss,
+    nll_loss_and_grad,
+    nll_loss_grad,
+    perplexity,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -44,6 +65,24 @@ __all__ = [
     "log_softmax_backward",
     "sigmoid_backward",
     "sample",
+    # losses
+    "cross_entropy",
+    "cross_entropy_grad",
+    "cross_entropy_and_grad",
+    "nll_loss",
+    "nll_loss_grad",
+    "nll_loss_and_grad",
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+    "binary_cross_entropy_and_grad",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_grad",
+    "binary_cross_entropy_with_logits_and_grad",
+    "kl_div",
+    "kl_div_grad",
+    "kl_div_and_grad",
+    "entropy",
+    "perplexity",
     # fused linear + cross-entropy
     "linear_cross_entropy",
     "linear_cross_entropy_and_grad",
