@@ -260,7 +260,8 @@ def test_plumbing_matrix(dtype, layout, axis, num_threads):
     np.testing.assert_allclose(lp, ref_along(ref.log_softmax_ref, xd, axis), rtol=tol, atol=tol * 50)
     moved = np.moveaxis(xd, axis, -1)
     lse_ref = ref.logsumexp_ref(moved.reshape(-1, moved.shape[-1])).reshape(moved.shape[:-1])
-    np.testing.assert_allclose(smk.logsumexp(x, axis=axis), lse_ref, rtol=tol)
+    # lse near 0 comes from cancellation (m + log1p(s)): its error is absolute.
+    np.testing.assert_allclose(smk.logsumexp(x, axis=axis), lse_ref, rtol=tol, atol=tol * 10)
     for f, kw in ((smk.softmax, {}), (smk.log_softmax, {})):
         out = np.empty(x.shape, dtype)
         got = f(x, axis=axis, out=out, **kw)

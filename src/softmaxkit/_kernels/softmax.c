@@ -6,7 +6,7 @@
  * of up to a few hundred thousand elements stays in L2 between passes, so memory
  * sees one read of x and one write of y, the same traffic as a copy. (An online,
  * one-pass softmax needs two exps per element; with exp as the bottleneck here the
- * three-pass form is faster.) Sums of float32 rows are accumulated in float64.
+ * three-pass form is faster.) float32 sums: float blocks added in float64.
  */
 #include "softmax.h"
 #include "sk_common.h"
@@ -68,38 +68,41 @@ static void nonfinite_row_f32(const float *x, float *y, size_t n, int log_out)
         y[j] = x[j] == INFINITY ? hit : miss;
 }
 
-/* sum_j exp((x_j - m) * inv_t) over all j but the first index of the max m.
- * The max's own term is exactly 1; leaving it out and finishing with log1p keeps
- * the small terms that log(1 + small) would round away: logsumexp([0, -40]) is
- * 4.248e-18, not 0, and log_softmax of the dominant entry keeps its digits too. */
+/* sum_j exp((x_j - m) * inv_t) less the max's own term, which is exactly 1.
+ * Leaving it out and finishing with log1p keeps the small terms that
+ * log(1 + small) would round away: logsumexp([0, -40]) is 4.248e-18, not 0, and
+ * log_softmax of the dominant entry keeps its digits too. Entries equal to m are
+ * counted instead of summed (a blend the vectoriser handles, where searching for
+ * the first max is a scalar loop), and all but one of them added back as 1s. */
 SK_CLONES static double sum_exp_but_max_f64(const double *x, size_t n, double m, double inv_t)
 {
-    size_t k = 0;
-    while (x[k] != m)
-        k++;
-    double s = 0.0;
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = 0; j < k; j++)
-        s += sk_exp_f64((x[j] - m) * inv_t);
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = k + 1; j < n; j++)
-        s += sk_exp_f64((x[j] - m) * inv_t);
-    return s;
+    double s = 0.0, count = 0.0;
+    SK_SIMD_REDUCE(+, s, count)
+    for (size_t j = 0; j < n; j++) {
+        double e = sk_exp_f64((x[j] - m) * inv_t);
+        s += x[j] == m ? 0.0 : e;
+        count += x[j] == m ? 1.0 : 0.0;
+    }
+    return s + (count - 1.0);
 }
 
+/* The same in float32, by blocks (see SK_F32_BLOCK). */
 SK_CLONES static double sum_exp_but_max_f32(const float *x, size_t n, float m, float inv_t)
 {
-    size_t k = 0;
-    while (x[k] != m)
-        k++;
-    double s = 0.0;
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = 0; j < k; j++)
-        s += (double)sk_exp_f32((x[j] - m) * inv_t);
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = k + 1; j < n; j++)
-        s += (double)sk_exp_f32((x[j] - m) * inv_t);
-    return s;
+    double s = 0.0, count = 0.0;
+    for (size_t b = 0; b < n; b += SK_F32_BLOCK) {
+        size_t end = n - b < SK_F32_BLOCK ? n : b + SK_F32_BLOCK;
+        float sb = 0.0f, cb = 0.0f;
+        SK_SIMD_REDUCE(+, sb, cb)
+        for (size_t j = b; j < end; j++) {
+            float e = sk_exp_f32((x[j] - m) * inv_t);
+            sb += x[j] == m ? 0.0f : e;
+            cb += x[j] == m ? 1.0f : 0.0f;
+        }
+        s += (double)sb;
+        count += (double)cb;
+    }
+    return s + (count - 1.0);
 }
 
 /* ------------------------------------------------------------------ softmax */
@@ -134,11 +137,16 @@ SK_CLONES static void softmax_row_f32(const float *x, float *y, size_t n, float 
         return;
     }
     double s = 0.0;
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = 0; j < n; j++) {
-        float e = sk_exp_f32((x[j] - m) * inv_t);
-        y[j] = e;
-        s += (double)e;
+    for (size_t b = 0; b < n; b += SK_F32_BLOCK) {
+        size_t end = n - b < SK_F32_BLOCK ? n : b + SK_F32_BLOCK;
+        float sb = 0.0f;
+        SK_SIMD_REDUCE(+, sb)
+        for (size_t j = b; j < end; j++) {
+            float e = sk_exp_f32((x[j] - m) * inv_t);
+            y[j] = e;
+            sb += e;
+        }
+        s += (double)sb;
     }
     float sf = (float)s;
     SK_SIMD
@@ -258,9 +266,14 @@ SK_CLONES static void softmax_backward_row_f64(const double *p, const double *g,
 SK_CLONES static void softmax_backward_row_f32(const float *p, const float *g, float *dx, size_t n)
 {
     double dot = 0.0;
-    SK_SIMD_REDUCE(+, dot)
-    for (size_t j = 0; j < n; j++)
-        dot += p[j] != 0.0f ? (double)p[j] * (double)g[j] : 0.0;
+    for (size_t b = 0; b < n; b += SK_F32_BLOCK) {
+        size_t end = n - b < SK_F32_BLOCK ? n : b + SK_F32_BLOCK;
+        float db = 0.0f;
+        SK_SIMD_REDUCE(+, db)
+        for (size_t j = b; j < end; j++)
+            db += p[j] != 0.0f ? p[j] * g[j] : 0.0f;
+        dot += (double)db;
+    }
     float dotf = (float)dot;
     SK_SIMD
     for (size_t j = 0; j < n; j++)
@@ -285,9 +298,14 @@ SK_CLONES static void log_softmax_backward_row_f64(const double *lp, const doubl
 SK_CLONES static void log_softmax_backward_row_f32(const float *lp, const float *g, float *dx, size_t n)
 {
     double sg = 0.0;
-    SK_SIMD_REDUCE(+, sg)
-    for (size_t j = 0; j < n; j++)
-        sg += lp[j] != -INFINITY ? (double)g[j] : 0.0;
+    for (size_t b = 0; b < n; b += SK_F32_BLOCK) {
+        size_t end = n - b < SK_F32_BLOCK ? n : b + SK_F32_BLOCK;
+        float gb = 0.0f;
+        SK_SIMD_REDUCE(+, gb)
+        for (size_t j = b; j < end; j++)
+            gb += lp[j] != -INFINITY ? g[j] : 0.0f;
+        sg += (double)gb;
+    }
     float sgf = (float)sg;
     SK_SIMD
     for (size_t j = 0; j < n; j++)
