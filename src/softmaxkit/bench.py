@@ -424,7 +424,7 @@ def linear_table(rows) -> list[list[str]]:
         extra = "—" if r["extra_bytes"] is None else f"{r['extra_bytes'] / 2**20:.1f}"
         mem = "—" if r["memory_vs_unfused"] is None else f"{100 * r['memory_vs_unfused']:.1f}%"
         out.append([r["op"], "x".join(map(str, r["shape"])), str(r["threads"]),
-                    f"{r['time_s']:.3f}", f"{r['time_vs_unfused']:.2f}x", extra, mem])
+                    f"{r['time_s']:.4g}", f"{r['time_vs_unfused']:.2f}x", extra, mem])
     return out
 
 
@@ -451,8 +451,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"softmaxkit {m['softmaxkit']}, NumPy {m['numpy']} ({m['numpy_blas']}), "
         f"SciPy {m['scipy']}, PyTorch {m['torch'] or 'not installed'}.",
         "",
-        f"Command: `{report['command']}`. Best of {report['config']['repeat']} calls after a "
-        "warm-up. `vs copy/read`: time over `np.copyto` of the same array (`copy`) or over "
+        f"Command: `{report['command']}`. Each time is the best of up to "
+        f"{report['config']['repeat']} calls after a warm-up call. `vs copy/read`: time over `np.copyto` of the same array (`copy`) or over "
         "`x.sum(axis=-1)` (`read`), measured in the same run. `SciPy / smk` and "
         "`PyTorch / smk` are speed-ups (above 1: softmaxkit is faster); SciPy is "
         "single-threaded and timed at 1 thread.",
@@ -464,8 +464,11 @@ def markdown_report(report: dict[str, Any]) -> str:
             "",
             "## Fused linear + cross-entropy",
             "",
-            "Loss and the gradients of hidden, weight and bias, float32. `peak extra`: "
-            "peak `tracemalloc` bytes during the call minus the gradients returned.",
+            "Loss and the gradients of hidden, weight and bias, float32. `unfused`: the "
+            "full logits, `cross_entropy_and_grad`, then the two products. `peak extra`: "
+            "peak `tracemalloc` bytes during the call minus the gradients it returns "
+            "(torch's allocator is not traced). Time: best of "
+            f"{report['config']['linear_ce_repeat']} timed call(s) after the traced call.",
             "",
             markdown_table(LINEAR_HEADER, linear_table(report["linear_ce"])),
         ]
@@ -542,15 +545,16 @@ def main(argv: list[str] | None = None) -> int:
     if ("ce" in sections) and not _has_losses():
         notes.append("cross-entropy rows skipped: softmaxkit.cross_entropy_and_grad is not available.")
     linear = []
+    linear_repeat = args.repeat or 1  # each call is long: one timed call by default
     if "linear-ce" in sections:
         lshape = args.linear_ce_shape or (QUICK_LINEAR_CE if args.quick else FULL_LINEAR_CE)
-        linear = run_linear_ce(tuple(lshape), args.threads, args.repeat or 1, torch, log)
+        linear = run_linear_ce(tuple(lshape), args.threads, linear_repeat, torch, log)
 
     report = {
         "machine": machine_info(torch),
         "command": "python -m softmaxkit.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "config": {"sections": sections, "threads": args.threads, "repeat": repeat,
-                   "quick": args.quick},
+                   "linear_ce_repeat": linear_repeat, "quick": args.quick},
         "kernels": kernels,
         "linear_ce": linear,
         "notes": notes,

@@ -1,0 +1,117 @@
+"""The benchmark suite's plumbing (tiny --quick shapes): tables, Markdown, JSON, the
+entry points and argument errors. No timing assertions: numbers at these sizes mean
+nothing."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softmaxkit import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+SOFTMAX_OPS = {"softmax", "log_softmax", "logsumexp", "sigmoid", "softmax_backward",
+               "log_softmax_backward"}
+
+
+def test_quick_run_writes_table_markdown_and_json(tmp_path, capsys):
+    md, js = tmp_path / "bench.md", tmp_path / "bench.json"
+    argv = ["--quick", "--threads", "1,2", "--sections", "softmax,ce,linear-ce",
+            "--markdown", str(md), "--json", str(js)]
+    assert bench.main(argv) == 0
+    report = json.loads(js.read_text())
+
+    machine = report["machine"]
+    for key in ("date", "cpu", "cores", "numpy", "scipy", "softmaxkit", "python"):
+        assert machine[key], key
+    assert machine["cores"] >= 1
+
+    rows = report["kernels"]
+    shapes = [list(s) for s in bench.QUICK_SHAPES]
+    softmax_rows = [r for r in rows if r["section"] == "softmax"]
+    # every op x shape x dtype x thread count, once
+    keys = {(r["op"], tuple(r["shape"]), r["dtype"], r["threads"]) for r in softmax_rows}
+    assert len(keys) == len(softmax_rows) == len(SOFTMAX_OPS) * len(shapes) * 2 * 2
+    assert {r["op"] for r in softmax_rows} == SOFTMAX_OPS
+    ce_rows = [r for r in rows if r["section"] == "ce"]
+    assert {r["op"] for r in ce_rows} == {"cross_entropy", "cross_entropy_and_grad"}
+    assert len(ce_rows) == 2 * len(shapes) * 2
+    torch_installed = machine["torch"] is not None
+    for r in rows:
+        assert r["time_s"] > 0 and r["baseline_s"] > 0
+        assert math.isclose(r["ratio_to_baseline"], r["time_s"] / r["baseline_s"])
+        assert r["baseline"] == ("read" if r["op"] in ("logsumexp", "cross_entropy") else "copy")
+        assert (r["torch_s"] is not None) == torch_installed
+        if r["op"] in ("softmax", "log_softmax", "logsumexp", "sigmoid"):
+            assert math.isclose(r["speedup_vs_scipy"], r["scipy_s"] / r["time_s"])
+        else:
+            assert r["scipy_s"] is None and r["speedup_vs_scipy"] is None
+    # SciPy is single-threaded: timed once per op and shape, shared by the thread rows
+    for op in ("softmax", "sigmoid"):
+        pair = [r["scipy_s"] for r in softmax_rows if r["op"] == op and r["shape"] == shapes[0]
+                and r["dtype"] == "float32"]
+        assert len(pair) == 2 and pair[0] == pair[1]
+
+    linear = report["linear_ce"]
+    assert {r["op"] for r in linear} >= {"unfused", "fused"}
+    for r in linear:
+        if r["op"] in ("unfused", "fused"):
+            assert r["extra_bytes"] > 0 and r["memory_vs_unfused"] > 0
+    unfused = [r for r in linear if r["op"] == "unfused"]
+    assert all(r["time_vs_unfused"] == 1.0 and r["memory_vs_unfused"] == 1.0 for r in unfused)
+
+    text = md.read_text()
+    assert text.startswith("# softmaxkit benchmark")
+    assert "| function | shape | dtype | threads |" in text
+    assert "## Fused linear + cross-entropy" in text
+    table_lines = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(table_lines) == len(rows) + 1 + len(linear) + 1  # rows plus two headers
+    assert machine["cpu"] in text
+
+    out = capsys.readouterr().out
+    assert "softmaxkit ms" in out and "peak extra MiB" in out
+    assert out.count("cross_entropy_and_grad") == len(shapes) * 2
+
+
+def test_no_torch_leaves_its_columns_empty(tmp_path):
+    js = tmp_path / "b.json"
+    assert bench.main(["--quick", "--threads", "1", "--sections", "softmax", "--no-torch",
+                       "--json", str(js)]) == 0
+    report = json.loads(js.read_text())
+    assert report["kernels"] and report["linear_ce"] == []
+    assert all(r["torch_s"] is None and r["speedup_vs_torch"] is None for r in report["kernels"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["--sections", "softmax,bogus"],
+    ["--threads", "0"],
+    ["--threads", "one"],
+    ["--linear-ce-shape", "1,2"],
+    ["--repeat", "0"],
+])
+def test_bad_arguments_exit_with_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--quick"] + argv)
+    assert info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_helpers():
+    calls = []
+    t = bench.best_time(lambda: calls.append(1), repeat=4, budget=10.0)
+    assert t >= 0 and len(calls) == 5  # one warm-up, four timed
+    peak, arr = bench.peak_memory(lambda: np.ones(2**17))  # 1 MiB of float64
+    assert peak >= arr.nbytes
+    assert bench.text_table(["a", "bb"], [["xyz", "1"]]).splitlines()[0].split() == ["a", "bb"]
+
+
+@pytest.mark.parametrize("cmd", [
+    [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--help"],
+    [sys.executable, "-m", "softmaxkit.bench", "--help"],
+])
+def test_entry_points(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert "--quick" in out.stdout and "--markdown" in out.stdout
