@@ -55,8 +55,10 @@ PROB_FLOOR = 1e-7
 
 # PyTorch's binary_cross_entropy clamps each log at -100 and divides its gradient
 # by max(p (1 - p), 1e-12); we keep both so the values and gradients equal torch's.
+# (Its 1e-12 is a float32 constant, 9.99999996e-13: p = 0, y = 1 gives a gradient
+# of -1.000000004e12 in float64.)
 BCE_LOG_FLOOR = -100.0
-BCE_GRAD_EPS = 1e-12
+BCE_GRAD_EPS = float(np.float32(1e-12))
 
 
 # ------------------------------------------------------------------ validation
@@ -212,7 +214,7 @@ def _check_probs(p: np.ndarray, name: str) -> None:
         i = int(np.flatnonzero(off)[0])
         raise ValueError(
             f"{name} holds probabilities (from_logits=False), but row {i} sums to "
-            f"{sums[i]!r}, not 1 (tolerance {tol:.1e}); pass logits with from_logits=True"
+            f"{float(sums[i])!r}, not 1 (tolerance {tol:.1e}); pass logits with from_logits=True"
         )
 
 

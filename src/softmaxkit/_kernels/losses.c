@@ -256,7 +256,7 @@ SK_CLONES static double ce_hard_row_f64(const double *x, int64_t t, const double
         write_grad_f64(grad, w, n, gs * (hard + cs * wsum) / (1.0 + sm1), gs * cs);
         grad[t] -= gs * hard;
     }
-    return loss;
+    return isnan(sm1) ? NAN : loss; /* a NaN logit shows even where its terms weigh 0 */
 }
 
 SK_CLONES static double ce_hard_row_f32(const float *x, int64_t t, const float *w, size_t n,
@@ -289,7 +289,7 @@ SK_CLONES static double ce_hard_row_f32(const float *x, int64_t t, const float *
         write_grad_f32(grad, w, n, (float)(gs * (hard + cs * wsum) / (1.0 + sm1)), (float)(gs * cs));
         grad[t] = (float)((double)grad[t] - gs * hard);
     }
-    return loss;
+    return isnan(sm1) ? NAN : loss;
 }
 
 /* W = sum_c w[c] (C when w is NULL). */
