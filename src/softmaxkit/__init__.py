@@ -47,6 +47,9 @@ from ._losses import (
     perplexity,
 )
 
+# estimator, data, explain
+from ._explain import explain, explain_sigmoid
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -86,4 +89,27 @@ __all__ = [
     # fused linear + cross-entropy
     "linear_cross_entropy",
     "linear_cross_entropy_and_grad",
+    # estimator, data, explain
+    "SoftmaxRegression",
+    "datasets",
+    "explain",
+    "explain_sigmoid",
 ]
+
+
+# SoftmaxRegression and datasets need scikit-learn and SciPy (about 0.8 s to import):
+# loaded on first use (PEP 562), so `import softmaxkit` stays fast.
+def __getattr__(name):
+    if name == "SoftmaxRegression":
+        from ._regression import SoftmaxRegression
+
+        return SoftmaxRegression
+    if name == "datasets":
+        import importlib
+
+        return importlib.import_module(".datasets", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"SoftmaxRegression", "datasets"})

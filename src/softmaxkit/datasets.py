@@ -1,0 +1,522 @@
+"""Data sets and file readers for softmax regression.
+
+Every loader returns a :class:`Dataset`: the feature matrix ``X`` (float64, shape
+``(n_samples, n_features)``), the labels ``y`` (shape ``(n_samples,)``, or None when
+the file holds no labels), and the feature names when the file has them. A Dataset
+unpacks like a pair, so ``X, y = load_csv("iris.csv")`` works.
+
+Formats
+-------
+* ``load_digits()``: scikit-learn's bundled copy of the UCI handwritten digits
+  (1797 images of 8 x 8 pixels, values 0..16, classes 0..9). No download.
+* ``.npz``: NumPy archive with an array ``X`` (2-D, numeric) and, optionally, ``y``.
+  Read with ``allow_pickle=False``.
+* ``.csv``: a header row of column names, then one row per sample; the label column
+  is chosen by name (default: the last column). Feature cells must be numbers.
+* IDX (MNIST, Fashion-MNIST): ``*-images-idx3-ubyte`` with its
+  ``*-labels-idx1-ubyte``, raw or gzip-compressed (``.gz``, detected from the
+  content). :func:`load_idx` reads any single IDX file into an array.
+
+Malformed files raise ``ValueError`` with the file name and what is wrong (a ragged
+row, a non-numeric cell, a missing label column, a bad IDX magic number, ...). A
+missing file raises ``FileNotFoundError``.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Dataset",
+    "load",
+    "load_digits",
+    "load_npz",
+    "load_csv",
+    "load_idx",
+    "load_mnist",
+    "csv_header",
+]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features, labels and names read from one source.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features), float64
+        The features.
+    y : ndarray of shape (n_samples,) or None
+        The labels (ints, or strings for text labels); None when the source has none.
+    feature_names : list of str or None
+        Column names, when the source has them (CSV).
+    target_name : str or None
+        Name of the label column (CSV), when there is one.
+    name : str
+        Where the data came from ("digits" or the file path).
+
+    Notes
+    -----
+    Iterating gives ``X`` and ``y``, so a Dataset unpacks as ``X, y = dataset``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None
+    feature_names: list[str] | None = None
+    target_name: str | None = None
+    name: str = ""
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __iter__(self) -> Iterator:
+        return iter((self.X, self.y))
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+
+def _existing(path) -> Path:
+    p = Path(os.fspath(path))
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file")
+    if p.is_dir():
+        raise ValueError(f"{p}: is a directory, expected a data file")
+    return p
+
+
+# ---------------------------------------------------------------------------- digits
+
+
+def load_digits() -> Dataset:
+    """The handwritten digits bundled with scikit-learn (no download).
+
+    Returns
+    -------
+    Dataset
+        ``X`` of shape (1797, 64), float64 pixel intensities 0..16; ``y`` int64
+        digits 0..9; ``feature_names`` ``pixel_0_0`` ... ``pixel_7_7``.
+
+    Examples
+    --------
+    >>> from softmaxkit import datasets
+    >>> X, y = datasets.load_digits()
+    >>> X.shape, sorted(set(y.tolist())) == list(range(10))
+    ((1797, 64), True)
+    """
+    from sklearn.datasets import load_digits as _sk_load_digits
+
+    bunch = _sk_load_digits()
+    return Dataset(
+        X=np.asarray(bunch.data, dtype=np.float64),
+        y=np.asarray(bunch.target, dtype=np.int64),
+        feature_names=list(bunch.feature_names),
+        target_name="digit",
+        name="digits",
+    )
+
+
+# ---------------------------------------------------------------------------- npz
+
+
+def load_npz(path, *, require_labels: bool = True) -> Dataset:
+    """Read a NumPy ``.npz`` archive holding ``X`` and ``y``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The archive. Read with ``allow_pickle=False``: object arrays are refused.
+    require_labels : bool, default True
+        When False, an archive without ``y`` is accepted and ``y`` is None.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ValueError
+        Not an ``.npz`` archive, no ``X`` (or no ``y`` when required), ``X`` not a
+        numeric 2-D array, ``y`` not 1-D, or their lengths differ.
+    """
+    p = _existing(path)
+    try:
+        with np.load(p, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise ValueError(f"{p}: is a single .npy array, expected an .npz archive with X and y")
+            arrays = {key: archive[key] for key in archive.files}
+    except ValueError as exc:
+        if str(exc).startswith(str(p)):
+            raise
+        raise ValueError(f"{p}: cannot read as .npz ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{p}: not a readable .npz archive ({exc})") from None
+    if "X" not in arrays:
+        raise ValueError(f"{p}: no array named 'X' (found {sorted(arrays) or 'nothing'})")
+    X = arrays["X"]
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{p}: X must be numeric, got dtype {X.dtype}")
+    if X.ndim == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim > 2:  # images: flatten each sample
+        X = X.reshape(X.shape[0], -1)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y = arrays.get("y")
+    if y is None:
+        if require_labels:
+            raise ValueError(f"{p}: no array named 'y' (found {sorted(arrays)}); labels are needed")
+    else:
+        if y.ndim != 1:
+            raise ValueError(f"{p}: y must be 1-D (one label per row of X), got shape {y.shape}")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"{p}: X has {X.shape[0]} rows but y has {y.shape[0]} labels")
+    return Dataset(X=X, y=y, name=str(p))
+
+
+# ---------------------------------------------------------------------------- csv
+
+
+def _read_csv_rows(p: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and data rows of a CSV file, checked for a header and equal lengths."""
+    opener = gzip.open if _is_gzip(p) else open
+    try:
+        with opener(p, "rt", newline="", encoding="utf-8-sig") as fh:
+            rows = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
+    except (OSError, EOFError, csv.Error) as exc:
+        raise ValueError(f"{p}: cannot read as CSV ({exc})") from None
+    if not rows:
+        raise ValueError(f"{p}: empty file, expected a header row and data rows")
+    header = [c.strip() for c in rows[0]]
+    for name in header:
+        if not name:
+            raise ValueError(f"{p}: bad header: empty column name in {rows[0]!r}")
+        if _is_number(name):
+            raise ValueError(
+                f"{p}: bad header: the first row must hold column names, got the number {name!r}"
+            )
+    dup = sorted({n for n in header if header.count(n) > 1})
+    if dup:
+        raise ValueError(f"{p}: bad header: repeated column name(s) {dup}")
+    data = rows[1:]
+    if not data:
+        raise ValueError(f"{p}: no data rows after the header")
+    for i, row in enumerate(data):
+        if len(row) != len(header):
+            raise ValueError(
+                f"{p}: ragged rows: line {i + 2} has {len(row)} fields, the header has {len(header)}"
+            )
+    return header, data
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def csv_header(path) -> list[str]:
+    """The column names of a CSV file (its first row), checked as :func:`load_csv` does."""
+    return _read_csv_rows(_existing(path))[0]
+
+
+def _labels_from_strings(values: list[str]) -> np.ndarray:
+    """Labels as int64 when every one is an integer, else as strings."""
+    stripped = [v.strip() for v in values]
+    try:
+        as_float = [float(v) for v in stripped]
+    except ValueError:
+        return np.array(stripped, dtype=str)
+    if all(math.isfinite(f) and f == int(f) for f in as_float):
+        return np.array([int(f) for f in as_float], dtype=np.int64)
+    return np.array(stripped, dtype=str)
+
+
+def load_csv(
+    path,
+    label_column: str | None = None,
+    *,
+    feature_columns: Sequence[str] | None = None,
+    require_labels: bool = True,
+) -> Dataset:
+    """Read a CSV file with a header row: numeric features and one label column.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (may be gzip-compressed).
+    label_column : str, optional
+        Name of the label column. Default: the last column. Labels that are all
+        integers become int64, anything else stays text.
+    feature_columns : sequence of str, optional
+        The feature columns, in this order. Default: every column but the label.
+    require_labels : bool, default True
+        When False, the file need not have a label column: if ``label_column`` is
+        given and present it is read as labels, otherwise ``y`` is None and every
+        column is a feature (or only ``feature_columns`` when given).
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ValueError
+        Empty file, bad header (empty, numeric or repeated names), ragged rows,
+        a missing label or feature column, or a non-numeric feature cell (the line
+        and column are named).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from softmaxkit import datasets
+    >>> d = tempfile.mkdtemp(); f = os.path.join(d, "toy.csv")
+    >>> _ = open(f, "w").write("a,b,label\\n1,2,cat\\n3,4,dog\\n")
+    >>> X, y = datasets.load_csv(f)
+    >>> X.tolist(), y.tolist()
+    ([[1.0, 2.0], [3.0, 4.0]], ['cat', 'dog'])
+    """
+    p = _existing(path)
+    header, data = _read_csv_rows(p)
+    if label_column is not None and not isinstance(label_column, str):
+        raise TypeError(f"label_column must be a column name (str), got {label_column!r}")
+    if label_column is None:
+        label = header[-1] if require_labels else None
+    elif label_column in header:
+        label = label_column
+    elif require_labels:
+        raise ValueError(
+            f"{p}: missing label column {label_column!r} (columns: {', '.join(header)})"
+        )
+    else:
+        label = None
+    if feature_columns is None:
+        features = [h for h in header if h != label]
+    else:
+        features = list(feature_columns)
+        missing = [f for f in features if f not in header]
+        if missing:
+            raise ValueError(f"{p}: missing feature column(s) {missing} (columns: {', '.join(header)})")
+    if not features:
+        raise ValueError(f"{p}: no feature columns besides the label column {label!r}")
+    idx = [header.index(f) for f in features]
+    X = np.empty((len(data), len(idx)), dtype=np.float64)
+    for i, row in enumerate(data):
+        for j, k in enumerate(idx):
+            cell = row[k].strip()
+            try:
+                X[i, j] = float(cell)
+            except ValueError:
+                what = "empty cell" if not cell else f"non-numeric value {cell!r}"
+                raise ValueError(
+                    f"{p}: line {i + 2}, column {header[k]!r}: {what} (features must be numbers)"
+                ) from None
+    y = None
+    if label is not None:
+        k = header.index(label)
+        values = [row[k] for row in data]
+        empty = [i for i, v in enumerate(values) if not v.strip()]
+        if empty:
+            raise ValueError(f"{p}: line {empty[0] + 2}, label column {label!r}: empty label")
+        y = _labels_from_strings(values)
+    return Dataset(X=X, y=y, feature_names=features, target_name=label, name=str(p))
+
+
+# ---------------------------------------------------------------------------- idx
+
+# IDX (LeCun's MNIST format): magic = two zero bytes, a type code, the number of
+# dimensions; then one big-endian uint32 per dimension; then the data, big-endian.
+_IDX_TYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def _is_gzip(p: Path) -> bool:
+    with open(p, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _read_bytes(p: Path) -> bytes:
+    if _is_gzip(p):
+        try:
+            with gzip.open(p, "rb") as fh:
+                return fh.read()
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{p}: corrupt gzip data ({exc})") from None
+    return p.read_bytes()
+
+
+def load_idx(path) -> np.ndarray:
+    """Read one IDX file (the MNIST format), raw or gzip-compressed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        E.g. ``train-images-idx3-ubyte.gz``. Compression is detected from the bytes.
+
+    Returns
+    -------
+    ndarray
+        The stored array, in its stored shape and (native-endian) dtype: uint8
+        images of shape (n, rows, cols) for MNIST images, uint8 labels of shape
+        (n,) for MNIST labels.
+
+    Raises
+    ------
+    ValueError
+        File too short for its header, magic number mismatch (not IDX), unknown type
+        code, or the data size does not match the dimensions in the header.
+    """
+    p = _existing(path)
+    raw = _read_bytes(p)
+    if len(raw) < 4:
+        raise ValueError(f"{p}: too short for an IDX header ({len(raw)} bytes)")
+    zero1, zero2, code, ndim = raw[0], raw[1], raw[2], raw[3]
+    if zero1 != 0 or zero2 != 0 or code not in _IDX_TYPES or ndim == 0:
+        raise ValueError(
+            f"{p}: IDX magic number mismatch: got bytes {raw[:4].hex(' ')}, expected "
+            "00 00 <type 08/09/0b/0c/0d/0e> <number of dimensions >= 1>"
+        )
+    header_len = 4 + 4 * ndim
+    if len(raw) < header_len:
+        raise ValueError(f"{p}: IDX header truncated: {ndim} dimensions need {header_len} bytes, file has {len(raw)}")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = _IDX_TYPES[code]
+    expected = math.prod(dims) * dtype.itemsize
+    actual = len(raw) - header_len
+    if actual != expected:
+        raise ValueError(
+            f"{p}: IDX size mismatch: dimensions {dims} of {dtype.name} need {expected} data bytes, "
+            f"file has {actual}"
+        )
+    arr = np.frombuffer(raw, dtype=dtype, offset=header_len).reshape(dims)
+    return arr.astype(dtype.newbyteorder("="))
+
+
+def _idx_labels_path(images: Path) -> Path | None:
+    name = images.name
+    for a, b in (("images-idx3", "labels-idx1"), ("images.idx3", "labels.idx1"), ("images", "labels")):
+        if a in name:
+            cand = images.with_name(name.replace(a, b))
+            if cand.exists():
+                return cand
+            # the pair may differ in compression
+            alt = cand.with_name(cand.name[:-3]) if cand.name.endswith(".gz") else cand.with_name(cand.name + ".gz")
+            if alt.exists():
+                return alt
+    return None
+
+
+def load_mnist(images, labels=None, *, require_labels: bool = True) -> Dataset:
+    """Read an MNIST / Fashion-MNIST image file and its label file (IDX, raw or .gz).
+
+    Parameters
+    ----------
+    images : str or path-like
+        The ``*-images-idx3-ubyte[.gz]`` file.
+    labels : str or path-like, optional
+        The ``*-labels-idx1-ubyte[.gz]`` file. Default: found beside ``images`` by
+        replacing ``images-idx3`` with ``labels-idx1`` in the name.
+    require_labels : bool, default True
+        When False and no label file is found, ``y`` is None.
+
+    Returns
+    -------
+    Dataset
+        ``X`` of shape (n, rows * cols), float64 pixel values 0..255; ``y`` int64.
+    """
+    pi = _existing(images)
+    imgs = load_idx(pi)
+    if imgs.ndim < 2:
+        raise ValueError(f"{pi}: expected an IDX image file (3 dimensions), got {imgs.ndim} dimension(s)")
+    X = np.ascontiguousarray(imgs.reshape(imgs.shape[0], -1), dtype=np.float64)
+    pl = _existing(labels) if labels is not None else _idx_labels_path(pi)
+    y = None
+    if pl is None:
+        if require_labels:
+            raise ValueError(
+                f"{pi}: no label file found beside it (expected a name with 'labels-idx1'); pass labels="
+            )
+    else:
+        y = load_idx(pl)
+        if y.ndim != 1:
+            raise ValueError(f"{pl}: expected an IDX label file (1 dimension), got shape {y.shape}")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"{pl}: has {y.shape[0]} labels but {pi} has {X.shape[0]} images")
+        y = y.astype(np.int64)
+    return Dataset(X=X, y=y, name=str(pi), extra={"image_shape": imgs.shape[1:]})
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+
+def _looks_like_idx(p: Path) -> bool:
+    name = p.name.lower()
+    if "idx" in name or "ubyte" in name:
+        return True
+    try:
+        head = _read_bytes(p)[:4]
+    except ValueError:
+        return False
+    return len(head) == 4 and head[0] == 0 and head[1] == 0 and head[2] in _IDX_TYPES
+
+
+def load(
+    source,
+    *,
+    label_column: str | None = None,
+    labels=None,
+    require_labels: bool = True,
+) -> Dataset:
+    """Load ``"digits"`` or a file, choosing the reader from the name and content.
+
+    Parameters
+    ----------
+    source : str or path-like
+        ``"digits"`` for :func:`load_digits`, or a path: ``*.npz`` goes to
+        :func:`load_npz`, ``*.csv`` / ``*.csv.gz`` to :func:`load_csv`, IDX files
+        (``*idx3-ubyte*`` or IDX content) to :func:`load_mnist`.
+    label_column : str, optional
+        CSV only: the label column's name (default: the last column).
+    labels : str or path-like, optional
+        IDX only: the label file (default: found beside the image file).
+    require_labels : bool, default True
+        When False, a file without labels loads with ``y`` None.
+
+    Returns
+    -------
+    Dataset
+    """
+    if isinstance(source, str) and source == "digits":
+        return load_digits()
+    p = _existing(source)
+    name = p.name.lower()
+    if name.endswith(".npz"):
+        return load_npz(p, require_labels=require_labels)
+    if name.endswith((".csv", ".csv.gz", ".txt")):
+        return load_csv(p, label_column, require_labels=require_labels)
+    if _looks_like_idx(p):
+        return load_mnist(p, labels, require_labels=require_labels)
+    raise ValueError(
+        f"{p}: unknown data format (expected 'digits', .npz, .csv or an MNIST IDX file)"
+    )
