@@ -297,7 +297,9 @@ def explain(logits, label=None, *, temperature=1.0, dtype=np.float64) -> Softmax
     entropy = float(-np.sum(probs[pos].astype(float) * logp[pos]))
     loss = grad = sq = None
     if label is not None:
-        loss = lse - float(scaled[label])
+        # -log p[label] from the kernel's log_softmax: the same as logsumexp - z[label],
+        # without the cancellation of two large numbers (e.g. -998.9 + 1000)
+        loss = -float(logp[label])
         grad = probs.copy()
         grad[label] -= 1
         sq = float(np.sum(grad.astype(float) ** 2))

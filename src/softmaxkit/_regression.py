@@ -847,9 +847,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such file")
         try:
-            with np.load(p, allow_pickle=False) as archive:
-                if not hasattr(archive, "files"):
-                    raise ValueError("a single .npy array, not an .npz archive")
+            archive = np.load(p, allow_pickle=False)
+            if not hasattr(archive, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with archive:
                 data = {key: archive[key] for key in archive.files}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
             raise ValueError(f"{p}: not a readable softmaxkit model file ({exc})") from None

@@ -153,9 +153,10 @@ def load_npz(path, *, require_labels: bool = True) -> Dataset:
     """
     p = _existing(path)
     try:
-        with np.load(p, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise ValueError(f"{p}: is a single .npy array, expected an .npz archive with X and y")
+        archive = np.load(p, allow_pickle=False)
+        if not hasattr(archive, "files"):
+            raise ValueError(f"{p}: is a single .npy array, expected an .npz archive with X and y")
+        with archive:
             arrays = {key: archive[key] for key in archive.files}
     except ValueError as exc:
         if str(exc).startswith(str(p)):
