@@ -655,3 +655,20 @@ def test_other_losses_bad_arguments():
         smk.entropy([0.5, -0.5, 1.0])
     with pytest.raises(ValueError, match="target must be finite"):
         smk.cross_entropy(np.zeros((1, 2)), np.array([[np.nan, 1.0]]))
+
+
+def test_float32_long_rows_keep_float64_accuracy():
+    # float32 exps are summed in float within short chunks and in float64 across them:
+    # a 200000-class row agrees with the float64 computation to float32 rounding.
+    rng = np.random.default_rng(15)
+    z = (rng.normal(size=(3, 200_000)) * 2).astype(np.float32)
+    y = np.array([5, 199_999, 77])
+    l32, g32 = smk.cross_entropy_and_grad(z, y, reduction="none")
+    l64, g64 = smk.cross_entropy_and_grad(z.astype(np.float64), y, reduction="none")
+    np.testing.assert_allclose(l32, l64, rtol=3e-7)
+    np.testing.assert_allclose(g32, g64, rtol=3e-6, atol=1e-12)
+    # exps below 1.6e-38 are flushed to 0 in float32: invisible in the loss
+    zz = np.array([[0.0, -100.0], [0.0, -100.0]], dtype=np.float32)
+    loss, g = smk.cross_entropy_and_grad(zz, [1, 0], reduction="none")
+    np.testing.assert_array_equal(loss, np.array([100.0, 0.0], np.float32))
+    np.testing.assert_array_equal(g, [[1.0, -1.0], [0.0, 0.0]])
