@@ -131,11 +131,11 @@ def _check_weights(value: Any, shape: tuple[int, ...], dtype: np.dtype, name: st
     arr = _real_array(value, name)
     if broadcast:
         try:
-            np.broadcast_shapes(arr.shape, shape)
-            if np.broadcast_shapes(arr.shape, shape) != tuple(shape):
-                raise ValueError
+            fits = np.broadcast_shapes(arr.shape, shape) == tuple(shape)
         except ValueError:
-            raise ValueError(f"{name} with shape {arr.shape} does not broadcast to {tuple(shape)}") from None
+            fits = False
+        if not fits:
+            raise ValueError(f"{name} with shape {arr.shape} does not broadcast to {tuple(shape)}")
     elif arr.shape != tuple(shape):
         raise ValueError(f"{name} has shape {arr.shape}, expected {tuple(shape)}")
     bad = ~np.isfinite(arr) | (arr < 0) if arr.dtype.kind == "f" else arr < 0
