@@ -484,7 +484,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 f"lbfgs did not converge in max_iter={self.max_iter} iterations "
                 f"(largest gradient entry {np.max(np.abs(res.jac)):.2e} > tol={self.tol}); "
                 "increase max_iter or standardise the features",
-                ConvergenceWarning, stacklevel=3,
+                ConvergenceWarning, stacklevel=4,  # _fit_* < fit < _fit_context < caller
             )
         return res.x
 
@@ -600,7 +600,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"{self.solver} stopped at max_iter={self.max_iter} epochs before the loss "
                 f"stopped improving (tol={self.tol}); increase max_iter",
-                ConvergenceWarning, stacklevel=3,
+                ConvergenceWarning, stacklevel=4,  # _fit_* < fit < _fit_context < caller
             )
         return theta
 

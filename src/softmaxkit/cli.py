@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -250,6 +251,7 @@ def _load_data(args, *, require_labels=True):
 
 def _cmd_train(args) -> int:
     import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
 
     from ._regression import SoftmaxRegression
@@ -279,8 +281,12 @@ def _cmd_train(args) -> int:
     print(f"data: {data.name}: {X.shape[0]} samples, {X.shape[1]} features, {classes.size} classes; "
           f"train {len(y_tr)}, test {len(y_te)}" + (" (stratified)" if n_test and stratify is not None else ""))
     t0 = time.perf_counter()
-    model.fit(X_tr, y_tr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(X_tr, y_tr)
     fit_s = time.perf_counter() - t0
+    for w in caught:  # one line each, without the warnings module's source excerpt
+        print(f"note: {w.message}", file=sys.stderr)
     unit = "iterations" if args.solver == "lbfgs" else "epochs"
     print(f"fit: {args.solver}, {model.n_iter_} {unit}, {fit_s:.2f} s")
     metrics = {

@@ -1,0 +1,236 @@
+"""The softmaxkit command line, run as `python -m softmaxkit` subprocesses."""
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "softmaxkit", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def assert_user_error(res, *needles):
+    """Exit status 2, one line on stderr, no traceback."""
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("softmaxkit: error: ")
+    assert "Traceback" not in res.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def assert_png(path, min_width=300):
+    from matplotlib.image import imread
+
+    assert path.read_bytes()[:8] == PNG
+    img = imread(path)
+    assert img.ndim == 3 and img.shape[2] in (3, 4) and img.shape[1] >= min_width
+
+
+# ---------------------------------------------------------------------------- explain
+
+
+def test_explain_article_example_with_label():
+    res = run("explain", "1.5", "0.8", "-0.2", "--label", "0")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    for s in ("logit z", "z - max", "exp(z - max)", "probability p", "log p",
+              "0.5954972685", "0.295715192", "0.1087875396",  # SPEC probabilities
+              "4.48169", "2.22554", "0.818731", "7.52596",  # exps and their sum
+              "cross-entropy = -log p[0]", "0.5183584772", "-0.4045027315"):
+        assert s in out, s
+
+
+def test_explain_overflow_and_underflow_show_the_naive_result():
+    res = run("explain", "123", "456", "789")
+    assert res.returncode == 0, res.stderr
+    assert "5.752744057e-290" in res.stdout and "2.398487869e-145" in res.stdout
+    assert "overflows float64" in res.stdout and "[0, 0, nan]" in res.stdout
+    res = run("explain", "-1000", "-1000", "-1000")  # negative numbers as positionals
+    assert res.returncode == 0, res.stderr
+    assert "0.3333333333" in res.stdout and "divides 0 by 0" in res.stdout
+    res = run("explain", "-1e3", "-5e2", "--temperature", "1e2")  # exponent notation too
+    assert res.returncode == 0, res.stderr
+    assert "temperature T = 100" in res.stdout
+
+
+def test_explain_probabilities_sigmoid_float32(tmp_path):
+    res = run("explain", "0.34", "0.46", "0.20", "--probabilities", "--label", "0")
+    assert res.returncode == 0, res.stderr
+    assert "-0.66" in res.stdout and "0.46" in res.stdout  # SPEC: gradient p - y
+    res = run("explain", "--sigmoid", "2", "3", "5", "6")
+    assert res.returncode == 0, res.stderr
+    for v in ("0.8807970779778823", "0.9525741268224334", "0.9933071490757153", "0.9975273768433653"):
+        assert v in res.stdout
+    res = run("explain", "50", "89", "--float32")
+    assert "exp(89) overflows float32" in res.stdout and "5.18471e+21" in res.stdout
+
+
+def test_explain_plot(tmp_path):
+    png = tmp_path / "bars.png"
+    res = run("explain", "2", "1", "0.5", "--plot", png)
+    assert res.returncode == 0, res.stderr
+    assert f"plot written to {png}" in res.stdout
+    assert_png(png)
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["explain", "1", "x"], ["not a number: 'x'"]),
+        (["explain", "1", "2", "--temperature", "0"], ["temperature must be a finite number > 0"]),
+        (["explain", "1", "2", "--label", "7"], ["--label must be a class index in 0..1"]),
+        (["explain", "0.5", "0.6", "--probabilities"], ["summing to 1"]),
+        (["explain", "1", "--plot", "/no/such/dir/x.png"], ["--plot", "does not exist"]),
+        (["explain"], ["required: VALUE"]),
+        (["explain", "1", "--bogus"], ["unrecognized arguments: --bogus"]),
+        (["frobnicate"], ["invalid choice: 'frobnicate'"]),
+    ],
+)
+def test_explain_user_errors(args, needles):
+    assert_user_error(run(*args), *needles)
+
+
+# ---------------------------------------------------------------------------- train, predict
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    res = run("train", "--data", "digits", "--out", d / "model.npz", "--report", d / "report")
+    return d, res
+
+
+def test_train_digits_with_report(digits_model):
+    d, res = digits_model
+    assert res.returncode == 0, res.stderr
+    assert "train 1347, test 450 (stratified)" in res.stdout
+    assert f"model written to {d / 'model.npz'}" in res.stdout
+    assert "report written to" in res.stdout
+    # progress bar with loss and accuracy on stderr
+    assert "iter " in res.stderr and " loss " in res.stderr and " acc " in res.stderr
+    metrics = json.loads((d / "report" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.96 and metrics["n_test"] == 450
+    assert f"test accuracy {metrics['test_accuracy']:.4f}" in res.stdout
+    cm = np.array(metrics["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == 450
+    assert np.trace(cm) / 450 == pytest.approx(metrics["test_accuracy"])
+    assert len(metrics["history"]["loss"]) == metrics["n_iter"]
+    assert_png(d / "report" / "training_curves.png")
+    assert_png(d / "report" / "confusion_matrix.png")
+
+
+def test_predict_digits_to_stdout_and_file(digits_model):
+    d, res = digits_model
+    assert res.returncode == 0
+    res = run("predict", "--model", d / "model.npz", "--data", "digits")
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.reader(io.StringIO(res.stdout)))
+    assert rows[0] == ["prediction"] + [f"p_{k}" for k in range(10)]
+    assert len(rows) == 1798
+    P = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    np.testing.assert_allclose(P.sum(1), 1.0, atol=1e-5)
+    assert all(int(r[0]) == int(np.argmax([float(v) for v in r[1:]])) for r in rows[1:])
+    acc = float(res.stderr.split("accuracy ")[1].split()[0])
+    assert acc > 0.97  # 3/4 of the rows were seen in training
+    out = d / "pred.csv"
+    res = run("predict", "--model", d / "model.npz", "--data", "digits", "--output", out)
+    assert res.returncode == 0 and res.stdout == ""
+    assert "1797 predictions written to" in res.stderr
+    assert out.read_text() == "\n".join(",".join(r) for r in rows) + "\n"
+
+
+def test_train_and_predict_csv_with_string_labels(tmp_path, rng):
+    n = 120
+    X = rng.normal(size=(n, 2)) * 0.5
+    y = np.array(["cat", "dog", "emu"])[np.arange(n) % 3]
+    X[y == "dog"] += [3, 0]
+    X[y == "emu"] += [0, 3]
+    lines = ["w,h,animal"] + [f"{a * 10 + 50:.4f},{b - 7:.4f},{c}" for (a, b), c in zip(X, y)]
+    (tmp_path / "zoo.csv").write_text("\n".join(lines) + "\n")
+    res = run("train", "--data", "zoo.csv", "--label-column", "animal", "--solver", "adam",
+              "--epochs", "40", "--quiet", "--out", "zoo.npz", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "fit: adam" in res.stdout and "epoch " not in res.stderr  # --quiet
+    acc = float(res.stdout.split("test accuracy ")[1].split(",")[0])
+    assert acc >= 0.9
+    # new rows: features only, columns in another order; raw (unstandardised) values
+    (tmp_path / "new.csv").write_text("h,w\n-7,50\n-4,50\n-7,80\n")
+    res = run("predict", "--model", "zoo.npz", "--data", "new.csv", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    preds = [r.split(",")[0] for r in res.stdout.strip().splitlines()[1:]]
+    assert res.stdout.startswith("prediction,p_cat,p_dog,p_emu")
+    assert preds == ["cat", "emu", "dog"]
+
+
+def test_train_npz_and_idx(tmp_path, rng):
+    from test_datasets import write_idx
+
+    images = rng.integers(0, 50, size=(60, 3, 3)).astype(np.uint8)
+    labels = (np.arange(60) % 2).astype(np.uint8)
+    images[labels == 1, 1, 1] = 255
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, compress=True)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels, compress=True)
+    res = run("train", "--data", "train-images-idx3-ubyte.gz", "--solver", "sgd", "--epochs", "20",
+              "--out", "m.npz", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "60 samples, 9 features, 2 classes" in res.stdout
+    assert "test accuracy 1.0000" in res.stdout
+    np.savez(tmp_path / "x.npz", X=images.reshape(60, 9)[:4])
+    res = run("predict", "--model", "m.npz", "--data", "x.npz", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert [r.split(",")[0] for r in res.stdout.splitlines()[1:]] == ["0", "1", "0", "1"]
+
+
+def test_train_and_predict_user_errors(tmp_path, digits_model):
+    d, _ = digits_model
+    assert_user_error(run("train", "--data", "nope.csv", "--out", "m.npz", cwd=tmp_path),
+                      "nope.csv: no such file")
+    (tmp_path / "bad.csv").write_text("a,b,y\n1,2,0\n3,oops,1\n")
+    assert_user_error(run("train", "--data", "bad.csv", "--out", "m.npz", cwd=tmp_path),
+                      "bad.csv: line 3, column 'b': non-numeric value 'oops'")
+    assert_user_error(run("train", "--data", "digits", "--out", "m.npz", "--solver", "newton"),
+                      "invalid choice: 'newton'")
+    assert_user_error(run("train", "--data", "digits"), "--out")
+    assert_user_error(run("train", "--epochs", "ten", "--out", "m.npz"), "invalid int value: 'ten'")
+    (tmp_path / "broken.npz").write_bytes((d / "model.npz").read_bytes()[:300])
+    assert_user_error(run("predict", "--model", "broken.npz", "--data", "digits", cwd=tmp_path),
+                      "broken.npz: not a readable softmaxkit model file")
+    (tmp_path / "three.csv").write_text("a,b,c\n1,2,3\n")
+    assert_user_error(run("predict", "--model", d / "model.npz", "--data", "three.csv", cwd=tmp_path),
+                      "three.csv: has 3 columns, the model expects 64 feature columns")
+    assert_user_error(run("predict", "--model", "missing.npz", "--data", "digits", cwd=tmp_path),
+                      "missing.npz: no such file")
+
+
+# ---------------------------------------------------------------------------- help, bench
+
+
+@pytest.mark.parametrize("command", [[], ["explain"], ["train"], ["predict"]])
+def test_help_everywhere_with_examples(command):
+    res = run(*command, "--help")
+    assert res.returncode == 0, res.stderr
+    assert "usage: softmaxkit" in res.stdout and "examples:" in res.stdout
+
+
+def test_no_command_is_a_usage_error():
+    res = run()
+    assert res.returncode == 2 and "usage: softmaxkit" in res.stderr
+
+
+def test_bench_forwards_its_arguments(tmp_path):
+    res = run("bench", "--help")
+    assert res.returncode == 0 and "--quick" in res.stdout
+    out = tmp_path / "bench.json"
+    res = run("bench", "--quick", "--no-torch", "--threads", "1", "--json", out)
+    assert res.returncode == 0, res.stderr
+    assert "softmax" in res.stdout and "cross_entropy" in res.stdout
+    assert json.loads(out.read_text())
