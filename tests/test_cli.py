@@ -74,6 +74,16 @@ def test_explain_probabilities_sigmoid_float32(tmp_path):
     assert "exp(89) overflows float32" in res.stdout and "5.18471e+21" in res.stdout
 
 
+def test_explain_sample_actions():
+    """SPEC concept 13: sampling an action from the softmax of action scores."""
+    res = run("explain", "1.5", "0.8", "-0.2", "--sample", "20000", "--seed", "3")
+    assert res.returncode == 0, res.stderr
+    line = res.stdout.strip().splitlines()[-1]
+    assert line.startswith("sampled 20000 classes from softmax (seed 3): counts [")
+    freq = [float(v) for v in line.split("frequencies [")[1].rstrip("]").split(", ")]
+    np.testing.assert_allclose(freq, [0.5954972685, 0.2957151920, 0.1087875396], atol=0.015)
+
+
 def test_explain_plot(tmp_path):
     png = tmp_path / "bars.png"
     res = run("explain", "2", "1", "0.5", "--plot", png)

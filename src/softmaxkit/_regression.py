@@ -96,7 +96,8 @@ class _Progress:
         frac = min(i / self.total, 1.0)
         bar = "#" * int(round(20 * frac)) + "." * (20 - int(round(20 * frac)))
         msg = (f"{self.what} {i:>{self.width}}/{self.total} [{bar}] loss {loss:.4f} "
-               f"acc {acc:.4f}{extra} {time.perf_counter() - self.t0:.1f}s")
+               f"acc {acc:.4f}{extra} {time.perf_counter() - self.t0:.1f}s"
+               + (" done" if final else ""))
         if self.tty:
             self.stream.write("\r" + msg + ("\n" if final else ""))
             self.stream.flush()

@@ -44,6 +44,7 @@ examples:
                                                    gradient at given probabilities
   softmaxkit explain 2 3 5 6 --sigmoid             elementwise sigmoid instead
   softmaxkit explain 1.5 0.8 -0.2 --plot bars.png  bar chart of logits beside p
+  softmaxkit explain 1 2 3 --sample 1000           sample actions from softmax
 
 Class indices are 0-based. Negative numbers need no quoting.
 """
@@ -115,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--float32", action="store_true",
                    help="compute in float32 (exp overflows above about 88.7 instead of 709.8)")
     e.add_argument("--sigmoid", action="store_true", help="explain the elementwise sigmoid instead")
+    e.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="also draw N classes from the softmax (as a policy samples actions) "
+                   "and compare their frequencies with p")
+    e.add_argument("--seed", type=int, default=0, help="random seed for --sample (default 0)")
     e.add_argument("--plot", metavar="FILE.png", default=None,
                    help="write a bar chart of the values beside their probabilities (PNG)")
     e.set_defaults(func=_cmd_explain)
@@ -221,7 +226,17 @@ def _cmd_explain(args) -> int:
                          dtype=np.float32 if args.float32 else np.float64)
     if args.plot:
         _check_writable(args.plot, "--plot")
+    if args.sample is not None and (args.sample < 1 or args.sigmoid):
+        raise UserError(f"--sample needs N >= 1 and softmax (not --sigmoid), got {args.sample}")
     print(result)
+    if args.sample:
+        from ._softmax import sample
+
+        draws = sample(values, temperature=args.temperature, size=args.sample, rng=args.seed)
+        counts = np.bincount(draws, minlength=values.size)
+        freq = ", ".join(f"{c / args.sample:.4f}" for c in counts)
+        print(f"\nsampled {args.sample} classes from softmax (seed {args.seed}): counts "
+              f"{counts.tolist()}, frequencies [{freq}]")
     if args.plot:
         result.plot(args.plot)
         print(f"\nplot written to {args.plot}")
