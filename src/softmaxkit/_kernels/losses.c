@@ -102,12 +102,14 @@ static inline float exp_nonpos_f32(float x)
  * costs two conversions and two adds per vector, as much as half the exp). */
 #define SK_CHUNK 256
 
-SK_CLONES static double expsum_m1_f32(const float *x, size_t n, float m)
+SK_CLONES static double expsum_m1_f32(const float *x, size_t n, float m, const float *next)
 {
     double rest = 0.0, ties = 0.0;
     for (size_t j0 = 0; j0 < n; j0 += SK_CHUNK) {
         size_t j1 = n - j0 < SK_CHUNK ? n : j0 + SK_CHUNK;
         float rf = 0.0f, tf = 0.0f;
+        for (size_t k = j0; next && k < j1; k += 64 / sizeof(float))
+            __builtin_prefetch(next + k);
         SK_SIMD_REDUCE2(+, rf, tf)
         for (size_t j = j0; j < j1; j++) {
             float v = exp_nonpos_f32(x[j] - m);
@@ -121,12 +123,14 @@ SK_CLONES static double expsum_m1_f32(const float *x, size_t n, float m)
     return (ties - 1.0) + rest;
 }
 
-SK_CLONES static double expsum_m1_store_f32(const float *x, float *e, size_t n, float m)
+SK_CLONES static double expsum_m1_store_f32(const float *x, float *e, size_t n, float m, const float *next)
 {
     double rest = 0.0, ties = 0.0;
     for (size_t j0 = 0; j0 < n; j0 += SK_CHUNK) {
         size_t j1 = n - j0 < SK_CHUNK ? n : j0 + SK_CHUNK;
         float rf = 0.0f, tf = 0.0f;
+        for (size_t k = j0; next && k < j1; k += 64 / sizeof(float))
+            __builtin_prefetch(next + k);
         SK_SIMD_REDUCE2(+, rf, tf)
         for (size_t j = j0; j < j1; j++) {
             float v = exp_nonpos_f32(x[j] - m);
@@ -306,7 +310,8 @@ SK_CLONES static double ce_hard_row_f64(const double *x, int64_t t, const double
 
 SK_CLONES static double ce_hard_row_f32(const float *x, int64_t t, const float *w, size_t n,
                                         int64_t ignore_index, int has_ignore, double eps,
-                                        double wsum, double *roww, double gs, float *grad)
+                                        double wsum, double *roww, double gs, float *grad,
+                                        const float *next)
 {
     *roww = 0.0;
     if (has_ignore && t == ignore_index) {
@@ -325,7 +330,7 @@ SK_CLONES static double ce_hard_row_f32(const float *x, int64_t t, const float *
         return ce_hard_nonfinite_row_f32(x, t, w, n, eps, wsum, gs, grad);
     double zt = (double)x[t] - (double)m, cs = eps / (double)n, hard = (1.0 - eps) * *roww;
     double d = eps > 0.0 ? smooth_dot_f32(x, w, n, m) : 0.0;
-    double sm1 = grad ? expsum_m1_store_f32(x, grad, n, m) : expsum_m1_f32(x, n, m);
+    double sm1 = grad ? expsum_m1_store_f32(x, grad, n, m, next) : expsum_m1_f32(x, n, m, next);
     double ls = log1p(sm1);
     double loss = hard != 0.0 ? hard * (ls - zt) : 0.0;
     if (eps > 0.0)
@@ -335,6 +340,14 @@ SK_CLONES static double ce_hard_row_f32(const float *x, int64_t t, const float *
         grad[t] = (float)((double)grad[t] - gs * hard);
     }
     return isnan(sm1) ? NAN : loss;
+}
+
+/* The row after row i (NULL after the last): the exp pass of one row prefetches the
+ * next, so that the next max pass, which would otherwise wait on memory with the
+ * vector units idle, finds it in cache while this row's exps keep the units busy. */
+static inline const float *next_row_f32(const float *x, ptrdiff_t i, size_t rows, size_t cols)
+{
+    return (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL;
 }
 
 /* W = sum_c w[c] (C when w is NULL). */
@@ -384,7 +397,8 @@ void sk_ce_hard_forward_f32(const float *x, const int64_t *target, const float *
     double wsum = weight_sum_f32(w, cols);
     SK_FOR_ROWS(rows, cols, nthreads,
                 loss[i] = ce_hard_row_f32(x + (size_t)i * cols, target[i], w, cols, ignore_index,
-                                          has_ignore, eps, wsum, roww + i, 0.0, NULL));
+                                          has_ignore, eps, wsum, roww + i, 0.0, NULL,
+                                          next_row_f32(x, i, rows, cols)));
 }
 
 void sk_ce_hard_forward_backward_f32(const float *x, const int64_t *target, const float *w,
@@ -397,7 +411,8 @@ void sk_ce_hard_forward_backward_f32(const float *x, const int64_t *target, cons
     SK_FOR_ROWS(rows, cols, nthreads,
                 loss[i] = ce_hard_row_f32(x + (size_t)i * cols, target[i], w, cols, ignore_index,
                                           has_ignore, eps, wsum, roww + i,
-                                          gscale ? gscale[i] : gscale_c, grad + (size_t)i * cols));
+                                          gscale ? gscale[i] : gscale_c, grad + (size_t)i * cols,
+                                          next_row_f32(x, i, rows, cols)));
 }
 
 /* ---------------------------------------------------- cross-entropy, soft labels */
@@ -499,7 +514,7 @@ SK_CLONES static double ce_soft_row_f32(const float *x, const float *q, const fl
         vsum += v;
         d += v != 0.0 ? v * (double)(x[j] - m) : 0.0;
     }
-    double sm1 = grad ? expsum_m1_store_f32(x, grad, n, m) : expsum_m1_f32(x, n, m);
+    double sm1 = grad ? expsum_m1_store_f32(x, grad, n, m, NULL) : expsum_m1_f32(x, n, m, NULL);
     if (grad) {
         double c = gs * vsum / (1.0 + sm1);
         SK_SIMD
