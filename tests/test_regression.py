@@ -164,6 +164,7 @@ def test_one_hot_probabilities_equal_labels_and_smoothing_equals_soft_targets(ir
     a = SoftmaxRegression(tol=1e-10, max_iter=1000).fit(X, y)
     b = SoftmaxRegression(tol=1e-10, max_iter=1000).fit(X, np.eye(3)[y])
     assert_array_equal(b.classes_, [0, 1, 2])
+    assert b.score(X, np.eye(3)[y]) == a.score(X, y) > 0.95
     assert_allclose(a.coef_, b.coef_, rtol=1e-6, atol=1e-8)
     eps = 0.2
     c = SoftmaxRegression(label_smoothing=eps, tol=1e-10, max_iter=1000).fit(X, y)

@@ -758,6 +758,28 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Z = self._logits(X)
         return self.classes_[np.argmax(Z, axis=1)]
 
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Labels, or class probabilities (then the most probable class of each
+            row is the truth).
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        from sklearn.metrics import accuracy_score
+
+        y_arr = np.asarray(y) if not hasattr(y, "ndim") else y
+        if y_arr.ndim == 2 and y_arr.shape[1] > 1:
+            y = self.classes_[np.argmax(y_arr, axis=1)]
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
     # ------------------------------------------------------------------ persistence
 
     def save(self, path, *, metadata=None):
