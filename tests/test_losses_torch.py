@@ -187,3 +187,31 @@ def test_entropy_matches_torch_distributions():
     h = torch.distributions.Categorical(logits=torch.tensor(z)).entropy().numpy()
     np.testing.assert_allclose(smk.entropy(z, from_logits=True), h, rtol=1e-12)
     np.testing.assert_allclose(smk.entropy(smk.softmax(z)), h, rtol=1e-12)
+
+
+def test_zero_weight_on_masked_class_is_left_out_where_torch_gives_nan():
+    # A -inf (masked) class that carries no weight: PyTorch computes 0 * inf = NaN; we
+    # leave the term out, which gives what PyTorch gives without that class at all.
+    z = np.array([[-np.inf, 0.0, 1.0], [-np.inf, 2.0, -1.0]])
+    zt = torch.tensor(z[:, 1:])
+    q = np.array([[0.0, 0.5, 0.5], [0.0, 0.9, 0.1]])
+    np.testing.assert_allclose(smk.cross_entropy(z, q, reduction="none"),
+                               F.cross_entropy(zt, torch.tensor(q[:, 1:]), reduction="none").numpy(), rtol=1e-14)
+    g = smk.cross_entropy_grad(z, q, reduction="sum")
+    assert (g[:, 0] == 0).all()
+    xt = zt.clone().requires_grad_(True)
+    F.cross_entropy(xt, torch.tensor(q[:, 1:]), reduction="sum").backward()
+    np.testing.assert_allclose(g[:, 1:], xt.grad.numpy(), rtol=1e-13)
+    # class weight 0 on the masked class, with label smoothing
+    w = np.array([0.0, 1.0, 2.0])
+    ours = smk.cross_entropy(z, [1, 2], weight=w, label_smoothing=0.3, reduction="none")
+    assert np.isfinite(ours).all()
+    # PyTorch without the masked class, with eps/C spread over 3 classes not 2: rescale
+    eps = 0.3
+    lp = torch.log_softmax(zt, dim=1).numpy()
+    wt = w[1:]
+    y = np.array([0, 1])
+    expected = -(1 - eps) * wt[y] * lp[np.arange(2), y] - eps / 3 * (wt * lp).sum(axis=1)
+    np.testing.assert_allclose(ours, expected, rtol=1e-13)
+    assert torch.isnan(F.cross_entropy(torch.tensor(z), torch.tensor([1, 2]), weight=torch.tensor(w),
+                                       label_smoothing=eps, reduction="none")).all()
