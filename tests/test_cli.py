@@ -211,6 +211,13 @@ def test_train_and_predict_user_errors(tmp_path, digits_model):
                       "invalid choice: 'newton'")
     assert_user_error(run("train", "--data", "digits"), "--out")
     assert_user_error(run("train", "--epochs", "ten", "--out", "m.npz"), "invalid int value: 'ten'")
+    assert_user_error(run("train", "--epochs", "0", "--out", "m.npz", cwd=tmp_path),
+                      "--epochs must be an int in the range [1, inf), got 0")
+    assert_user_error(run("train", "--alpha", "-1", "--out", "m.npz", cwd=tmp_path), "--alpha must be")
+    np.savez(tmp_path / "reg.npz", X=np.ones((6, 2)), y=np.linspace(0, 1, 6))
+    assert_user_error(run("train", "--data", "reg.npz", "--out", "m.npz", cwd=tmp_path),
+                      "reg.npz: the labels must be classes, got continuous values")
+    assert not (tmp_path / "m.npz").exists()
     (tmp_path / "broken.npz").write_bytes((d / "model.npz").read_bytes()[:300])
     assert_user_error(run("predict", "--model", "broken.npz", "--data", "digits", cwd=tmp_path),
                       "broken.npz: not a readable softmaxkit model file")

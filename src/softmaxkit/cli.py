@@ -268,14 +268,44 @@ def _cmd_train(args) -> int:
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
+    from sklearn.utils._param_validation import InvalidParameterError
+    from sklearn.utils.multiclass import type_of_target
 
     from ._regression import SoftmaxRegression
 
     if not 0.0 <= args.test_size < 1.0:
         raise UserError(f"--test-size must be in [0, 1), got {args.test_size}")
     _check_writable(args.out, "--out")
+    model = SoftmaxRegression(
+        alpha=args.alpha, solver=args.solver, max_iter=100 if args.epochs is None else args.epochs,
+        batch_size=args.batch_size,
+        learning_rate="auto" if args.learning_rate is None else args.learning_rate,
+        label_smoothing=args.label_smoothing, early_stopping=args.early_stopping,
+        standardize=not args.no_standardize, random_state=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
+    try:  # before loading anything, in the options' own names
+        model._validate_params()
+    except InvalidParameterError as exc:
+        msg = str(exc)
+        for param, option in _TRAIN_OPTIONS.items():
+            if f"'{param}' parameter" in msg:
+                value = msg.rsplit("Got ", 1)[-1].removesuffix(" instead.")
+                expected = msg.split(" must be ", 1)[-1].split(". Got ")[0]
+                raise UserError(f"{option} must be {expected}, got {value}") from None
+        raise UserError(msg) from None
+    report = None
+    if args.report:
+        report = Path(args.report)
+        if report.exists() and not report.is_dir():
+            raise UserError(f"--report {report}: exists and is not a folder")
     data = _load_data(args)
     X, y = data.X, data.y
+    kind = type_of_target(y)
+    if kind not in ("binary", "multiclass"):
+        raise UserError(
+            f"{data.name}: the labels must be classes, got {kind} values (e.g. {y[:3].tolist()})"
+        )
     classes, counts = np.unique(y, return_counts=True)
     if classes.size < 2:
         raise UserError(f"{data.name}: needs at least two classes, found {classes.tolist()}")
@@ -286,13 +316,6 @@ def _cmd_train(args) -> int:
                                                   random_state=args.seed, stratify=stratify)
     else:
         X_tr, y_tr, X_te, y_te = X, y, X[:0], y[:0]
-    model = SoftmaxRegression(
-        alpha=args.alpha, solver=args.solver, max_iter=args.epochs or 100,
-        batch_size=args.batch_size, learning_rate=args.learning_rate or "auto",
-        label_smoothing=args.label_smoothing, early_stopping=args.early_stopping,
-        standardize=not args.no_standardize, random_state=args.seed,
-        verbose=0 if args.quiet else 1,
-    )
     print(f"data: {data.name}: {X.shape[0]} samples, {X.shape[1]} features, {classes.size} classes; "
           f"train {len(y_tr)}, test {len(y_te)}" + (" (stratified)" if n_test and stratify is not None else ""))
     t0 = time.perf_counter()
@@ -331,10 +354,10 @@ def _cmd_train(args) -> int:
         "test_accuracy": metrics.get("test_accuracy"),
     })
     print(f"model written to {args.out}")
-    if args.report:
+    if report is not None:
         from ._plots import plot_confusion_matrix, plot_training_curves
 
-        out = Path(args.report)
+        out = report
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -351,6 +374,12 @@ def _cmd_train(args) -> int:
         written.append("metrics.json")
         print(f"report written to {out}/: {', '.join(written)}")
     return 0
+
+
+_TRAIN_OPTIONS = {
+    "alpha": "--alpha", "max_iter": "--epochs", "batch_size": "--batch-size",
+    "learning_rate": "--learning-rate", "label_smoothing": "--label-smoothing",
+}
 
 
 def _jsonable(v) -> bool:
