@@ -672,3 +672,49 @@ def test_float32_long_rows_keep_float64_accuracy():
     loss, g = smk.cross_entropy_and_grad(zz, [1, 0], reduction="none")
     np.testing.assert_array_equal(loss, np.array([100.0, 0.0], np.float32))
     np.testing.assert_array_equal(g, [[1.0, -1.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(weight=np.array([0.5, 1.0, 2.0]), label_smoothing=0.2),
+    dict(ignore_index=1, label_smoothing=0.1, reduction="sum"),
+    dict(sample_weight=np.array([1.0, 0.0, 2.0, 0.5]), reduction="none"),
+])
+@pytest.mark.parametrize("soft", [False, True])
+def test_from_probabilities_equals_from_logits(kw, soft):
+    # away from the 1e-7 floor, probabilities in give the logits' loss, and the chain
+    # rule through softmax turns the probability gradient into the logits' gradient
+    rng = np.random.default_rng(16)
+    z = rng.normal(size=(4, 3))
+    if soft:
+        if "ignore_index" in kw:
+            return
+        y = smk.softmax(rng.normal(size=(4, 3)))
+    else:
+        y = np.array([0, 1, 2, 1])
+    p = smk.softmax(z)
+    np.testing.assert_allclose(smk.cross_entropy(p, y, from_logits=False, **kw),
+                               smk.cross_entropy(z, y, **kw), rtol=1e-12)
+    gp = smk.cross_entropy_grad(p, y, from_logits=False, **kw)
+    np.testing.assert_allclose(smk.softmax_backward(p, gp), smk.cross_entropy_grad(z, y, **kw), atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_in_place_gradient_with_threads(dtype, num_threads):
+    rng = np.random.default_rng(17)
+    x = (rng.normal(size=(64, 1500)) * 3).astype(dtype)  # 96000 elements: threads engage
+    t = rng.integers(0, 1500, size=64)
+    t[::7] = -100
+    w = rng.uniform(0.1, 2.0, size=1500).astype(dtype)
+    gs = rng.uniform(0.5, 1.5, size=64)
+    loss, roww, g = _losses._ce_rows(x, t, weight=w, ignore_index=-100, label_smoothing=0.05, grad_scale=gs)
+    x2 = x.copy()
+    loss2, roww2, g2 = _losses._ce_rows(x2, t, weight=w, ignore_index=-100, label_smoothing=0.05,
+                                        grad_scale=gs, grad_out=x2)
+    assert g2 is x2
+    np.testing.assert_array_equal(loss2, loss)
+    np.testing.assert_array_equal(roww2, roww)
+    np.testing.assert_array_equal(x2, g)
+    rl, rw, rg = ce_hard_ref(x, t, w, -100, 0.05, gs)
+    np.testing.assert_allclose(loss, rl, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(g, rg, **tol(dtype))
