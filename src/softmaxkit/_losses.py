@@ -425,7 +425,7 @@ _CE_DOC_PARAMS = """
 
 def _with_params(func):
     """Put the shared parameter list into a docstring's ``{params}`` slot."""
-    func.__doc__ = func.__doc__.replace("    {params}\n", _CE_DOC_PARAMS.lstrip("\n"))
+    func.__doc__ = func.__doc__.replace("    {params}\n", "\n" + _CE_DOC_PARAMS.lstrip("\n") + "\n")
     return func
 
 
