@@ -200,32 +200,43 @@ def test_train_npz_and_idx(tmp_path, rng):
     assert [r.split(",")[0] for r in res.stdout.splitlines()[1:]] == ["0", "1", "0", "1"]
 
 
-def test_train_and_predict_user_errors(tmp_path, digits_model):
+def test_train_and_predict_user_errors_subprocess(tmp_path, digits_model):
     d, _ = digits_model
     assert_user_error(run("train", "--data", "nope.csv", "--out", "m.npz", cwd=tmp_path),
                       "nope.csv: no such file")
-    (tmp_path / "bad.csv").write_text("a,b,y\n1,2,0\n3,oops,1\n")
-    assert_user_error(run("train", "--data", "bad.csv", "--out", "m.npz", cwd=tmp_path),
-                      "bad.csv: line 3, column 'b': non-numeric value 'oops'")
-    assert_user_error(run("train", "--data", "digits", "--out", "m.npz", "--solver", "newton"),
-                      "invalid choice: 'newton'")
-    assert_user_error(run("train", "--data", "digits"), "--out")
-    assert_user_error(run("train", "--epochs", "ten", "--out", "m.npz"), "invalid int value: 'ten'")
-    assert_user_error(run("train", "--epochs", "0", "--out", "m.npz", cwd=tmp_path),
-                      "--epochs must be an int in the range [1, inf), got 0")
-    assert_user_error(run("train", "--alpha", "-1", "--out", "m.npz", cwd=tmp_path), "--alpha must be")
-    np.savez(tmp_path / "reg.npz", X=np.ones((6, 2)), y=np.linspace(0, 1, 6))
-    assert_user_error(run("train", "--data", "reg.npz", "--out", "m.npz", cwd=tmp_path),
-                      "reg.npz: the labels must be classes, got continuous values")
-    assert not (tmp_path / "m.npz").exists()
     (tmp_path / "broken.npz").write_bytes((d / "model.npz").read_bytes()[:300])
     assert_user_error(run("predict", "--model", "broken.npz", "--data", "digits", cwd=tmp_path),
                       "broken.npz: not a readable softmaxkit model file")
+
+
+def test_train_and_predict_user_errors_in_process(tmp_path, digits_model, capsys, monkeypatch):
+    """The same error path as the subprocess runs, without an interpreter start each."""
+    from softmaxkit.cli import main
+
+    d, _ = digits_model
+    monkeypatch.chdir(tmp_path)
+
+    def check(argv, *needles):
+        status = main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert_user_error(subprocess.CompletedProcess(argv, status, "", err), *needles)
+
+    (tmp_path / "bad.csv").write_text("a,b,y\n1,2,0\n3,oops,1\n")
+    check(["train", "--data", "bad.csv", "--out", "m.npz"],
+          "bad.csv: line 3, column 'b': non-numeric value 'oops'")
+    check(["train", "--data", "digits", "--out", "m.npz", "--solver", "newton"], "invalid choice: 'newton'")
+    check(["train", "--data", "digits"], "--out")
+    check(["train", "--epochs", "ten", "--out", "m.npz"], "invalid int value: 'ten'")
+    check(["train", "--epochs", "0", "--out", "m.npz"], "--epochs must be an int in the range [1, inf), got 0")
+    check(["train", "--alpha", "-1", "--out", "m.npz"], "--alpha must be")
+    np.savez(tmp_path / "reg.npz", X=np.ones((6, 2)), y=np.linspace(0, 1, 6))
+    check(["train", "--data", "reg.npz", "--out", "m.npz"],
+          "reg.npz: the labels must be classes, got continuous values")
     (tmp_path / "three.csv").write_text("a,b,c\n1,2,3\n")
-    assert_user_error(run("predict", "--model", d / "model.npz", "--data", "three.csv", cwd=tmp_path),
-                      "three.csv: has 3 columns, the model expects 64 feature columns")
-    assert_user_error(run("predict", "--model", "missing.npz", "--data", "digits", cwd=tmp_path),
-                      "missing.npz: no such file")
+    check(["predict", "--model", d / "model.npz", "--data", "three.csv"],
+          "three.csv: has 3 columns, the model expects 64 feature columns")
+    check(["predict", "--model", "missing.npz", "--data", "digits"], "missing.npz: no such file")
+    assert not (tmp_path / "m.npz").exists()
 
 
 # ---------------------------------------------------------------------------- help, bench
