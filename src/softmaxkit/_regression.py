@@ -424,8 +424,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """
         warm = self.warm_start and hasattr(self, "coef_")
         old = (self.classes_, self.coef_, self.intercept_) if warm else None
-        if old is not None:
-            del self.classes_
         X, target, sw = self._validate_xy(X, y, sample_weight, reset=True)
         k, d = self.classes_.size, X.shape[1]
         if old is not None and (old[1].shape != (k, d) or not np.array_equal(old[0], self.classes_)):
