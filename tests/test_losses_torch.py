@@ -215,3 +215,40 @@ def test_zero_weight_on_masked_class_is_left_out_where_torch_gives_nan():
     np.testing.assert_allclose(ours, expected, rtol=1e-13)
     assert torch.isnan(F.cross_entropy(torch.tensor(z), torch.tensor([1, 2]), weight=torch.tensor(w),
                                        label_smoothing=eps, reduction="none")).all()
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(
+    n=st.integers(0, 6), c=st.integers(1, 6), extra=st.integers(0, 2),
+    weighted=st.booleans(), ignore=st.sampled_from([None, 0, -100]),
+    eps=st.sampled_from([0.0, 0.05, 0.5, 1.0]), reduction=st.sampled_from(REDUCTIONS),
+    soft=st.booleans(), f32=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_hypothesis_cross_entropy_matches_torch(n, c, extra, weighted, ignore, eps, reduction, soft, f32, seed):
+    rng = np.random.default_rng(seed)
+    dtype = np.float32 if f32 else np.float64
+    shape = (n, c) + (3,) * extra  # class axis 1, PyTorch's layout
+    z = (rng.normal(size=shape) * 4).astype(dtype)
+    w = rng.uniform(0.1, 2.0, size=c).astype(dtype) if weighted else None
+    if soft:
+        y = smk.softmax(rng.normal(size=shape), axis=1).astype(dtype)
+        ignore = None
+    else:
+        y = rng.integers(0, c, size=(n,) + (3,) * extra)
+        if ignore is not None and y.size:
+            y.flat[:: 3] = ignore
+    ours = smk.cross_entropy_and_grad(z, y, axis=1, weight=w, ignore_index=ignore, label_smoothing=eps,
+                                      reduction=reduction)
+    theirs = torch_value_and_grad(F.cross_entropy, z, torch.tensor(y),
+                                  weight=None if w is None else torch.tensor(w),
+                                  ignore_index=-100 if ignore is None else ignore,
+                                  label_smoothing=eps, reduction=reduction)
+    if reduction == "mean" and np.isnan(theirs[0]):
+        # empty or all-ignored: NaN both; our gradient is zeros (PyTorch's is zeros or NaN)
+        assert np.isnan(ours[0])
+        np.testing.assert_array_equal(ours[1], 0.0)
+        return
+    check(ours, theirs, dtype)
