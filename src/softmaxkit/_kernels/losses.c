@@ -19,6 +19,13 @@
 
 /* ---------------------------------------------------------------- row helpers */
 
+/* Rows are visited in chunks of SK_CHUNK entries. float32 exps are summed in float
+ * within a chunk (each SIMD lane adds at most SK_CHUNK / 8 values <= 1: a few ulps)
+ * and the chunk sums in float64: float64 accuracy for long rows at float speed (a
+ * float64 accumulator in the loop costs two conversions and two adds per vector, as
+ * much as half the exp). Each chunk also prefetches the same stretch of the next row. */
+#define SK_CHUNK 256
+
 /* The max of a row, ignoring NaN (a NaN poisons the sum of exps instead). */
 SK_CLONES static double row_max_f64(const double *x, size_t n)
 {
@@ -38,34 +45,76 @@ SK_CLONES static float row_max_f32(const float *x, size_t n)
     return m;
 }
 
+/* exp(x) for x <= 0 in float64 (the shifted logits x - m), vectorisable: sk_exp_f64's
+ * scheme with a single scale 2^n, since the result cannot overflow. Results below
+ * exp(-708) = 3.3e-308 are flushed to 0 (an absolute error no sum s >= 1 and no
+ * probability can see). -inf gives 0; NaN stays NaN. */
+static inline double exp_nonpos_f64(double x)
+{
+    const double LOG2E = 1.4426950408889634;
+    const double LN2_HI = 6.93147180369123816490e-01;
+    const double LN2_LO = 1.90821492927058770002e-10;
+    const double SHIFT = 0x1.8p52;
+    double xc = x < -708.0 ? -708.0 : x; /* keeps 2^n normal: n >= -1022 */
+    double n = (xc * LOG2E + SHIFT) - SHIFT;
+    double r = (xc - n * LN2_HI) - n * LN2_LO;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    double scale = sk_bits_to_f64(sk_f64_to_bits(n + (SHIFT + 1023.0)) << 52);
+    return x < -708.0 ? 0.0 : p * scale;
+}
+
 /* s - 1, where s = sum_j exp(x[j] - m) and m is the row's (finite) max. Entries equal
  * to m contribute exactly 1 each and are counted apart from the rest, so that
  * log1p(s - 1) keeps small terms a plain log(s) would round away: the loss of a
  * confident, correct prediction such as logits [0, -40], label 0, is 4.2e-18 and
  * not 0 (the same split as logsumexp in softmax.c). The _store variants also write
  * exp(x[j] - m) to e, which may be x itself. */
-SK_CLONES static double expsum_m1_f64(const double *x, size_t n, double m)
+SK_CLONES static double expsum_m1_f64(const double *x, size_t n, double m, const double *next)
 {
     double rest = 0.0, ties = 0.0;
-    SK_SIMD_REDUCE2(+, rest, ties)
-    for (size_t j = 0; j < n; j++) {
-        int top = x[j] == m;
-        rest += top ? 0.0 : sk_exp_f64(x[j] - m);
-        ties += top ? 1.0 : 0.0;
+    for (size_t j0 = 0; j0 < n; j0 += SK_CHUNK) {
+        size_t j1 = n - j0 < SK_CHUNK ? n : j0 + SK_CHUNK;
+        for (size_t k = j0; next && k < j1; k += 64 / sizeof(double))
+            __builtin_prefetch(next + k);
+        SK_SIMD_REDUCE2(+, rest, ties)
+        for (size_t j = j0; j < j1; j++) {
+            int top = x[j] == m;
+            rest += top ? 0.0 : exp_nonpos_f64(x[j] - m);
+            ties += top ? 1.0 : 0.0;
+        }
     }
     return (ties - 1.0) + rest;
 }
 
-SK_CLONES static double expsum_m1_store_f64(const double *x, double *e, size_t n, double m)
+SK_CLONES static double expsum_m1_store_f64(const double *x, double *e, size_t n, double m,
+                                            const double *next)
 {
     double rest = 0.0, ties = 0.0;
-    SK_SIMD_REDUCE2(+, rest, ties)
-    for (size_t j = 0; j < n; j++) {
-        double v = sk_exp_f64(x[j] - m);
-        int top = x[j] == m;
-        e[j] = v;
-        rest += top ? 0.0 : v;
-        ties += top ? 1.0 : 0.0;
+    for (size_t j0 = 0; j0 < n; j0 += SK_CHUNK) {
+        size_t j1 = n - j0 < SK_CHUNK ? n : j0 + SK_CHUNK;
+        for (size_t k = j0; next && k < j1; k += 64 / sizeof(double))
+            __builtin_prefetch(next + k);
+        SK_SIMD_REDUCE2(+, rest, ties)
+        for (size_t j = j0; j < j1; j++) {
+            double v = exp_nonpos_f64(x[j] - m);
+            int top = x[j] == m;
+            e[j] = v;
+            rest += top ? 0.0 : v;
+            ties += top ? 1.0 : 0.0;
+        }
     }
     return (ties - 1.0) + rest;
 }
@@ -95,12 +144,6 @@ static inline float exp_nonpos_f32(float x)
     float scale = sk_bits_to_f32(sk_f32_to_bits(n + (SHIFT + 127.0f)) << 23);
     return x < -87.0f ? 0.0f : p * scale;
 }
-
-/* float32 rows are summed in float within chunks of SK_CHUNK entries (each SIMD lane
- * adds at most SK_CHUNK / 8 values <= 1, a few ulps), and the chunk sums in float64:
- * float64 accuracy for long rows at float speed (a float64 accumulator in the loop
- * costs two conversions and two adds per vector, as much as half the exp). */
-#define SK_CHUNK 256
 
 SK_CLONES static double expsum_m1_f32(const float *x, size_t n, float m, const float *next)
 {
@@ -276,7 +319,8 @@ static double ce_hard_nonfinite_row_f32(const float *x, int64_t t, const float *
  * exp pass overwrites the row with its exps, and the write pass reads only those. */
 SK_CLONES static double ce_hard_row_f64(const double *x, int64_t t, const double *w, size_t n,
                                         int64_t ignore_index, int has_ignore, double eps,
-                                        double wsum, double *roww, double gs, double *grad)
+                                        double wsum, double *roww, double gs, double *grad,
+                                        const double *next)
 {
     *roww = 0.0;
     if (has_ignore && t == ignore_index) {
@@ -295,7 +339,7 @@ SK_CLONES static double ce_hard_row_f64(const double *x, int64_t t, const double
         return ce_hard_nonfinite_row_f64(x, t, w, n, eps, wsum, gs, grad);
     double zt = x[t] - m, cs = eps / (double)n, hard = (1.0 - eps) * *roww;
     double d = eps > 0.0 ? smooth_dot_f64(x, w, n, m) : 0.0;
-    double sm1 = grad ? expsum_m1_store_f64(x, grad, n, m) : expsum_m1_f64(x, n, m);
+    double sm1 = grad ? expsum_m1_store_f64(x, grad, n, m, next) : expsum_m1_f64(x, n, m, next);
     double ls = log1p(sm1);
     /* -log p[t] = log s - (x[t] - m); a zero weight leaves the term out (x[t] may be -inf). */
     double loss = hard != 0.0 ? hard * (ls - zt) : 0.0;
@@ -350,6 +394,11 @@ static inline const float *next_row_f32(const float *x, ptrdiff_t i, size_t rows
     return (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL;
 }
 
+static inline const double *next_row_f64(const double *x, ptrdiff_t i, size_t rows, size_t cols)
+{
+    return (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL;
+}
+
 /* W = sum_c w[c] (C when w is NULL). */
 static double weight_sum_f64(const double *w, size_t n)
 {
@@ -374,7 +423,8 @@ void sk_ce_hard_forward_f64(const double *x, const int64_t *target, const double
     double wsum = weight_sum_f64(w, cols);
     SK_FOR_ROWS(rows, cols, nthreads,
                 loss[i] = ce_hard_row_f64(x + (size_t)i * cols, target[i], w, cols, ignore_index,
-                                          has_ignore, eps, wsum, roww + i, 0.0, NULL));
+                                          has_ignore, eps, wsum, roww + i, 0.0, NULL,
+                                          next_row_f64(x, i, rows, cols)));
 }
 
 void sk_ce_hard_forward_backward_f64(const double *x, const int64_t *target, const double *w,
@@ -387,7 +437,8 @@ void sk_ce_hard_forward_backward_f64(const double *x, const int64_t *target, con
     SK_FOR_ROWS(rows, cols, nthreads,
                 loss[i] = ce_hard_row_f64(x + (size_t)i * cols, target[i], w, cols, ignore_index,
                                           has_ignore, eps, wsum, roww + i,
-                                          gscale ? gscale[i] : gscale_c, grad + (size_t)i * cols));
+                                          gscale ? gscale[i] : gscale_c, grad + (size_t)i * cols,
+                                          next_row_f64(x, i, rows, cols)));
 }
 
 void sk_ce_hard_forward_f32(const float *x, const int64_t *target, const float *w,
@@ -489,7 +540,7 @@ SK_CLONES static double ce_soft_row_f64(const double *x, const double *q, const 
         vsum += v;
         d += v != 0.0 ? v * (x[j] - m) : 0.0;
     }
-    double sm1 = grad ? expsum_m1_store_f64(x, grad, n, m) : expsum_m1_f64(x, n, m);
+    double sm1 = grad ? expsum_m1_store_f64(x, grad, n, m, NULL) : expsum_m1_f64(x, n, m, NULL);
     if (grad) {
         double c = gs * vsum / (1.0 + sm1);
         SK_SIMD
