@@ -395,3 +395,19 @@ def test_save_refuses_unpicklable_classes_and_bad_metadata(tmp_path, iris):
     est.save(tmp_path / "m.npz")
     meta = json.loads(str(np.load(tmp_path / "m.npz")["params_json"]))
     assert meta["alpha"] == 1.0 and meta["solver"] == "lbfgs"
+
+
+def test_blas_limited_to_one_thread_only_for_small_products():
+    from threadpoolctl import threadpool_info
+
+    from softmaxkit._regression import _blas_threads_for
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    with _blas_threads_for(1347, 64, 10):
+        assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before
+    with _blas_threads_for(60000, 784, 10):
+        assert blas_threads() == before

@@ -18,6 +18,7 @@ matrix products, the penalty and the optimisers.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -64,15 +65,24 @@ def _ce_sum_and_grad(logits, target, sample_weight, label_smoothing):
     )
 
 
-def _one_blas_thread():
-    """Limit BLAS to one thread while fitting.
+# Products smaller than this (multiply-adds) run BLAS on one thread while fitting.
+_SMALL_PRODUCT = 1 << 23
 
-    Each step alternates softmaxkit's OpenMP kernels with BLAS products; both
-    thread pools spin-wait for work, and on a small machine they steal each other's
-    cores (measured on 2 cores: the digits fit took 240 ms with both pools, 17 ms
-    with one BLAS thread; LogisticRegression takes 13 ms). scikit-learn's KMeans
-    does the same around its OpenMP loops. threadpoolctl comes with scikit-learn.
+
+def _blas_threads_for(n_rows: int, n_features: int, n_classes: int):
+    """One BLAS thread while fitting when the per-step products are small.
+
+    Every solver step is a couple of (rows x features) @ (features x classes)
+    products. When they are small, OpenBLAS's threads cost more than they bring, and
+    on a busy machine far more: on the 2-core development machine under load, the
+    digits fit (1347 x 64 x 10) took 1.1 s with OpenBLAS's default threads and 27 ms
+    with one (LogisticRegression: 330 ms and 13 ms). scikit-learn's KMeans also
+    limits BLAS to one thread around its small per-chunk products. Large products
+    (full-batch MNIST: 60000 x 784 x 10) keep BLAS's default. threadpoolctl comes
+    with scikit-learn.
     """
+    if n_rows * n_features * n_classes >= _SMALL_PRODUCT:
+        return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
@@ -437,7 +447,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 theta[k * d:] = old[2]
         self.history_ = {"loss": [], "accuracy": []}
         self._opt_state = None
-        with _one_blas_thread():
+        rows = X.shape[0] if self.solver == "lbfgs" else min(self.batch_size, X.shape[0])
+        with _blas_threads_for(rows, d, k):
             if self.solver == "lbfgs":
                 theta = self._fit_lbfgs(theta, Xs, target, sw, k, d)
             else:
@@ -655,7 +666,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             theta = self.coef_.ravel()
             if self.fit_intercept:
                 theta = np.concatenate([theta, self.intercept_])
-        with _one_blas_thread():
+        with _blas_threads_for(min(self.batch_size, X.shape[0]), d, k):
             theta = self._fit_minibatch(theta, self._transform(X), target, sw, k, d, epochs=1,
                                         stopping=False)
         self._n_partial = getattr(self, "_n_partial", 0) + 1
