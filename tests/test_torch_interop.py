@@ -117,6 +117,13 @@ def test_stable_in_float32():
     assert loss.item() == 120.0 and torch.isfinite(x.grad).all()
 
 
+def test_second_derivative_raises_instead_of_being_wrong():
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(smt.cross_entropy(x, torch.tensor([0, 1, 2])), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        g.sum().backward()
+
+
 def test_bad_label_is_a_value_error():
     with pytest.raises(ValueError, match="target"):
         smt.cross_entropy(torch.randn(2, 3), torch.tensor([0, 3]))
