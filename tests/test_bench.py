@@ -20,7 +20,7 @@ SOFTMAX_OPS = {"softmax", "log_softmax", "logsumexp", "sigmoid", "softmax_backwa
 def test_quick_run_writes_table_markdown_and_json(tmp_path, capsys):
     md, js = tmp_path / "bench.md", tmp_path / "bench.json"
     argv = ["--quick", "--threads", "1,2", "--sections", "softmax,ce,linear-ce",
-            "--markdown", str(md), "--json", str(js)]
+            "--linear-ce-threads", "2", "--markdown", str(md), "--json", str(js)]
     assert bench.main(argv) == 0
     report = json.loads(js.read_text())
 
@@ -57,6 +57,7 @@ def test_quick_run_writes_table_markdown_and_json(tmp_path, capsys):
 
     linear = report["linear_ce"]
     assert {r["op"] for r in linear} >= {"unfused", "fused"}
+    assert {r["threads"] for r in linear} == {2}
     for r in linear:
         if r["op"] in ("unfused", "fused"):
             assert r["extra_bytes"] > 0 and r["memory_vs_unfused"] > 0
@@ -90,6 +91,7 @@ def test_no_torch_leaves_its_columns_empty(tmp_path):
     ["--threads", "0"],
     ["--threads", "one"],
     ["--linear-ce-shape", "1,2"],
+    ["--linear-ce-threads", "0"],
     ["--repeat", "0"],
 ])
 def test_bad_arguments_exit_with_usage_error(argv, capsys):

@@ -506,6 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
                    default=None, metavar="N,H,V", help="shape of the linear-ce section")
     p.add_argument("--threads", type=lambda s: _parse_ints(s, "--threads"), default=[1, 2],
                    help="comma-separated thread counts (default: 1,2)")
+    p.add_argument("--linear-ce-threads", type=lambda s: _parse_ints(s, "--linear-ce-threads"),
+                   default=None, metavar="THREADS",
+                   help="thread counts for the linear-ce section (default: those of --threads)")
     p.add_argument("--repeat", type=int, default=None,
                    help="timed calls per measurement (default 5; 1 with --quick and for linear-ce)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparisons")
@@ -548,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     linear_repeat = args.repeat or 1  # each call is long: one timed call by default
     if "linear-ce" in sections:
         lshape = args.linear_ce_shape or (QUICK_LINEAR_CE if args.quick else FULL_LINEAR_CE)
-        linear = run_linear_ce(tuple(lshape), args.threads, linear_repeat, torch, log)
+        linear = run_linear_ce(tuple(lshape), args.linear_ce_threads or args.threads,
+                               linear_repeat, torch, log)
 
     report = {
         "machine": machine_info(torch),
