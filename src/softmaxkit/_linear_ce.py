@@ -31,7 +31,6 @@ import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
 
 from . import _config
 from ._validation import compute_dtype
@@ -165,7 +164,10 @@ def _run(p: _Problem, grad_scale: Any = None, need: tuple[bool, bool, bool] = (F
     of the three gradients to form (torch skips those nobody asked for); the others
     come back as None. With ``grad_scale=None`` no gradient is formed.
     """
-    from ._losses import _ce_rows  # imported here: the losses module is a sibling
+    # Imported on first use: importing scipy.linalg added ~0.15 s to `import softmaxkit`.
+    from scipy.linalg.blas import get_blas_funcs
+
+    from ._losses import _ce_rows
 
     h, w, t, b = p.hidden, p.weight, p.target, p.bias
     n, hdim = h.shape
