@@ -17,7 +17,7 @@ below), with one reused (chunk, V) buffer:
    beta=1, accumulating in place), ``grad_bias += dz.sum(0)`` (BLAS again).
 
 Extra memory is the (chunk, V) buffer and O(N + V) numbers: O(N + chunk * V), never O(N * V). The chunk is chosen so
-the buffer is about 64 MiB (``chunk_size=`` overrides it).
+the buffer is about 128 MiB (``chunk_size=`` overrides it).
 
 References
 ----------
@@ -38,12 +38,14 @@ from ._validation import compute_dtype
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_and_grad"]
 
 # Size of the reused logits buffer when chunk_size is not given. Bigger chunks give
-# BLAS more rows per product and mean fewer passes over grad_weight (one read and
-# write of all of it per chunk); 64 MiB is under 2% of the 4 GiB the unfused path
-# allocates at N=8192, V=65536 float32. On the 2-core reference machine 16, 32 and
-# 64 MiB chunks ran within timing noise of each other and of the unfused products
-# (N=2048, H=512, V=32768); benchmarks/RESULTS.md has the full-size numbers.
-_CHUNK_BYTES = 64 * 2**20
+# BLAS more rows per product (the grad_weight GEMM's inner dimension is the chunk's
+# row count) and mean fewer passes over grad_weight. Measured on the 2-core
+# reference machine, N=4096, H=1024, V=65536 float32, loss and all gradients:
+# 128 rows (32 MiB) 14.2 s, 256 rows (64 MiB) 11.2 s, 512 rows (128 MiB) 10.0 s.
+# 128 MiB is 3.4% of the 3.8 GiB the unfused path allocates at N=8192 (the
+# issue's bound is 5%); benchmarks/RESULTS.md has the full-size numbers.
+_CHUNK_BYTES = 128 * 2**20
+
 _REDUCTIONS = ("none", "sum", "mean")
 
 
@@ -288,7 +290,7 @@ def linear_cross_entropy(hidden, weight, target, *, bias=None, class_weight=None
         "mean" divides by the summed class weights of the counted rows (their number
         without ``class_weight``); an empty or all-ignored batch gives NaN.
     chunk_size : int, optional
-        Rows per chunk. Default: as many as fit a 64 MiB (chunk, V) buffer.
+        Rows per chunk. Default: as many as fit a 128 MiB (chunk, V) buffer.
 
     Returns
     -------
@@ -298,7 +300,7 @@ def linear_cross_entropy(hidden, weight, target, *, bias=None, class_weight=None
     Notes
     -----
     Extra memory is one (chunk, V) buffer plus O(N): for N=8192, V=65536 float32 that
-    is 64 MiB where the unfused path holds 2 GiB of logits. See
+    is 128 MiB where the unfused path holds 2 GiB of logits. See
     docs/linear_cross_entropy.md for the accuracy in float32.
 
     Examples
