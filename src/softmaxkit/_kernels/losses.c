@@ -11,12 +11,6 @@
 #include "losses.h"
 #include "sk_common.h"
 
-#if defined(_OPENMP)
-#define SK_SIMD_REDUCE2(op, a, b) SK_PRAGMA(omp simd reduction(op : a, b))
-#else
-#define SK_SIMD_REDUCE2(op, a, b)
-#endif
-
 /* ---------------------------------------------------------------- row helpers */
 
 /* Rows are visited in chunks of SK_CHUNK entries. float32 exps are summed in float
@@ -25,56 +19,6 @@
  * float64 accumulator in the loop costs two conversions and two adds per vector, as
  * much as half the exp). Each chunk also prefetches the same stretch of the next row. */
 #define SK_CHUNK 256
-
-/* The max of a row, ignoring NaN (a NaN poisons the sum of exps instead). */
-SK_CLONES static double row_max_f64(const double *x, size_t n)
-{
-    double m = -INFINITY;
-    SK_SIMD_REDUCE(max, m)
-    for (size_t j = 0; j < n; j++)
-        m = x[j] > m ? x[j] : m;
-    return m;
-}
-
-SK_CLONES static float row_max_f32(const float *x, size_t n)
-{
-    float m = -INFINITY;
-    SK_SIMD_REDUCE(max, m)
-    for (size_t j = 0; j < n; j++)
-        m = x[j] > m ? x[j] : m;
-    return m;
-}
-
-/* exp(x) for x <= 0 in float64 (the shifted logits x - m), vectorisable: sk_exp_f64's
- * scheme with a single scale 2^n, since the result cannot overflow. Results below
- * exp(-708) = 3.3e-308 are flushed to 0 (an absolute error no sum s >= 1 and no
- * probability can see). -inf gives 0; NaN stays NaN. */
-static inline double exp_nonpos_f64(double x)
-{
-    const double LOG2E = 1.4426950408889634;
-    const double LN2_HI = 6.93147180369123816490e-01;
-    const double LN2_LO = 1.90821492927058770002e-10;
-    const double SHIFT = 0x1.8p52;
-    double xc = x < -708.0 ? -708.0 : x; /* keeps 2^n normal: n >= -1022 */
-    double n = (xc * LOG2E + SHIFT) - SHIFT;
-    double r = (xc - n * LN2_HI) - n * LN2_LO;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    double scale = sk_bits_to_f64(sk_f64_to_bits(n + (SHIFT + 1023.0)) << 52);
-    return x < -708.0 ? 0.0 : p * scale;
-}
 
 /* s - 1, where s = sum_j exp(x[j] - m) and m is the row's (finite) max. Entries equal
  * to m contribute exactly 1 each and are counted apart from the rest, so that
@@ -89,10 +33,10 @@ SK_CLONES static double expsum_m1_f64(const double *x, size_t n, double m, const
         size_t j1 = n - j0 < SK_CHUNK ? n : j0 + SK_CHUNK;
         for (size_t k = j0; next && k < j1; k += 64 / sizeof(double))
             __builtin_prefetch(next + k);
-        SK_SIMD_REDUCE2(+, rest, ties)
+        SK_SIMD_REDUCE(+, rest, ties)
         for (size_t j = j0; j < j1; j++) {
             int top = x[j] == m;
-            rest += top ? 0.0 : exp_nonpos_f64(x[j] - m);
+            rest += top ? 0.0 : sk_exp_nonpos_f64(x[j] - m);
             ties += top ? 1.0 : 0.0;
         }
     }
@@ -107,9 +51,9 @@ SK_CLONES static double expsum_m1_store_f64(const double *x, double *e, size_t n
         size_t j1 = n - j0 < SK_CHUNK ? n : j0 + SK_CHUNK;
         for (size_t k = j0; next && k < j1; k += 64 / sizeof(double))
             __builtin_prefetch(next + k);
-        SK_SIMD_REDUCE2(+, rest, ties)
+        SK_SIMD_REDUCE(+, rest, ties)
         for (size_t j = j0; j < j1; j++) {
-            double v = exp_nonpos_f64(x[j] - m);
+            double v = sk_exp_nonpos_f64(x[j] - m);
             int top = x[j] == m;
             e[j] = v;
             rest += top ? 0.0 : v;
@@ -117,32 +61,6 @@ SK_CLONES static double expsum_m1_store_f64(const double *x, double *e, size_t n
         }
     }
     return (ties - 1.0) + rest;
-}
-
-/* exp(x) for x <= 0 in float32 (the shifted logits x - m), vectorisable: sk_exp_f32's
- * scheme with a single scale 2^n, since the result cannot overflow. Results below
- * exp(-87) = 1.6e-38 are flushed to 0: an absolute error no sum s >= 1 and no
- * probability can see, for a third fewer operations in the kernels' hottest loop.
- * -inf gives 0; NaN stays NaN (it compares false and goes through the polynomial). */
-static inline float exp_nonpos_f32(float x)
-{
-    const float LOG2E = 1.44269504088896341f;
-    const float LN2_HI = 0.693359375f;
-    const float LN2_LO = -2.12194440e-4f;
-    const float SHIFT = 0x1.8p23f;
-    float xc = x < -87.0f ? -87.0f : x; /* keeps 2^n normal: n >= -126 */
-    float n = (xc * LOG2E + SHIFT) - SHIFT;
-    float r = (xc - n * LN2_HI) - n * LN2_LO;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    float scale = sk_bits_to_f32(sk_f32_to_bits(n + (SHIFT + 127.0f)) << 23);
-    return x < -87.0f ? 0.0f : p * scale;
 }
 
 SK_CLONES static double expsum_m1_f32(const float *x, size_t n, float m, const float *next)
@@ -153,9 +71,9 @@ SK_CLONES static double expsum_m1_f32(const float *x, size_t n, float m, const f
         float rf = 0.0f, tf = 0.0f;
         for (size_t k = j0; next && k < j1; k += 64 / sizeof(float))
             __builtin_prefetch(next + k);
-        SK_SIMD_REDUCE2(+, rf, tf)
+        SK_SIMD_REDUCE(+, rf, tf)
         for (size_t j = j0; j < j1; j++) {
-            float v = exp_nonpos_f32(x[j] - m);
+            float v = sk_exp_nonpos_f32(x[j] - m);
             int top = x[j] == m;
             rf += top ? 0.0f : v;
             tf += top ? 1.0f : 0.0f;
@@ -174,9 +92,9 @@ SK_CLONES static double expsum_m1_store_f32(const float *x, float *e, size_t n, 
         float rf = 0.0f, tf = 0.0f;
         for (size_t k = j0; next && k < j1; k += 64 / sizeof(float))
             __builtin_prefetch(next + k);
-        SK_SIMD_REDUCE2(+, rf, tf)
+        SK_SIMD_REDUCE(+, rf, tf)
         for (size_t j = j0; j < j1; j++) {
-            float v = exp_nonpos_f32(x[j] - m);
+            float v = sk_exp_nonpos_f32(x[j] - m);
             int top = x[j] == m;
             e[j] = v;
             rf += top ? 0.0f : v;
@@ -334,7 +252,7 @@ SK_CLONES static double ce_hard_row_f64(const double *x, int64_t t, const double
         return NAN;
     }
     *roww = w ? w[t] : 1.0;
-    double m = row_max_f64(x, n);
+    double m = sk_row_max_f64(x, n);
     if (!isfinite(m))
         return ce_hard_nonfinite_row_f64(x, t, w, n, eps, wsum, gs, grad);
     double zt = x[t] - m, cs = eps / (double)n, hard = (1.0 - eps) * *roww;
@@ -369,7 +287,7 @@ SK_CLONES static double ce_hard_row_f32(const float *x, int64_t t, const float *
         return NAN;
     }
     *roww = w ? (double)w[t] : 1.0;
-    float m = row_max_f32(x, n);
+    float m = sk_row_max_f32(x, n);
     if (!isfinite(m))
         return ce_hard_nonfinite_row_f32(x, t, w, n, eps, wsum, gs, grad);
     double zt = (double)x[t] - (double)m, cs = eps / (double)n, hard = (1.0 - eps) * *roww;
@@ -530,11 +448,11 @@ SK_CLONES static double ce_soft_row_f64(const double *x, const double *q, const 
 {
     if (n == 0)
         return 0.0;
-    double m = row_max_f64(x, n);
+    double m = sk_row_max_f64(x, n);
     if (!isfinite(m))
         return ce_soft_nonfinite_row_f64(x, q, w, n, eps, gs, grad);
     double keep = 1.0 - eps, cs = eps / (double)n, vsum = 0.0, d = 0.0;
-    SK_SIMD_REDUCE2(+, vsum, d)
+    SK_SIMD_REDUCE(+, vsum, d)
     for (size_t j = 0; j < n; j++) {
         double v = soft_v_f64(q, w, j, keep, cs);
         vsum += v;
@@ -555,11 +473,11 @@ SK_CLONES static double ce_soft_row_f32(const float *x, const float *q, const fl
 {
     if (n == 0)
         return 0.0;
-    float m = row_max_f32(x, n);
+    float m = sk_row_max_f32(x, n);
     if (!isfinite(m))
         return ce_soft_nonfinite_row_f32(x, q, w, n, eps, gs, grad);
     double keep = 1.0 - eps, cs = eps / (double)n, vsum = 0.0, d = 0.0;
-    SK_SIMD_REDUCE2(+, vsum, d)
+    SK_SIMD_REDUCE(+, vsum, d)
     for (size_t j = 0; j < n; j++) {
         double v = soft_v_f32(q, w, j, keep, cs);
         vsum += v;

@@ -75,29 +75,25 @@ static inline uint64_t sk_f64_to_bits(double d) { uint64_t u; memcpy(&u, &d, siz
 static inline float sk_bits_to_f32(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
 static inline uint32_t sk_f32_to_bits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
 
-/*
- * exp(x) in float64, about 1 ulp, vectorisable.
- *
- * x = n ln2 + r with |r| <= ln2/2 (Cody-Waite: ln2 split in a high part with
- * trailing zeros, so n*LN2_HI is exact, and a low part), exp(r) by its Taylor
- * polynomial to degree 13 (truncation < 5e-18, below half an ulp), then a scale by
- * 2^n built from exponent bits. The scale is applied as 2^n1 * 2^n2 with
- * n1 = round(n/2) so that both factors are normal numbers even when the result is
- * subnormal or overflows: one rounding at the end, and no special cases.
- * Inputs are clamped to [-746, 710]: below, the result rounds to 0 (so -inf gives
- * 0); above, it overflows to +inf. NaN compares false to both bounds and stays NaN
- * through the polynomial.
- */
-static inline double sk_exp_f64(double x)
+/* Cody-Waite reduction shared by the exps below: x = n ln2 + r, |r| <= ln2/2.
+ * ln2 is split in a high part with trailing zeros (so n * LN2_HI is exact) and a
+ * low part. `n` is a whole number held in a double, rounded by the SHIFT trick. */
+#define SK_SHIFT_F64 0x1.8p52
+#define SK_SHIFT_F32 0x1.8p23f
+
+static inline double sk_exp_reduce_f64(double x, double *n)
 {
     const double LOG2E = 1.4426950408889634;
     const double LN2_HI = 6.93147180369123816490e-01; /* 0x1.62e42fee00000p-1 */
     const double LN2_LO = 1.90821492927058770002e-10; /* 0x1.a39ef35793c76p-33 */
-    const double SHIFT = 0x1.8p52;                    /* rounds to an integer */
-    x = x < -746.0 ? -746.0 : x;
-    x = x > 710.0 ? 710.0 : x;
-    double n = (x * LOG2E + SHIFT) - SHIFT;
-    double r = (x - n * LN2_HI) - n * LN2_LO;
+    *n = (x * LOG2E + SK_SHIFT_F64) - SK_SHIFT_F64;
+    return (x - *n * LN2_HI) - *n * LN2_LO;
+}
+
+/* exp(r) for |r| <= ln2/2 by its Taylor polynomial to degree 13: truncation below
+ * 5e-18, under half an ulp. */
+static inline double sk_exp_poly_f64(double r)
+{
     double p = 1.0 / 6227020800.0;            /* 1/13! */
     p = p * r + 1.0 / 479001600.0;            /* 1/12! */
     p = p * r + 1.0 / 39916800.0;
@@ -111,28 +107,29 @@ static inline double sk_exp_f64(double x)
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
     p = p * r + 1.0;
-    p = p * r + 1.0;
-    double n1 = (n * 0.5 + SHIFT) - SHIFT;
-    double n2 = n - n1;
-    /* (n + 1023) lands in the low bits of (n + SHIFT + 1023); shifting left by 52
-     * moves it into the exponent field and drops SHIFT's own mantissa bit. */
-    double s1 = sk_bits_to_f64(sk_f64_to_bits(n1 + (SHIFT + 1023.0)) << 52);
-    double s2 = sk_bits_to_f64(sk_f64_to_bits(n2 + (SHIFT + 1023.0)) << 52);
-    return (p * s1) * s2;
+    return p * r + 1.0;
 }
 
-/* exp(x) in float32, about 1 ulp, vectorisable: the same scheme as sk_exp_f64 with
- * a degree-7 polynomial (truncation < 6e-9) and clamps [-104, 89]. */
-static inline float sk_exp_f32(float x)
+/* 2^n for a whole n in [-1022, 1023] held in a double: (n + 1023) lands in the low
+ * bits of (n + SHIFT + 1023); shifting left by 52 moves it into the exponent field
+ * and drops SHIFT's own mantissa bit. */
+static inline double sk_pow2_f64(double n)
+{
+    return sk_bits_to_f64(sk_f64_to_bits(n + (SK_SHIFT_F64 + 1023.0)) << 52);
+}
+
+static inline float sk_exp_reduce_f32(float x, float *n)
 {
     const float LOG2E = 1.44269504088896341f;
     const float LN2_HI = 0.693359375f;     /* 355/512, exact products */
     const float LN2_LO = -2.12194440e-4f;
-    const float SHIFT = 0x1.8p23f;
-    x = x < -104.0f ? -104.0f : x;
-    x = x > 89.0f ? 89.0f : x;
-    float n = (x * LOG2E + SHIFT) - SHIFT;
-    float r = (x - n * LN2_HI) - n * LN2_LO;
+    *n = (x * LOG2E + SK_SHIFT_F32) - SK_SHIFT_F32;
+    return (x - *n * LN2_HI) - *n * LN2_LO;
+}
+
+/* exp(r) for |r| <= ln2/2 to degree 7: truncation below 6e-9, under half an ulp. */
+static inline float sk_exp_poly_f32(float r)
+{
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
@@ -140,12 +137,86 @@ static inline float sk_exp_f32(float x)
     p = p * r + 1.0f / 6.0f;
     p = p * r + 0.5f;
     p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    float n1 = (n * 0.5f + SHIFT) - SHIFT;
-    float n2 = n - n1;
-    float s1 = sk_bits_to_f32(sk_f32_to_bits(n1 + (SHIFT + 127.0f)) << 23);
-    float s2 = sk_bits_to_f32(sk_f32_to_bits(n2 + (SHIFT + 127.0f)) << 23);
-    return (p * s1) * s2;
+    return p * r + 1.0f;
+}
+
+/* 2^n for a whole n in [-126, 127] held in a float (see sk_pow2_f64). */
+static inline float sk_pow2_f32(float n)
+{
+    return sk_bits_to_f32(sk_f32_to_bits(n + (SK_SHIFT_F32 + 127.0f)) << 23);
+}
+
+/*
+ * exp(x) in float64, about 1 ulp, vectorisable, exact down to the subnormals.
+ *
+ * The scale 2^n is applied as 2^n1 * 2^n2 with n1 = round(n/2) so that both factors
+ * are normal numbers even when the result is subnormal or overflows: one rounding
+ * at the end, and no special cases. Inputs are clamped to [-746, 710]: below, the
+ * result rounds to 0 (so -inf gives 0); above, it overflows to +inf. NaN compares
+ * false to both bounds and stays NaN through the polynomial.
+ */
+static inline double sk_exp_f64(double x)
+{
+    x = x < -746.0 ? -746.0 : x;
+    x = x > 710.0 ? 710.0 : x;
+    double n;
+    double p = sk_exp_poly_f64(sk_exp_reduce_f64(x, &n));
+    double n1 = (n * 0.5 + SK_SHIFT_F64) - SK_SHIFT_F64;
+    return (p * sk_pow2_f64(n1)) * sk_pow2_f64(n - n1);
+}
+
+/* exp(x) in float32, about 1 ulp, the same scheme with clamps [-104, 89]. */
+static inline float sk_exp_f32(float x)
+{
+    x = x < -104.0f ? -104.0f : x;
+    x = x > 89.0f ? 89.0f : x;
+    float n;
+    float p = sk_exp_poly_f32(sk_exp_reduce_f32(x, &n));
+    float n1 = (n * 0.5f + SK_SHIFT_F32) - SK_SHIFT_F32;
+    return (p * sk_pow2_f32(n1)) * sk_pow2_f32(n - n1);
+}
+
+/* exp(x) for x <= 0 with one scale 2^n, since the result cannot overflow: results
+ * below the smallest normal number (exp(-708) = 3.3e-308, exp(-87) = 1.6e-38 in
+ * float32) are flushed to 0. For the cross-entropy kernels, where such a term is
+ * an absolute error no loss (sum s >= 1) and no gradient entry can see, and the
+ * single scale takes a third of the operations out of the hottest loop. The softmax
+ * kernels keep sk_exp_*, which returns those subnormal probabilities exactly.
+ * -inf gives 0; NaN stays NaN (it compares false and goes through the polynomial). */
+static inline double sk_exp_nonpos_f64(double x)
+{
+    double n;
+    double xc = x < -708.0 ? -708.0 : x; /* keeps 2^n normal: n >= -1022 */
+    double p = sk_exp_poly_f64(sk_exp_reduce_f64(xc, &n));
+    return x < -708.0 ? 0.0 : p * sk_pow2_f64(n);
+}
+
+static inline float sk_exp_nonpos_f32(float x)
+{
+    float n;
+    float xc = x < -87.0f ? -87.0f : x; /* keeps 2^n normal: n >= -126 */
+    float p = sk_exp_poly_f32(sk_exp_reduce_f32(xc, &n));
+    return x < -87.0f ? 0.0f : p * sk_pow2_f32(n);
+}
+
+/* The max of a row, ignoring NaN (a NaN is caught later: it poisons the sum of
+ * exps). Inline, so that each SIMD clone of its caller gets its own vector code. */
+static inline double sk_row_max_f64(const double *x, size_t n)
+{
+    double m = -INFINITY;
+    SK_SIMD_REDUCE(max, m)
+    for (size_t j = 0; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+static inline float sk_row_max_f32(const float *x, size_t n)
+{
+    float m = -INFINITY;
+    SK_SIMD_REDUCE(max, m)
+    for (size_t j = 0; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
 }
 
 /*

@@ -13,25 +13,6 @@
 
 /* ---------------------------------------------------------------- row helpers */
 
-/* The max of a row, ignoring NaN (NaN is caught later: it poisons the sum). */
-SK_CLONES static double row_max_f64(const double *x, size_t n)
-{
-    double m = -INFINITY;
-    SK_SIMD_REDUCE(max, m)
-    for (size_t j = 0; j < n; j++)
-        m = x[j] > m ? x[j] : m;
-    return m;
-}
-
-SK_CLONES static float row_max_f32(const float *x, size_t n)
-{
-    float m = -INFINITY;
-    SK_SIMD_REDUCE(max, m)
-    for (size_t j = 0; j < n; j++)
-        m = x[j] > m ? x[j] : m;
-    return m;
-}
-
 /* Rows whose max is not finite: NaN, all -inf, or some +inf (see softmax.h).
  * Scalar code; such rows are rare. log_out selects log_softmax's values. */
 static void nonfinite_row_f64(const double *x, double *y, size_t n, int log_out)
@@ -109,7 +90,7 @@ SK_CLONES static double sum_exp_but_max_f32(const float *x, size_t n, float m, f
 
 SK_CLONES static void softmax_row_f64(const double *x, double *y, size_t n, double inv_t)
 {
-    double m = row_max_f64(x, n);
+    double m = sk_row_max_f64(x, n);
     if (!isfinite(m)) {
         nonfinite_row_f64(x, y, n, 0);
         return;
@@ -131,7 +112,7 @@ SK_CLONES static void softmax_row_f64(const double *x, double *y, size_t n, doub
 
 SK_CLONES static void softmax_row_f32(const float *x, float *y, size_t n, float inv_t)
 {
-    float m = row_max_f32(x, n);
+    float m = sk_row_max_f32(x, n);
     if (!isfinite(m)) {
         nonfinite_row_f32(x, y, n, 0);
         return;
@@ -171,7 +152,7 @@ void sk_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float in
  * sum without the max's own 1 (see sum_exp_but_max). */
 SK_CLONES static void log_softmax_row_f64(const double *x, double *y, size_t n, double inv_t)
 {
-    double m = row_max_f64(x, n);
+    double m = sk_row_max_f64(x, n);
     if (!isfinite(m)) {
         nonfinite_row_f64(x, y, n, 1);
         return;
@@ -184,7 +165,7 @@ SK_CLONES static void log_softmax_row_f64(const double *x, double *y, size_t n, 
 
 SK_CLONES static void log_softmax_row_f32(const float *x, float *y, size_t n, float inv_t)
 {
-    float m = row_max_f32(x, n);
+    float m = sk_row_max_f32(x, n);
     if (!isfinite(m)) {
         nonfinite_row_f32(x, y, n, 1);
         return;
@@ -212,7 +193,7 @@ SK_CLONES static double logsumexp_row_f64(const double *x, size_t n)
 {
     if (n == 0)
         return -INFINITY;
-    double m = row_max_f64(x, n);
+    double m = sk_row_max_f64(x, n);
     if (!isfinite(m)) {
         for (size_t j = 0; j < n; j++)
             if (isnan(x[j]))
@@ -226,7 +207,7 @@ SK_CLONES static double logsumexp_row_f32(const float *x, size_t n)
 {
     if (n == 0)
         return -INFINITY;
-    float m = row_max_f32(x, n);
+    float m = sk_row_max_f32(x, n);
     if (!isfinite(m)) {
         for (size_t j = 0; j < n; j++)
             if (isnan(x[j]))
