@@ -103,8 +103,8 @@ def test_bad_arguments_exit_with_usage_error(argv, capsys):
 
 def test_helpers():
     calls = []
-    t = bench.best_time(lambda: calls.append(1), repeat=4, budget=10.0)
-    assert t >= 0 and len(calls) == 5  # one warm-up, four timed
+    t = bench.best_time(lambda: calls.append(1), repeat=4, budget=0.0)
+    assert t >= 0 and len(calls) == 5  # one warm-up, four timed (budget 0: exact count)
     peak, arr = bench.peak_memory(lambda: np.ones(2**17))  # 1 MiB of float64
     assert peak >= arr.nbytes
     assert bench.text_table(["a", "bb"], [["xyz", "1"]]).splitlines()[0].split() == ["a", "bb"]
@@ -117,3 +117,32 @@ def test_helpers():
 def test_entry_points(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert "--quick" in out.stdout and "--markdown" in out.stdout
+
+
+def test_regression_section_reports_both_models(tmp_path):
+    js, md = tmp_path / "reg.json", tmp_path / "reg.md"
+    assert bench.main(["--quick", "--sections", "regression", "--threads", "1",
+                       "--json", str(js), "--markdown", str(md)]) == 0
+    rows = json.loads(js.read_text())["regression"]
+    assert [r["op"] for r in rows] == ["SoftmaxRegression()", "LogisticRegression()"]
+    for r in rows:
+        assert r["time_s"] > 0 and r["n_iter"] >= 1 and r["threads"] == 1
+        assert r["test_accuracy"] >= 0.96  # the accuracy bar, on the same split
+    # the two models agree to within one point on the same split
+    assert abs(rows[0]["test_accuracy"] - rows[1]["test_accuracy"]) <= 0.01
+    text = md.read_text()
+    assert "## Softmax regression on digits" in text
+    assert "| SoftmaxRegression() | 1 |" in text
+
+
+def test_best_time_call_counts():
+    calls = []
+    bench.best_time(lambda: calls.append(1), repeat=3, budget=0.0, warmup=False)
+    assert len(calls) == 3  # budget 0: exactly `repeat` timed calls
+    calls.clear()
+    bench.best_time(lambda: calls.append(1), repeat=3, budget=0.5, warmup=True)
+    # fast calls repeat until MIN_SPENT of timed calls (far more than 3 + warm-up)
+    assert len(calls) > 4
+    slow = []
+    t = bench.best_time(lambda: (slow.append(1), __import__("time").sleep(0.03)), repeat=50, budget=0.05, warmup=False)
+    assert len(slow) == 2 and t >= 0.03  # the budget caps a slow measurement

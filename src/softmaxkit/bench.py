@@ -13,8 +13,9 @@ One run measures every kernel three ways, under the same conditions:
   ``F.cross_entropy`` forward and forward + ``backward()``), with
   ``torch.set_num_threads`` equal to softmaxkit's thread count.
 
-Each time is the best of ``--repeat`` calls after one warm-up call (fewer calls when
-one is slow: a measurement stops after about a second). Functions that have an
+Each time is the best of at least ``--repeat`` calls, and of at least 0.25 s of calls,
+after one warm-up call (fewer calls when one is slow: a measurement stops after about
+a second). Functions that have an
 ``out=`` (softmaxkit, NumPy, SciPy's ``expit``, PyTorch's ``softmax`` /
 ``log_softmax`` / ``sigmoid``) write into a preallocated array, as the copy does;
 the others allocate their result, in every library alike.
@@ -33,6 +34,12 @@ Sections (``--sections``, comma separated):
     matrix products) at N=8192, H=1024, V=65536 float32: time and peak extra memory
     (``tracemalloc``, which sees NumPy's array allocations). Heavy: about 4 GiB of
     memory and a few minutes on two cores, so it is not in the default sections.
+
+``regression``
+    fit time and test accuracy of :class:`softmaxkit.SoftmaxRegression` (lbfgs, the
+    default) and scikit-learn's ``LogisticRegression()`` on the digits data
+    (standardised, stratified 75/25 split, seed 0), same thread count. Cheap: in the
+    default sections.
 
 ``--quick`` uses tiny shapes and one timed call: it checks the plumbing (the test
 suite runs it), its numbers mean nothing.
@@ -60,31 +67,42 @@ FULL_SHAPES = [(8192, 1000), (2048, 32000), (256, 256000)]
 QUICK_SHAPES = [(64, 100), (8, 3000)]
 FULL_LINEAR_CE = (8192, 1024, 65536)
 QUICK_LINEAR_CE = (96, 32, 500)
-SECTIONS = ("softmax", "ce", "linear-ce")
+SECTIONS = ("softmax", "ce", "regression", "linear-ce")
 
 
 # --------------------------------------------------------------------------- timing
 
 
-def best_time(fn: Callable[[], Any], repeat: int, budget: float = 1.0, warmup: bool = True) -> float:
-    """Best wall time of ``fn()`` over up to ``repeat`` calls, after one warm-up call.
+# Short calls are repeated for at least this long: on a 2-core machine, five calls of
+# a few milliseconds can all land on a moment when the OpenMP pools of softmaxkit
+# and PyTorch (two runtimes, each spinning for a while after its parallel regions)
+# or other processes hold a core, which made single rows 40% off.
+MIN_SPENT = 0.25
 
-    Stops early once the timed calls together took ``budget`` seconds (at least one
-    timed call is always made), so a slow baseline does not stretch the run.
+
+def best_time(fn: Callable[[], Any], repeat: int, budget: float = 1.0, warmup: bool = True) -> float:
+    """Best wall time of ``fn()`` after one warm-up call.
+
+    Makes at least ``repeat`` timed calls and keeps calling until they took
+    ``MIN_SPENT`` seconds together (capped by ``budget``), but stops as soon as the
+    calls took ``budget`` seconds, so a slow baseline does not stretch the run. At
+    least one timed call is always made; ``budget=0`` makes exactly ``repeat``.
     """
     if warmup:
         fn()
     best = math.inf
     spent = 0.0
-    for _ in range(max(1, repeat)):
+    calls = 0
+    min_spent = min(MIN_SPENT, max(budget, 0.0))
+    while True:
         t0 = time.perf_counter()
         fn()
         dt = time.perf_counter() - t0
         best = min(best, dt)
         spent += dt
-        if spent >= budget:
-            break
-    return best
+        calls += 1
+        if (budget > 0 and spent >= budget) or (calls >= repeat and spent >= min_spent):
+            return best
 
 
 def peak_memory(fn: Callable[[], Any]) -> tuple[int, Any]:
@@ -292,6 +310,50 @@ def run_kernels(sections, shapes, threads, repeat, budget, torch, log) -> list[d
     return rows
 
 
+# ------------------------------------------------------------------- regression
+
+
+def run_regression(threads, repeat, budget, log) -> list[dict[str, Any]]:
+    """Fit time and test accuracy of SoftmaxRegression and LogisticRegression on
+    digits (standardised, stratified 75/25 split, seed 0), per thread count."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    import softmaxkit as smk
+
+    X, y = smk.datasets.load_digits()
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    models = {
+        "SoftmaxRegression()": lambda: smk.SoftmaxRegression(),
+        "LogisticRegression()": lambda: LogisticRegression(),
+    }
+    rows: list[dict[str, Any]] = []
+    for n in threads:
+        # BLAS gets the same thread count, for both models alike.
+        with _Threads(n, None), threadpool_limits(limits=n, user_api="blas"):
+            for name, make in models.items():
+                fitted = []
+                t = best_time(lambda: fitted.append(make().fit(X_train, y_train)), repeat, budget)
+                model = fitted[-1]
+                row = {
+                    "section": "regression",
+                    "op": name,
+                    "threads": n,
+                    "time_s": t,
+                    "n_iter": int(np.max(model.n_iter_)),
+                    "test_accuracy": float(model.score(X_test, y_test)),
+                }
+                rows.append(row)
+                log(f"{name:<22} t={n} fit {t * 1e3:8.1f} ms  {row['n_iter']:4d} iterations  "
+                    f"test accuracy {row['test_accuracy']:.4f}")
+    return rows
+
+
 # ------------------------------------------------------------------ linear + CE
 
 
@@ -407,6 +469,7 @@ def _format_row(r) -> str:
 
 KERNEL_HEADER = ["function", "shape", "dtype", "threads", "softmaxkit ms", "vs copy/read",
                  "SciPy ms", "SciPy / smk", "PyTorch ms", "PyTorch / smk"]
+REGRESSION_HEADER = ["model (digits, 75/25)", "threads", "fit ms", "iterations", "test accuracy"]
 LINEAR_HEADER = ["path", "N x H x V", "threads", "time s", "time vs unfused",
                  "peak extra MiB", "memory vs unfused"]
 
@@ -416,6 +479,11 @@ def kernel_table(rows) -> list[list[str]]:
              _ms(r["time_s"]), f"{r['ratio_to_baseline']:.2f}x {r['baseline']}",
              _ms(r["scipy_s"]), _x(r["speedup_vs_scipy"]),
              _ms(r["torch_s"]), _x(r["speedup_vs_torch"])] for r in rows]
+
+
+def regression_table(rows) -> list[list[str]]:
+    return [[r["op"], str(r["threads"]), f"{r['time_s'] * 1e3:.1f}", str(r["n_iter"]),
+             f"{r['test_accuracy']:.4f}"] for r in rows]
 
 
 def linear_table(rows) -> list[list[str]]:
@@ -451,14 +519,25 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"softmaxkit {m['softmaxkit']}, NumPy {m['numpy']} ({m['numpy_blas']}), "
         f"SciPy {m['scipy']}, PyTorch {m['torch'] or 'not installed'}.",
         "",
-        f"Command: `{report['command']}`. Each time is the best of up to "
-        f"{report['config']['repeat']} calls after a warm-up call. `vs copy/read`: time over `np.copyto` of the same array (`copy`) or over "
+        f"Command: `{report['command']}`. Each time is the best of at least "
+        f"{report['config']['repeat']} calls and at least {MIN_SPENT} s of calls (at most "
+        "about 1 s) after a warm-up call. `vs copy/read`: time over `np.copyto` of the same array (`copy`) or over "
         "`x.sum(axis=-1)` (`read`), measured in the same run. `SciPy / smk` and "
         "`PyTorch / smk` are speed-ups (above 1: softmaxkit is faster); SciPy is "
         "single-threaded and timed at 1 thread.",
     ]
     if report["kernels"]:
         parts += ["", markdown_table(KERNEL_HEADER, kernel_table(report["kernels"]))]
+    if report.get("regression"):
+        parts += [
+            "",
+            "## Softmax regression on digits",
+            "",
+            "Standardised, stratified 75/25 split (seed 0); fit time: best of "
+            f"{report['config']['repeat']} fits after a warm-up fit.",
+            "",
+            markdown_table(REGRESSION_HEADER, regression_table(report["regression"])),
+        ]
     if report["linear_ce"]:
         parts += [
             "",
@@ -498,8 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true",
                    help="tiny shapes and one timed call (checks the plumbing; numbers mean nothing)")
-    p.add_argument("--sections", default="softmax,ce",
-                   help=f"comma-separated subset of {','.join(SECTIONS)} (default: softmax,ce)")
+    p.add_argument("--sections", default="softmax,ce,regression",
+                   help=f"comma-separated subset of {','.join(SECTIONS)} (default: softmax,ce,regression)")
     p.add_argument("--linear-ce", action="store_true",
                    help="add the linear-ce section (heavy: ~4 GiB and minutes at full size)")
     p.add_argument("--linear-ce-shape", type=lambda s: _parse_ints(s, "--linear-ce-shape", 3),
@@ -547,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
     kernels = run_kernels(sections, shapes, args.threads, repeat, budget, torch, log)
     if ("ce" in sections) and not _has_losses():
         notes.append("cross-entropy rows skipped: softmaxkit.cross_entropy_and_grad is not available.")
+    regression = run_regression(args.threads, repeat, budget, log) if "regression" in sections else []
     linear = []
     linear_repeat = args.repeat or 1  # each call is long: one timed call by default
     if "linear-ce" in sections:
@@ -560,11 +640,15 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"sections": sections, "threads": args.threads, "repeat": repeat,
                    "linear_ce_repeat": linear_repeat, "quick": args.quick},
         "kernels": kernels,
+        "regression": regression,
         "linear_ce": linear,
         "notes": notes,
     }
     if kernels:
         print(text_table(KERNEL_HEADER, kernel_table(kernels)))
+    if regression:
+        print()
+        print(text_table(REGRESSION_HEADER, regression_table(regression)))
     if linear:
         print()
         print(text_table(LINEAR_HEADER, linear_table(linear)))
