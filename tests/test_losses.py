@@ -718,3 +718,44 @@ def test_in_place_gradient_with_threads(dtype, num_threads):
     rl, rw, rg = ce_hard_ref(x, t, w, -100, 0.05, gs)
     np.testing.assert_allclose(loss, rl, rtol=1e-5 if dtype == np.float32 else 1e-12)
     np.testing.assert_allclose(g, rg, **tol(dtype))
+
+
+# ---------------------------------------------------------------- out= for gradients
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_grad_out(dtype):
+    rng = np.random.default_rng(77)
+    z = rng.normal(size=(6, 9)).astype(dtype)
+    t = rng.integers(0, 9, size=6)
+    q = smk.softmax(rng.normal(size=(6, 9))).astype(dtype)
+    kw = dict(weight=np.linspace(0.5, 2, 9).astype(dtype), label_smoothing=0.1)
+    want_loss, want = smk.cross_entropy_and_grad(z, t, **kw)
+    # direct: the kernel writes into out
+    out = np.full_like(z, np.nan)
+    loss, got = smk.cross_entropy_and_grad(z, t, out=out, **kw)
+    assert got is out and loss == want_loss
+    np.testing.assert_array_equal(out, want)
+    assert smk.cross_entropy_grad(z, t, out=out, **kw) is out
+    # in place over the logits: same loss, gradient where the logits were
+    zz = z.copy()
+    loss2, g2 = smk.cross_entropy_and_grad(zz, t, out=zz, **kw)
+    assert g2 is zz and loss2 == want_loss
+    np.testing.assert_array_equal(zz, want)
+    # non-contiguous out, class axis not last, soft labels: computed, then copied in
+    nc = np.empty((9, 6), dtype).T
+    smk.cross_entropy_grad(z, t, out=nc, **kw)
+    np.testing.assert_array_equal(nc, want)
+    zt = np.ascontiguousarray(z.T)
+    out_t = np.empty_like(zt)
+    smk.cross_entropy_grad(zt, t, axis=0, out=out_t, **kw)
+    np.testing.assert_allclose(out_t, want.T, rtol=1e-6)
+    out_s = np.empty_like(z)
+    np.testing.assert_array_equal(smk.cross_entropy_grad(z, q, out=out_s), smk.cross_entropy_grad(z, q))
+    # checked like every out=
+    with pytest.raises(ValueError, match="out has shape"):
+        smk.cross_entropy_grad(z, t, out=np.empty((6, 8), dtype))
+    with pytest.raises(ValueError, match="out has dtype"):
+        smk.cross_entropy_grad(z, t, out=np.empty((6, 9), np.float16))
+    h = np.empty((6, 9), np.float16)
+    smk.cross_entropy_grad(z.astype(np.float16), t, out=h)
+    np.testing.assert_allclose(h, smk.cross_entropy_grad(z.astype(np.float16), t), rtol=1e-3)

@@ -25,7 +25,7 @@ import numpy as np
 from . import _config
 from ._kernels import _losses as _ext
 from ._softmax import log_softmax, softmax
-from ._validation import Rows, as_float_array, normalize_axes
+from ._validation import Rows, as_float_array, check_out, normalize_axes
 
 __all__ = [
     "cross_entropy",
@@ -335,9 +335,11 @@ def _ce_probs_rows(p, t_hard, q, weight, ignore_index, eps, want_grad):
 
 
 def _cross_entropy(input, target, axis, from_logits, weight, sample_weight, ignore_index,
-                   label_smoothing, reduction, want_grad):
+                   label_smoothing, reduction, want_grad, out=None):
     rows, result_dtype, ax = _class_rows(input, axis)
     dtype = rows.block.dtype
+    if out is not None:
+        check_out(out, rows.shape, result_dtype)
     from_logits = _check_bool(from_logits, "from_logits")
     reduction = _check_reduction(reduction)
     eps = _check_smoothing(label_smoothing)
@@ -381,13 +383,24 @@ def _cross_entropy(input, target, axis, from_logits, weight, sample_weight, igno
         per_row, grad2d = _ce_soft_rows(rows.block, q, weight=w, label_smoothing=eps,
                                         grad_scale=gscale if want_grad else None)
     else:
+        # out= in the kernel's layout takes the gradient directly (no allocation, no
+        # copy); the kernel reads each row before writing it, so out may be the input.
+        direct = (want_grad and out is not None and rows.identity and out.dtype == dtype
+                  and out.flags.c_contiguous)
         per_row, _, grad2d = _ce_rows(rows.block, t, weight=w, ignore_index=ignore_index,
-                                      label_smoothing=eps, grad_scale=gscale if want_grad else None)
+                                      label_smoothing=eps, grad_scale=gscale if want_grad else None,
+                                      grad_out=out.reshape(rows.rows, rows.cols) if direct else None)
+        if direct:
+            grad2d = None
     if sw is not None:
         per_row = per_row * sw
     loss = _reduce_rows(per_row, denom, reduction, rows, result_dtype)
     if not want_grad:
         return loss, None
+    if out is not None:
+        if grad2d is not None:
+            np.copyto(out, _finish_grad(grad2d, rows, result_dtype), casting="unsafe")
+        return loss, out
     return loss, _finish_grad(grad2d, rows, result_dtype)
 
 
@@ -468,7 +481,8 @@ def cross_entropy(input, target, *, axis=-1, from_logits=True, weight=None, samp
 
 @_with_params
 def cross_entropy_grad(input, target, *, axis=-1, from_logits=True, weight=None,
-                       sample_weight=None, ignore_index=None, label_smoothing=0.0, reduction="mean"):
+                       sample_weight=None, ignore_index=None, label_smoothing=0.0, reduction="mean",
+                       out=None):
     r"""Gradient of :func:`cross_entropy` with respect to ``input``.
 
     From logits, per row: ``scale * (a p - eps / C w - (1 - eps) w[y] onehot(y))`` with
@@ -478,9 +492,14 @@ def cross_entropy_grad(input, target, *, axis=-1, from_logits=True, weight=None,
     gradient of the sum of the per-row losses. From probabilities: ``-v / p`` where
     ``p >= 1e-7`` and 0 below (``v`` the row's effective target weights).
     {params}
+    out : ndarray, optional
+        Where to write the gradient (``input``'s shape, the result dtype). It may be
+        ``input`` itself. With integer labels in the kernel's layout (class axis last,
+        C-contiguous) the kernel writes into it directly: no allocation.
+
     Returns
     -------
-    grad : ndarray of ``input``'s shape and dtype
+    grad : ndarray of ``input``'s shape and dtype (``out`` when given)
 
     Examples
     --------
@@ -491,23 +510,26 @@ def cross_entropy_grad(input, target, *, axis=-1, from_logits=True, weight=None,
     array([-0.66,  0.46,  0.2 ])
     """
     return _cross_entropy(input, target, axis, from_logits, weight, sample_weight, ignore_index,
-                          label_smoothing, reduction, True)[1]
+                          label_smoothing, reduction, True, out)[1]
 
 
 @_with_params
 def cross_entropy_and_grad(input, target, *, axis=-1, from_logits=True, weight=None,
                            sample_weight=None, ignore_index=None, label_smoothing=0.0,
-                           reduction="mean"):
+                           reduction="mean", out=None):
     r"""``(cross_entropy(...), cross_entropy_grad(...))`` from one fused pass.
 
     On integer labels from logits, one C kernel visits each row once: a max pass, an
     exp-and-sum pass and a pass writing ``p - onehot`` (scaled), while the row is
     in cache.
     {params}
+    out : ndarray, optional
+        Where to write the gradient, as in :func:`cross_entropy_grad`.
+
     Returns
     -------
     loss : scalar, or ndarray of the batch shape for ``reduction="none"``
-    grad : ndarray of ``input``'s shape and dtype
+    grad : ndarray of ``input``'s shape and dtype (``out`` when given)
 
     Examples
     --------
@@ -517,7 +539,7 @@ def cross_entropy_and_grad(input, target, *, axis=-1, from_logits=True, weight=N
     (0.41703, array([[-0.341 ,  0.2424,  0.0986]]))
     """
     return _cross_entropy(input, target, axis, from_logits, weight, sample_weight, ignore_index,
-                          label_smoothing, reduction, True)
+                          label_smoothing, reduction, True, out)
 
 
 # ------------------------------------------------------------------------ nll_loss

@@ -16,8 +16,9 @@ One run measures every kernel three ways, under the same conditions:
 Each time is the best of at least ``--repeat`` calls, and of at least 0.25 s of calls,
 after one warm-up call (fewer calls when one is slow: a measurement stops after about
 a second). Functions that have an
-``out=`` (softmaxkit, NumPy, SciPy's ``expit``, PyTorch's ``softmax`` /
-``log_softmax`` / ``sigmoid``) write into a preallocated array, as the copy does;
+``out=`` (softmaxkit, including the gradient of ``cross_entropy_and_grad``, NumPy,
+SciPy's ``expit``, PyTorch's ``softmax`` / ``log_softmax`` / ``sigmoid``) write into a
+preallocated array, as the copy does;
 the others allocate their result, in every library alike.
 
 Sections (``--sections``, comma separated):
@@ -230,9 +231,10 @@ def _softmax_cases(x: np.ndarray, torch: Any):
 def _ce_cases(x: np.ndarray, target: np.ndarray, torch: Any):
     import softmaxkit as smk
 
+    grad = np.empty_like(x)  # the gradient goes to out=, as the copy's to dst
     cases = [
         ("cross_entropy", "read", lambda: smk.cross_entropy(x, target)),
-        ("cross_entropy_and_grad", "copy", lambda: smk.cross_entropy_and_grad(x, target)),
+        ("cross_entropy_and_grad", "copy", lambda: smk.cross_entropy_and_grad(x, target, out=grad)),
     ]
     tfns: dict[str, Callable[[], Any]] = {}
     if torch is not None:
@@ -241,7 +243,9 @@ def _ce_cases(x: np.ndarray, target: np.ndarray, torch: Any):
         xg = xt.clone().requires_grad_(True)
 
         def torch_fwd_bwd():
-            xg.grad = None  # a fresh gradient each call, as softmaxkit allocates one
+            # A fresh gradient each call: what autograd gives logits, which are not
+            # leaves in training (F.cross_entropy has no out=).
+            xg.grad = None
             F.cross_entropy(xg, tt).backward()
 
         def torch_fwd():
