@@ -419,3 +419,25 @@ def test_sample_seeding_shapes_and_errors():
         smk.sample([0.0, 1.0], size=-1, rng=0)
     with pytest.raises(ValueError, match="class axis has length 0"):
         smk.sample(np.zeros((2, 0)), rng=0)
+
+
+@pytest.mark.parametrize("dtype, edge", [(np.float32, 87.0), (np.float64, 708.0)])
+def test_subnormal_results_exact_on_both_exp_paths(dtype, edge):
+    """Rows whose range keeps every term normal take the cheaper exp; rows reaching
+    below the smallest normal take the exact one. Both must give NumPy's exp values
+    (subnormal probabilities included) and the same log1p-based logs."""
+    for lo in (edge - 0.5, edge + 0.5, edge + 10.0):
+        x = np.array([0.0, -1.0, -edge + 0.25, -lo], dtype=dtype)
+        e = np.exp(x.astype(np.float64))
+        want = (e / e.sum()).astype(dtype)
+        got = smk.softmax(x)
+        np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps, atol=0)
+        assert got[-1] > 0  # not flushed, even when subnormal
+        lse = np.log1p(e[1:].sum())
+        np.testing.assert_allclose(smk.logsumexp(x), lse, rtol=4 * np.finfo(dtype).eps)
+        np.testing.assert_allclose(smk.log_softmax(x)[0], -lse, rtol=4 * np.finfo(dtype).eps)
+    # temperature moves the boundary: (min - max) / T
+    x = np.array([0.0, -edge / 2 - 1.0], dtype=dtype)
+    e = np.exp(x.astype(np.float64) / 0.5)
+    np.testing.assert_allclose(smk.softmax(x, temperature=0.5), (e / e.sum()).astype(dtype),
+                               rtol=4 * np.finfo(dtype).eps, atol=0)

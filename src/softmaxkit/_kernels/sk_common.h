@@ -35,10 +35,20 @@
 #if defined(_OPENMP)
 #define SK_PRAGMA(x) _Pragma(#x)
 #define SK_SIMD_REDUCE(op, ...) SK_PRAGMA(omp simd reduction(op : __VA_ARGS__))
+#define SK_SIMD_MAXMIN(hi, lo) SK_PRAGMA(omp simd reduction(max : hi) reduction(min : lo))
 #define SK_SIMD SK_PRAGMA(omp simd)
 #else
 #define SK_SIMD_REDUCE(op, ...)
+#define SK_SIMD_MAXMIN(hi, lo)
 #define SK_SIMD
+#endif
+
+/* A helper whose flag arguments are constants at each call: inlined for sure, so
+ * the compiler makes one specialised loop per value. */
+#if defined(__GNUC__)
+#define SK_INLINE static inline __attribute__((always_inline))
+#else
+#define SK_INLINE static inline
 #endif
 
 /* float32 sums are taken in float over blocks of this many elements (8 or 16 SIMD
@@ -216,6 +226,37 @@ static inline float sk_row_max_f32(const float *x, size_t n)
     SK_SIMD_REDUCE(max, m)
     for (size_t j = 0; j < n; j++)
         m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+/* The max of a row, and its min in *lo, both ignoring NaN. The min rides along in a
+ * pass that waits on memory anyway, and tells whether the cheaper sk_exp_nonpos is
+ * exact for the whole row: (lo - max) * inv_t >= SK_EXP_NORMAL_* means no term of
+ * the row can be below the smallest normal number. */
+#define SK_EXP_NORMAL_F64 (-708.0)
+#define SK_EXP_NORMAL_F32 (-87.0f)
+
+static inline double sk_row_range_f64(const double *x, size_t n, double *lo)
+{
+    double m = -INFINITY, l = INFINITY;
+    SK_SIMD_MAXMIN(m, l)
+    for (size_t j = 0; j < n; j++) {
+        m = x[j] > m ? x[j] : m;
+        l = x[j] < l ? x[j] : l;
+    }
+    *lo = l;
+    return m;
+}
+
+static inline float sk_row_range_f32(const float *x, size_t n, float *lo)
+{
+    float m = -INFINITY, l = INFINITY;
+    SK_SIMD_MAXMIN(m, l)
+    for (size_t j = 0; j < n; j++) {
+        m = x[j] > m ? x[j] : m;
+        l = x[j] < l ? x[j] : l;
+    }
+    *lo = l;
     return m;
 }
 

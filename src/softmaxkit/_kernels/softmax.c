@@ -49,26 +49,37 @@ static void nonfinite_row_f32(const float *x, float *y, size_t n, int log_out)
         y[j] = x[j] == INFINITY ? hit : miss;
 }
 
-/* sum_j exp((x_j - m) * inv_t) less the max's own term, which is exactly 1.
- * Leaving it out and finishing with log1p keeps the small terms that
- * log(1 + small) would round away: logsumexp([0, -40]) is 4.248e-18, not 0, and
- * log_softmax of the dominant entry keeps its digits too. Entries equal to m are
- * counted instead of summed (a blend the vectoriser handles, where searching for
- * the first max is a scalar loop), and all but one of them added back as 1s. */
-SK_CLONES static double sum_exp_but_max_f64(const double *x, size_t n, double m, double inv_t)
+/* exp((x_j - m) * inv_t) for every entry of a row, stored in y when y is not NULL,
+ * and their sum less the max's own term, which is exactly 1 (`but_max`), or their
+ * full sum. `exact` selects sk_exp, exact down to the subnormals, over sk_exp_nonpos,
+ * a third cheaper and just as exact when no term is below the smallest normal
+ * number; the callers pick it per row from the row's range (sk_row_range), and each
+ * call passes constants, so every combination is its own vector loop.
+ *
+ * Why `but_max`: leaving the 1 out and finishing with log1p keeps the small terms
+ * that log(1 + small) would round away: logsumexp([0, -40]) is 4.248e-18, not 0, and
+ * log_softmax of a dominant entry keeps its digits. Entries equal to m are counted
+ * instead of summed (a blend the vectoriser handles, where searching for the first
+ * max is a scalar loop), and all but one of them added back as 1s. */
+SK_INLINE double exp_sum_f64(const double *x, double *y, size_t n, double m, double inv_t,
+                             int exact, int but_max)
 {
     double s = 0.0, count = 0.0;
     SK_SIMD_REDUCE(+, s, count)
     for (size_t j = 0; j < n; j++) {
-        double e = sk_exp_f64((x[j] - m) * inv_t);
-        s += x[j] == m ? 0.0 : e;
-        count += x[j] == m ? 1.0 : 0.0;
+        double a = (x[j] - m) * inv_t;
+        double e = exact ? sk_exp_f64(a) : sk_exp_nonpos_f64(a);
+        if (y)
+            y[j] = e;
+        s += but_max && x[j] == m ? 0.0 : e;
+        count += but_max && x[j] == m ? 1.0 : 0.0;
     }
-    return s + (count - 1.0);
+    return but_max ? s + (count - 1.0) : s;
 }
 
-/* The same in float32, by blocks (see SK_F32_BLOCK). */
-SK_CLONES static double sum_exp_but_max_f32(const float *x, size_t n, float m, float inv_t)
+/* The same in float32, summed in float by blocks (see SK_F32_BLOCK). */
+SK_INLINE double exp_sum_f32(const float *x, float *y, size_t n, float m, float inv_t,
+                             int exact, int but_max)
 {
     double s = 0.0, count = 0.0;
     for (size_t b = 0; b < n; b += SK_F32_BLOCK) {
@@ -76,35 +87,34 @@ SK_CLONES static double sum_exp_but_max_f32(const float *x, size_t n, float m, f
         float sb = 0.0f, cb = 0.0f;
         SK_SIMD_REDUCE(+, sb, cb)
         for (size_t j = b; j < end; j++) {
-            float e = sk_exp_f32((x[j] - m) * inv_t);
-            sb += x[j] == m ? 0.0f : e;
-            cb += x[j] == m ? 1.0f : 0.0f;
+            float a = (x[j] - m) * inv_t;
+            float e = exact ? sk_exp_f32(a) : sk_exp_nonpos_f32(a);
+            if (y)
+                y[j] = e;
+            sb += but_max && x[j] == m ? 0.0f : e;
+            cb += but_max && x[j] == m ? 1.0f : 0.0f;
         }
         s += (double)sb;
         count += (double)cb;
     }
-    return s + (count - 1.0);
+    return but_max ? s + (count - 1.0) : s;
 }
 
 /* ------------------------------------------------------------------ softmax */
 
 SK_CLONES static void softmax_row_f64(const double *x, double *y, size_t n, double inv_t)
 {
-    double m = sk_row_max_f64(x, n);
+    double lo;
+    double m = sk_row_range_f64(x, n, &lo);
     if (!isfinite(m)) {
         nonfinite_row_f64(x, y, n, 0);
         return;
     }
-    double s = 0.0;
-    SK_SIMD_REDUCE(+, s)
-    for (size_t j = 0; j < n; j++) {
-        double e = sk_exp_f64((x[j] - m) * inv_t);
-        y[j] = e;
-        s += e;
-    }
+    double s = (lo - m) * inv_t >= SK_EXP_NORMAL_F64 ? exp_sum_f64(x, y, n, m, inv_t, 0, 0)
+                                                     : exp_sum_f64(x, y, n, m, inv_t, 1, 0);
     /* s >= 1 (the max contributes exp(0) = 1), so the division is safe. A true
-     * division, not a multiply by 1/s: half an ulp better, and hidden under memory
-     * traffic. A NaN in the row made s NaN, and so the whole row. */
+     * division, not a multiply by 1/s: half an ulp better. A NaN in the row made s
+     * NaN, and so the whole row. */
     SK_SIMD
     for (size_t j = 0; j < n; j++)
         y[j] = y[j] / s;
@@ -112,27 +122,17 @@ SK_CLONES static void softmax_row_f64(const double *x, double *y, size_t n, doub
 
 SK_CLONES static void softmax_row_f32(const float *x, float *y, size_t n, float inv_t)
 {
-    float m = sk_row_max_f32(x, n);
+    float lo;
+    float m = sk_row_range_f32(x, n, &lo);
     if (!isfinite(m)) {
         nonfinite_row_f32(x, y, n, 0);
         return;
     }
-    double s = 0.0;
-    for (size_t b = 0; b < n; b += SK_F32_BLOCK) {
-        size_t end = n - b < SK_F32_BLOCK ? n : b + SK_F32_BLOCK;
-        float sb = 0.0f;
-        SK_SIMD_REDUCE(+, sb)
-        for (size_t j = b; j < end; j++) {
-            float e = sk_exp_f32((x[j] - m) * inv_t);
-            y[j] = e;
-            sb += e;
-        }
-        s += (double)sb;
-    }
-    float sf = (float)s;
+    float s = (float)((lo - m) * inv_t >= SK_EXP_NORMAL_F32 ? exp_sum_f32(x, y, n, m, inv_t, 0, 0)
+                                                             : exp_sum_f32(x, y, n, m, inv_t, 1, 0));
     SK_SIMD
     for (size_t j = 0; j < n; j++)
-        y[j] = y[j] / sf;
+        y[j] = y[j] / s;
 }
 
 void sk_softmax_f64(const double *x, double *y, size_t rows, size_t cols, double inv_t, int nthreads)
@@ -149,15 +149,17 @@ void sk_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float in
 
 /* log_softmax(x)_j = (x_j - m) - log(sum_k exp(x_k - m)), the sum being >= 1 so
  * the log is never log(0) (JAX / SciPy's form), with the log taken as log1p of the
- * sum without the max's own 1 (see sum_exp_but_max). */
+ * sum without the max's own 1 (see exp_sum_f64). */
 SK_CLONES static void log_softmax_row_f64(const double *x, double *y, size_t n, double inv_t)
 {
-    double m = sk_row_max_f64(x, n);
+    double lo;
+    double m = sk_row_range_f64(x, n, &lo);
     if (!isfinite(m)) {
         nonfinite_row_f64(x, y, n, 1);
         return;
     }
-    double ls = log1p(sum_exp_but_max_f64(x, n, m, inv_t));
+    double ls = log1p((lo - m) * inv_t >= SK_EXP_NORMAL_F64 ? exp_sum_f64(x, NULL, n, m, inv_t, 0, 1)
+                                                            : exp_sum_f64(x, NULL, n, m, inv_t, 1, 1));
     SK_SIMD
     for (size_t j = 0; j < n; j++)
         y[j] = (x[j] - m) * inv_t - ls;
@@ -165,12 +167,14 @@ SK_CLONES static void log_softmax_row_f64(const double *x, double *y, size_t n, 
 
 SK_CLONES static void log_softmax_row_f32(const float *x, float *y, size_t n, float inv_t)
 {
-    float m = sk_row_max_f32(x, n);
+    float lo;
+    float m = sk_row_range_f32(x, n, &lo);
     if (!isfinite(m)) {
         nonfinite_row_f32(x, y, n, 1);
         return;
     }
-    float ls = (float)log1p(sum_exp_but_max_f32(x, n, m, inv_t));
+    float ls = (float)log1p((lo - m) * inv_t >= SK_EXP_NORMAL_F32 ? exp_sum_f32(x, NULL, n, m, inv_t, 0, 1)
+                                                                  : exp_sum_f32(x, NULL, n, m, inv_t, 1, 1));
     SK_SIMD
     for (size_t j = 0; j < n; j++)
         y[j] = (x[j] - m) * inv_t - ls;
@@ -193,28 +197,32 @@ SK_CLONES static double logsumexp_row_f64(const double *x, size_t n)
 {
     if (n == 0)
         return -INFINITY;
-    double m = sk_row_max_f64(x, n);
+    double lo;
+    double m = sk_row_range_f64(x, n, &lo);
     if (!isfinite(m)) {
         for (size_t j = 0; j < n; j++)
             if (isnan(x[j]))
                 return NAN;
         return m; /* -inf (all -inf) or +inf */
     }
-    return m + log1p(sum_exp_but_max_f64(x, n, m, 1.0));
+    return m + log1p(lo - m >= SK_EXP_NORMAL_F64 ? exp_sum_f64(x, NULL, n, m, 1.0, 0, 1)
+                                                 : exp_sum_f64(x, NULL, n, m, 1.0, 1, 1));
 }
 
 SK_CLONES static double logsumexp_row_f32(const float *x, size_t n)
 {
     if (n == 0)
         return -INFINITY;
-    float m = sk_row_max_f32(x, n);
+    float lo;
+    float m = sk_row_range_f32(x, n, &lo);
     if (!isfinite(m)) {
         for (size_t j = 0; j < n; j++)
             if (isnan(x[j]))
                 return NAN;
         return m;
     }
-    return (double)m + log1p(sum_exp_but_max_f32(x, n, m, 1.0f));
+    return (double)m + log1p(lo - m >= SK_EXP_NORMAL_F32 ? exp_sum_f32(x, NULL, n, m, 1.0f, 0, 1)
+                                                         : exp_sum_f32(x, NULL, n, m, 1.0f, 1, 1));
 }
 
 void sk_logsumexp_f64(const double *x, double *out, size_t rows, size_t cols, int nthreads)
