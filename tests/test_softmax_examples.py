@@ -204,5 +204,8 @@ def test_random_rows_against_oracle_and_scipy(dtype):
             worst_log[k] = max(worst_log[k], float(lerr.max()))
     assert worst["ours"] <= 4, worst
     assert worst_log["ours"] <= 2, worst_log
-    assert worst["ours"] <= max(worst["scipy"], worst["torch"]) * 1.25 + 0.5, worst
-    assert worst_log["ours"] <= max(worst_log["scipy"], worst_log["torch"]) * 1.25 + 0.5, worst_log
+    # At least as accurate as the better of SciPy and PyTorch, on the same rows.
+    # (float32 softmax needs its compensated sum for this: plain float32 partial
+    # sums measured 1.85 here, against SciPy's 1.49 and PyTorch's 1.26.)
+    assert worst["ours"] <= min(worst["scipy"], worst["torch"]), worst
+    assert worst_log["ours"] <= min(worst_log["scipy"], worst_log["torch"]) + 1e-9, worst_log
