@@ -146,3 +146,27 @@ def test_best_time_call_counts():
     slow = []
     t = bench.best_time(lambda: (slow.append(1), __import__("time").sleep(0.03)), repeat=50, budget=0.05, warmup=False)
     assert len(slow) == 2 and t >= 0.03  # the budget caps a slow measurement
+
+
+def test_merge_rounds_keeps_each_best_and_recomputes_ratios():
+    def row(t, base, torch_s):
+        return {"section": "softmax", "op": "softmax", "shape": [4, 5], "dtype": "float32",
+                "threads": 1, "time_s": t, "baseline": "copy", "baseline_s": base,
+                "ratio_to_baseline": t / base, "scipy_s": None, "torch_s": torch_s,
+                "speedup_vs_scipy": None, "speedup_vs_torch": torch_s / t}
+    (m,) = bench.merge_rounds([[row(2.0, 1.0, 3.0)], [row(1.5, 1.2, 4.0)]])
+    assert m["time_s"] == 1.5 and m["baseline_s"] == 1.0 and m["torch_s"] == 3.0
+    assert m["ratio_to_baseline"] == 1.5 and m["speedup_vs_torch"] == 2.0
+    assert m["scipy_s"] is None and m["speedup_vs_scipy"] is None
+
+
+def test_rounds_option(tmp_path):
+    js = tmp_path / "r.json"
+    assert bench.main(["--quick", "--sections", "softmax", "--threads", "1", "--rounds", "2",
+                       "--no-torch", "--json", str(js)]) == 0
+    report = json.loads(js.read_text())
+    assert report["config"]["rounds"] == 2
+    keys = [(r["op"], tuple(r["shape"]), r["dtype"]) for r in report["kernels"]]
+    assert len(keys) == len(set(keys))  # one row per measurement, not one per round
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--rounds", "0"])

@@ -2,11 +2,13 @@
  * softmax.c: softmax, log_softmax, logsumexp and their backward passes, plus the
  * elementwise sigmoid family. See softmax.h for the contract and row conventions.
  *
- * Each forward is three short passes over a row: max, exp-and-sum, finish. A row
- * of up to a few hundred thousand elements stays in L2 between passes, so memory
- * sees one read of x and one write of y, the same traffic as a copy. (An online,
- * one-pass softmax needs two exps per element; with exp as the bottleneck here the
- * three-pass form is faster.) float32 sums: float blocks added in float64.
+ * Each forward is three short passes over a row: max (and min), exp-and-sum,
+ * finish. A row of up to a few hundred thousand elements stays in L2 between
+ * passes, so memory sees one read of x and one write of y, the same traffic as a
+ * copy. (An online, one-pass softmax needs two exps per element; with exp as the
+ * bottleneck here the three-pass form is faster.) The row's range picks the exp:
+ * the cheap one when no term can be subnormal, the exact one otherwise. float32
+ * softmax sums in compensated lanes; the other float32 sums in float blocks.
  */
 #include "softmax.h"
 #include "sk_common.h"
