@@ -25,7 +25,7 @@ import numpy as np
 from . import _config
 from ._kernels import _losses as _ext
 from ._softmax import log_softmax, softmax
-from ._validation import Rows, as_float_array, check_out, normalize_axes
+from ._validation import Rows, as_float_array, check_out, check_real, normalize_axes
 
 __all__ = [
     "cross_entropy",
@@ -72,16 +72,8 @@ def _check_reduction(reduction: Any, allowed=("none", "sum", "mean")) -> str:
     return reduction
 
 
-def _check_real(value: Any, name: str) -> float:
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    return float(value)
-
-
 def _check_smoothing(label_smoothing: Any) -> float:
-    eps = _check_real(label_smoothing, "label_smoothing")
+    eps = check_real(label_smoothing, "label_smoothing")
     if not 0.0 <= eps <= 1.0:  # also rejects NaN
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
     return eps

@@ -32,6 +32,7 @@ __all__ = [
     "normalize_axes",
     "Rows",
     "check_out",
+    "check_real",
     "check_temperature",
     "broadcast_where",
 ]
@@ -144,14 +145,19 @@ def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype, name: str = "ou
     return out
 
 
+def check_real(value: Any, name: str) -> float:
+    """A real scalar (a Python or NumPy number, or a 0-d array) as a float; bools and
+    anything else are a TypeError naming ``name``."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
 def check_temperature(temperature: Any, name: str = "temperature") -> float:
     """A temperature as a float: finite, > 0, and with a finite reciprocal."""
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        if isinstance(temperature, np.ndarray) and temperature.ndim == 0 and temperature.dtype.kind in "fiu":
-            temperature = temperature.item()
-        else:
-            raise TypeError(f"{name} must be a real number, got {temperature!r}")
-    t = float(temperature)
+    t = check_real(temperature, name)
     if not math.isfinite(t) or t <= 0.0 or not math.isfinite(1.0 / t):
         raise ValueError(f"{name} must be a finite number > 0, got {temperature!r}")
     return t

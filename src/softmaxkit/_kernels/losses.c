@@ -13,12 +13,9 @@
 
 /* ---------------------------------------------------------------- row helpers */
 
-/* Rows are visited in chunks of SK_CHUNK entries. float32 exps are summed in float
- * within a chunk (each SIMD lane adds at most SK_CHUNK / 8 values <= 1: a few ulps)
- * and the chunk sums in float64: float64 accuracy for long rows at float speed (a
- * float64 accumulator in the loop costs two conversions and two adds per vector, as
- * much as half the exp). Each chunk also prefetches the same stretch of the next row. */
-#define SK_CHUNK 256
+/* Rows are visited in chunks of SK_F32_BLOCK entries (sk_common.h): float32 exps are
+ * summed in float within a chunk and the chunk sums in float64, and each chunk also
+ * prefetches the same stretch of the next row. */
 
 /* s - 1, where s = sum_j exp(x[j] - m) and m is the row's (finite) max. Entries equal
  * to m contribute exactly 1 each and are counted apart from the rest, so that
@@ -29,8 +26,8 @@
 SK_CLONES static double expsum_m1_f64(const double *x, size_t n, double m, const double *next)
 {
     double rest = 0.0, ties = 0.0;
-    for (size_t j0 = 0; j0 < n; j0 += SK_CHUNK) {
-        size_t j1 = n - j0 < SK_CHUNK ? n : j0 + SK_CHUNK;
+    for (size_t j0 = 0; j0 < n; j0 += SK_F32_BLOCK) {
+        size_t j1 = n - j0 < SK_F32_BLOCK ? n : j0 + SK_F32_BLOCK;
         for (size_t k = j0; next && k < j1; k += 64 / sizeof(double))
             __builtin_prefetch(next + k);
         SK_SIMD_REDUCE(+, rest, ties)
@@ -47,8 +44,8 @@ SK_CLONES static double expsum_m1_store_f64(const double *x, double *e, size_t n
                                             const double *next)
 {
     double rest = 0.0, ties = 0.0;
-    for (size_t j0 = 0; j0 < n; j0 += SK_CHUNK) {
-        size_t j1 = n - j0 < SK_CHUNK ? n : j0 + SK_CHUNK;
+    for (size_t j0 = 0; j0 < n; j0 += SK_F32_BLOCK) {
+        size_t j1 = n - j0 < SK_F32_BLOCK ? n : j0 + SK_F32_BLOCK;
         for (size_t k = j0; next && k < j1; k += 64 / sizeof(double))
             __builtin_prefetch(next + k);
         SK_SIMD_REDUCE(+, rest, ties)
@@ -66,8 +63,8 @@ SK_CLONES static double expsum_m1_store_f64(const double *x, double *e, size_t n
 SK_CLONES static double expsum_m1_f32(const float *x, size_t n, float m, const float *next)
 {
     double rest = 0.0, ties = 0.0;
-    for (size_t j0 = 0; j0 < n; j0 += SK_CHUNK) {
-        size_t j1 = n - j0 < SK_CHUNK ? n : j0 + SK_CHUNK;
+    for (size_t j0 = 0; j0 < n; j0 += SK_F32_BLOCK) {
+        size_t j1 = n - j0 < SK_F32_BLOCK ? n : j0 + SK_F32_BLOCK;
         float rf = 0.0f, tf = 0.0f;
         for (size_t k = j0; next && k < j1; k += 64 / sizeof(float))
             __builtin_prefetch(next + k);
@@ -87,8 +84,8 @@ SK_CLONES static double expsum_m1_f32(const float *x, size_t n, float m, const f
 SK_CLONES static double expsum_m1_store_f32(const float *x, float *e, size_t n, float m, const float *next)
 {
     double rest = 0.0, ties = 0.0;
-    for (size_t j0 = 0; j0 < n; j0 += SK_CHUNK) {
-        size_t j1 = n - j0 < SK_CHUNK ? n : j0 + SK_CHUNK;
+    for (size_t j0 = 0; j0 < n; j0 += SK_F32_BLOCK) {
+        size_t j1 = n - j0 < SK_F32_BLOCK ? n : j0 + SK_F32_BLOCK;
         float rf = 0.0f, tf = 0.0f;
         for (size_t k = j0; next && k < j1; k += 64 / sizeof(float))
             __builtin_prefetch(next + k);
