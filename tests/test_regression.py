@@ -15,6 +15,15 @@ from sklearn.preprocessing import StandardScaler
 
 import softmaxkit as smk
 from softmaxkit import SoftmaxRegression
+from softmaxkit.linear_model._objective import SoftmaxObjective
+
+
+def _objective(est, theta, X, target, sw, S, k, d):
+    """(J, dJ/dtheta) of the objective the estimator fits, at its parameters."""
+    obj = SoftmaxObjective(k, d, alpha=est.alpha, fit_intercept=est.fit_intercept,
+                           label_smoothing=est.label_smoothing)
+    J, g, _, _ = obj.loss_gradient(theta, X, target, sw, data_scale=1 / S, penalty_scale=1 / S)
+    return J, g
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +106,14 @@ def test_objective_and_gradient(rng, soft):
     target = y if not soft else Y
     theta = rng.normal(size=k * d + k)
     S = sw.sum()
-    J, g, Z = est._objective(theta, X, target, sw, S, k, d)
+    J, g = _objective(est, theta, X, target, sw, S, k, d)
     assert_allclose(J, _numpy_objective(theta, X, Y, sw, 0.7, k, d, eps=0.1), rtol=1e-12)
     h = 1e-4
     num = np.empty_like(theta)
     for i in range(theta.size):
         e = np.zeros_like(theta)
         e[i] = h
-        f = [est._objective(theta + c * e, X, target, sw, S, k, d)[0] for c in (2, 1, -1, -2)]
+        f = [_objective(est, theta + c * e, X, target, sw, S, k, d)[0] for c in (2, 1, -1, -2)]
         num[i] = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h)
     assert_allclose(g, num, rtol=1e-7, atol=1e-9)
 
@@ -114,7 +123,7 @@ def test_zero_gradient_at_the_optimum(iris):
     est = SoftmaxRegression(tol=1e-9, max_iter=1000).fit(X, y)
     theta = np.concatenate([est.coef_.ravel(), est.intercept_])
     sw = np.ones(len(y))
-    _, g, _ = est._objective(theta, X, y, sw, sw.sum(), 3, 4)
+    _, g = _objective(est, theta, X, y, sw, sw.sum(), 3, 4)
     assert np.abs(g).max() < 1e-8
     # the intercept is not penalised: the mean predicted probability is the class share
     assert_allclose(est.predict_proba(X).mean(0), np.bincount(y) / len(y), atol=1e-8)
@@ -400,7 +409,7 @@ def test_save_refuses_unpicklable_classes_and_bad_metadata(tmp_path, iris):
 def test_blas_limited_to_one_thread_only_for_small_products():
     from threadpoolctl import threadpool_info
 
-    from softmaxkit._regression import _blas_threads_for
+    from softmaxkit.linear_model._threads import blas_threads_for as _blas_threads_for
 
     def blas_threads():
         return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]

@@ -101,7 +101,7 @@ __all__ = [
 # loaded on first use (PEP 562), so `import softmaxkit` stays fast.
 def __getattr__(name):
     if name == "SoftmaxRegression":
-        from ._regression import SoftmaxRegression
+        from .linear_model import SoftmaxRegression
 
         return SoftmaxRegression
     if name == "datasets":

@@ -271,7 +271,7 @@ def _cmd_train(args) -> int:
     from sklearn.utils._param_validation import InvalidParameterError
     from sklearn.utils.multiclass import type_of_target
 
-    from ._regression import SoftmaxRegression
+    from .linear_model import SoftmaxRegression
 
     if not 0.0 <= args.test_size < 1.0:
         raise UserError(f"--test-size must be in [0, 1), got {args.test_size}")
@@ -397,7 +397,7 @@ def _cmd_predict(args) -> int:
     import numpy as np
 
     from . import datasets
-    from ._regression import SoftmaxRegression
+    from .linear_model import SoftmaxRegression
 
     mpath = Path(args.model)
     if not mpath.exists():
