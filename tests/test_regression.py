@@ -70,6 +70,27 @@ def test_alpha_is_inverse_C_of_logistic_regression(iris, alpha):
     assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("alpha", [1.0, 0.25])
+def test_alpha_is_inverse_C_for_two_classes_too(alpha):
+    """Issue 14: binary data matched C = 2/alpha. scikit-learn fits one vector v with
+    1/(2C)||v||^2; our two rows must satisfy coef_[1] - coef_[0] = v at C = 1/alpha."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    ours = SoftmaxRegression(alpha=alpha, tol=1e-10, max_iter=5000).fit(X, y)
+    ref = LogisticRegression(C=1 / alpha, tol=1e-10, max_iter=5000).fit(X, y)
+    # both stop at tol on differently scaled objectives: agreement to ~1e-5
+    assert_allclose(ours.coef_[1] - ours.coef_[0], ref.coef_[0], rtol=1e-4, atol=2e-5)
+    assert_allclose(ours.intercept_[1] - ours.intercept_[0], ref.intercept_[0], rtol=1e-4, atol=2e-5)
+    assert_allclose(ours.coef_[0], -ours.coef_[1], rtol=1e-6, atol=1e-8)  # the symmetric optimum
+    assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=0, atol=1e-5)
+    assert_allclose(ours.decision_function(X), ref.decision_function(X), rtol=1e-4, atol=1e-4)
+    # and not C = 2/alpha, which is what the old penalty matched
+    twice = LogisticRegression(C=2 / alpha, tol=1e-10, max_iter=5000).fit(X, y)
+    assert np.abs(ours.coef_[1] - ours.coef_[0] - twice.coef_[0]).max() > 1e-3
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_minibatch_solvers_reach_lbfgs_quality(blobs, solver):
     X_tr, X_te, y_tr, y_te = blobs
