@@ -104,9 +104,12 @@ def sigmoid_backward_flat(s: np.ndarray, g: np.ndarray, out: np.ndarray, *,
 
 
 def _dloss_args(dloss: float | np.ndarray | None) -> tuple[np.ndarray | None, float]:
-    if dloss is None or np.ndim(dloss) == 0:
-        return None, 0.0 if dloss is None else float(dloss)
-    return np.ascontiguousarray(dloss, dtype=np.float64), 1.0
+    """(per-row array or None, the one factor) for the C entry points."""
+    if dloss is None:
+        return None, 0.0
+    if isinstance(dloss, np.ndarray) and dloss.ndim == 1:
+        return np.ascontiguousarray(dloss, dtype=np.float64), 1.0
+    return None, float(dloss)
 
 
 def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray | None = None,
@@ -138,8 +141,8 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
         grad = np.empty_like(logits) if grad_out is None else grad_out
     has_ignore = ignore_index is not None
     _losses_ext.ce_hard(logits, target, weight, int(ignore_index) if has_ignore else 0,
-                        has_ignore, float(label_smoothing), loss, roww, gs_arr,
-                        gs_c if gs_arr is None else 1.0, grad, rows, cols, _nt(nthreads))
+                        has_ignore, float(label_smoothing), loss, roww, gs_arr, gs_c, grad,
+                        rows, cols, _nt(nthreads))
     return loss, roww, grad
 
 
@@ -153,6 +156,6 @@ def ce_soft_rows(logits: np.ndarray, q: np.ndarray, *, weight: np.ndarray | None
     loss = np.empty(rows, dtype=np.float64)
     gs_arr, gs_c = _dloss_args(dloss)
     grad = None if dloss is None else np.empty_like(logits)
-    _losses_ext.ce_soft(logits, q, weight, float(label_smoothing), loss, gs_arr,
-                        gs_c if gs_arr is None else 1.0, grad, rows, cols, _nt(nthreads))
+    _losses_ext.ce_soft(logits, q, weight, float(label_smoothing), loss, gs_arr, gs_c, grad,
+                        rows, cols, _nt(nthreads))
     return loss, grad

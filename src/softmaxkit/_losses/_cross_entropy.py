@@ -134,12 +134,13 @@ class CrossEntropyLoss:
         return f"CrossEntropyLoss({', '.join(opts)})"
 
     def _class_weight(self, n_classes: int, dtype: np.dtype) -> np.ndarray | None:
+        """The class weights in ``dtype`` (converted once per dtype)."""
         if self.weight is None:
             return None
-        if self.weight.shape != (n_classes,):
-            raise ValueError(f"weight has shape {self.weight.shape}, expected ({n_classes},)")
         w = self._weight_as.get(dtype)
-        if w is None:
+        if w is None or w.shape[0] != n_classes:
+            if self.weight.shape != (n_classes,):
+                raise ValueError(f"weight has shape {self.weight.shape}, expected ({n_classes},)")
             w = self._weight_as[dtype] = np.ascontiguousarray(self.weight, dtype=dtype)
         return w
 
@@ -247,44 +248,39 @@ class CrossEntropyLoss:
                       grad_out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """(reduced loss as a float, its gradient w.r.t. ``raw``) with NO checks.
 
-        For callers that hold valid blocks: ``raw`` C-contiguous (n, C) float32/float64
-        logits (``from_logits`` must be True); ``target`` (n,) int64 class indices in
-        [0, C) (or ``ignore_index``) or (n, C) class probabilities in raw's dtype;
-        ``sample_weight`` None or float64 (n,); ``grad_out`` None or a C-contiguous
-        (n, C) array of raw's dtype (it may be ``raw``). "none" returns the sum.
+        For callers that hold valid blocks (the estimator's solvers step by step):
+        ``raw`` C-contiguous (n, C) float32/float64 logits (``from_logits`` must be
+        True); ``target`` (n,) int64 class indices in [0, C) (or ``ignore_index``) or
+        (n, C) class probabilities in raw's dtype; ``sample_weight`` None or float64
+        (n,); ``grad_out`` None or a C-contiguous (n, C) array of raw's dtype (it may
+        be ``raw``). "none" returns the sum. Costs little more than the kernel call.
         """
         n, n_classes = raw.shape
-        w = self._class_weight(n_classes, raw.dtype)
-        if target.ndim == 2:
-            roww = None
-        elif self.ignore_index is None and w is None:
-            roww = None
-        else:
-            live = target != self.ignore_index if self.ignore_index is not None else slice(None)
-            roww = np.zeros(n)
-            roww[live] = 1.0 if w is None else w[target[live]]
-        if self.reduction == "mean":
-            if roww is None:
+        w = None if self.weight is None else self._class_weight(n_classes, raw.dtype)
+        soft = target.ndim == 2
+        mean = self.reduction == "mean"
+        denom = 1.0
+        if mean:
+            if soft or (w is None and self.ignore_index is None):
                 denom = float(n) if sample_weight is None else float(sample_weight.sum())
             else:
+                live = target != self.ignore_index
+                roww = np.where(live, 1.0 if w is None else w[np.where(live, target, 0)], 0.0)
                 denom = float(roww.sum() if sample_weight is None else roww @ sample_weight)
-        else:
-            denom = 1.0
-        dloss = _reduction.upstream("mean" if self.reduction == "mean" else "sum", denom,
-                                    sample_weight)
-        if target.ndim == 2:
+        dloss = _reduction.upstream("mean" if mean else "sum", denom, sample_weight)
+        if soft:
             per_row, grad = _kernels.ce_soft_rows(raw, target, weight=w,
                                                   label_smoothing=self.label_smoothing,
                                                   dloss=dloss)
-            if grad_out is not None and grad is not None:
-                np.copyto(grad_out, grad)
+            if grad_out is not None:
+                np.copyto(grad_out, cast(np.ndarray, grad))
                 grad = grad_out
         else:
             per_row, _, grad = _kernels.ce_hard_rows(
                 raw, target, weight=w, ignore_index=self.ignore_index,
                 label_smoothing=self.label_smoothing, dloss=dloss, grad_out=grad_out)
-        total = float(per_row @ sample_weight) if sample_weight is not None else float(per_row.sum())
-        if self.reduction == "mean":
+        total = float(per_row.sum() if sample_weight is None else per_row @ sample_weight)
+        if mean:
             total = total / denom if denom != 0 else float("nan")
         return total, cast(np.ndarray, grad)
 
