@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _config
-from ._kernels import _softmax as _ext
+from . import _kernels
 from ._validation import (
     Rows,
     as_float_array,
@@ -81,7 +80,7 @@ def _rowwise_forward(kernel, x, axis, temperature, where, out):
         and not np.shares_memory(out, arr)
     )
     y2d = out.reshape(rows.rows, rows.cols) if direct else np.empty_like(rows.block)
-    kernel(rows.block, y2d, rows.rows, rows.cols, inv_t, _config.get_num_threads())
+    kernel(rows.block, y2d, inv_temperature=inv_t)
     if direct:
         return out
     return _finish(rows.restore(y2d), result_dtype, out, arr.ndim == 0 and out is None)
@@ -131,7 +130,7 @@ def softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
     >>> smk.softmax([123.0, 456.0, 789.0])
     array([5.75274406e-290, 2.39848787e-145, 1.00000000e+000])
     """
-    return _rowwise_forward(_ext.softmax, x, axis, temperature, where, out)
+    return _rowwise_forward(_kernels.softmax_rows, x, axis, temperature, where, out)
 
 
 def log_softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
@@ -152,7 +151,7 @@ def log_softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
     ...     print(np.log(smk.softmax([1000.0, 1.0])))
     [  0. -inf]
     """
-    return _rowwise_forward(_ext.log_softmax, x, axis, temperature, where, out)
+    return _rowwise_forward(_kernels.log_softmax_rows, x, axis, temperature, where, out)
 
 
 def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, where=None):
@@ -194,7 +193,7 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, where=No
     arr = _masked(arr, where)
     rows = Rows(arr, axes)
     res = np.empty(rows.rows, dtype=arr.dtype)
-    _ext.logsumexp(rows.block, res, rows.rows, rows.cols, _config.get_num_threads())
+    _kernels.logsumexp_rows(rows.block, res)
     res = rows.restore_reduced(res, keepdims).astype(result_dtype, copy=False)
     return res[()] if res.ndim == 0 else res
 
@@ -248,7 +247,7 @@ def _elementwise(kernel, x, out):
         and not np.shares_memory(out, arr)
     )
     y = out.reshape(-1) if direct else np.empty_like(flat)
-    kernel(flat, y, flat.size, _config.get_num_threads())
+    kernel(flat, y)
     if direct:
         return out
     return _finish(y.reshape(arr.shape), result_dtype, out, arr.ndim == 0 and out is None)
@@ -265,7 +264,7 @@ def sigmoid(x, *, out=None):
     >>> smk.sigmoid([2.0, 3.0, 5.0, 6.0])
     array([0.88079708, 0.95257413, 0.99330715, 0.99752738])
     """
-    return _elementwise(_ext.sigmoid, x, out)
+    return _elementwise(_kernels.sigmoid_flat, x, out)
 
 
 def log_sigmoid(x, *, out=None):
@@ -277,7 +276,7 @@ def log_sigmoid(x, *, out=None):
     >>> float(smk.log_sigmoid(-800.0))  # log(sigmoid) would be log(0) = -inf
     -800.0
     """
-    return _elementwise(_ext.log_sigmoid, x, out)
+    return _elementwise(_kernels.log_sigmoid_flat, x, out)
 
 
 def softplus(x, *, out=None):
@@ -293,7 +292,7 @@ def softplus(x, *, out=None):
     >>> float(smk.softplus(1000.0))
     1000.0
     """
-    return _elementwise(_ext.softplus, x, out)
+    return _elementwise(_kernels.softplus_flat, x, out)
 
 
 def hardmax(x, axis=-1):
@@ -341,7 +340,7 @@ def _rowwise_backward(kernel, a, g, axis, names):
     axes = normalize_axes(axis, a_arr.ndim)
     ra, rg = Rows(a_arr, axes), Rows(g_arr, axes)
     dx = np.empty_like(ra.block)
-    kernel(ra.block, rg.block, dx, ra.rows, ra.cols, _config.get_num_threads())
+    kernel(ra.block, rg.block, dx)
     return _finish(ra.restore(dx), result_dtype, None, a_arr.ndim == 0)
 
 
@@ -362,7 +361,7 @@ def softmax_backward(probs, grad_output, axis=-1):
     >>> smk.softmax_backward(p, np.array([1.0, 0.0, 0.0]))  # d p[0] / dx
     array([ 0.08192507, -0.02203304, -0.05989202])
     """
-    return _rowwise_backward(_ext.softmax_backward, probs, grad_output, axis, ("probs", "grad_output"))
+    return _rowwise_backward(_kernels.softmax_backward_rows, probs, grad_output, axis, ("probs", "grad_output"))
 
 
 def log_softmax_backward(log_probs, grad_output, axis=-1):
@@ -379,7 +378,7 @@ def log_softmax_backward(log_probs, grad_output, axis=-1):
     array([-0.5,  0.5])
     """
     return _rowwise_backward(
-        _ext.log_softmax_backward, log_probs, grad_output, axis, ("log_probs", "grad_output")
+        _kernels.log_softmax_backward_rows, log_probs, grad_output, axis, ("log_probs", "grad_output")
     )
 
 
@@ -397,7 +396,7 @@ def sigmoid_backward(s, grad_output):
     s_c = np.ascontiguousarray(s_arr).reshape(-1)
     g_c = np.ascontiguousarray(g_arr).reshape(-1)
     dx = np.empty_like(s_c)
-    _ext.sigmoid_backward(s_c, g_c, dx, s_c.size, 1, _config.get_num_threads())
+    _kernels.sigmoid_backward_flat(s_c, g_c, dx)
     return _finish(dx.reshape(s_arr.shape), result_dtype, None, s_arr.ndim == 0)
 
 
