@@ -34,12 +34,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _config
+from .._losses import CrossEntropyLoss
 from ._threads import one_blas_thread
-
-try:
-    from .._losses import CrossEntropyLoss
-except ImportError:  # until the loss objects land on main: same contract, see below
-    from ._loss_shim import CrossEntropyLoss
 
 __all__ = ["SoftmaxObjective", "penalty_strength"]
 
