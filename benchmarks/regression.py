@@ -54,13 +54,18 @@ def make_case(name: str, quick: bool):
     elif name == "sparse":
         n, d, k, density = (100_000, 2**18, 20, 1e-3) if not quick else (20_000, 2**16, 20, 1e-3)
         y = rng.integers(0, k, n)
-        X = sp.random(n, d, density=density, format="csr", random_state=1, dtype=np.float64)
-        X.data[:] = 1.0 + rng.exponential(size=X.nnz)  # term-frequency-like
-        # each class raises a few hundred "words" of its own
+        # background "words": density * d per row at random columns (sp.random would
+        # draw from all n*d cells at once, gigabytes at this size)
+        per_row = int(density * d)
+        rows = np.repeat(np.arange(n), per_row)
+        cols = rng.integers(0, d, rows.size)
+        # each class raises 200 "words" of its own, 5 occurrences per row
         words = rng.integers(0, d, size=(k, 200))
-        rows = np.repeat(np.arange(n), 5)
-        cols = words[y[rows], rng.integers(0, 200, rows.size)]
-        X = (X + sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n, d))).tocsr()
+        rows2 = np.repeat(np.arange(n), 5)
+        cols2 = words[y[rows2], rng.integers(0, 200, rows2.size)]
+        vals = np.concatenate([1.0 + rng.exponential(size=rows.size), np.ones(rows2.size)])
+        X = sp.csr_matrix((vals, (np.concatenate([rows, rows2]), np.concatenate([cols, cols2]))),
+                          shape=(n, d))
         desc = f"{n}x{d} sparse ({X.nnz / (n * d):.2%}), {k} classes"
         return (*_split(X, y), desc)
     else:

@@ -6,11 +6,13 @@ Layout (one concern per module):
   one implementation shared by every solver, calling a loss object.
 - ``_solvers.py``: L-BFGS (SciPy) and the minibatch SGD / Adam loop.
 - ``_data.py``: X, targets, weights, standardisation.
+- ``_chunks.py``: rows read block by block from a ``.npy`` file (out of core).
 - ``_persistence.py``: ``.npz`` save/load with validated, bounded reads.
 - ``_threads.py``: the BLAS thread policy while fitting.
 - ``_estimator.py``: the scikit-learn estimator.
 """
+from ._chunks import NpyRows
 from ._estimator import SoftmaxRegression
 from ._persistence import ModelFileError
 
-__all__ = ["SoftmaxRegression", "ModelFileError"]
+__all__ = ["SoftmaxRegression", "ModelFileError", "NpyRows"]

@@ -9,16 +9,21 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_array, validate_data
+
+from ._chunks import NpyRows, as_row_source
 
 __all__ = ["prepare", "standardization", "transform"]
 
 
 def prepare(est: Any, X: Any, y: Any, sample_weight: Any, *, reset: bool, classes: Any = None,
-            dtype: Any = np.float64) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+            dtype: Any = np.float64, out_of_core: bool = False
+            ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
     """Check X, y, sample_weight; set ``est.classes_``; return ``(X, target, sw, truth)``.
 
-    X: C-contiguous array or CSR matrix of ``dtype``. target: int64 (n,) class
+    X: C-contiguous array or CSR matrix of ``dtype``, or with ``out_of_core`` and a
+    memory-mapped .npy (or NpyRows) an :class:`NpyRows` read block by block (never
+    loaded whole; its values are checked as the blocks are read). target: int64 (n,) class
     indices, or (n, K) class probabilities in ``dtype``. sw: float64 (n,) sample
     weights times class weights. truth: int (n,) the class each row counts as for
     the accuracy (the most probable one for probability rows).
@@ -27,8 +32,12 @@ def prepare(est: Any, X: Any, y: Any, sample_weight: Any, *, reset: bool, classe
         raise ValueError(f"{type(est).__name__} requires y to be passed, but the target y is None")
     y_arr = y if hasattr(y, "shape") and hasattr(y, "ndim") else np.asarray(y, dtype=object)
     soft = getattr(y_arr, "ndim", 1) == 2 and y_arr.shape[1] > 1
-    X, y = validate_data(est, X, y, dtype=dtype, reset=reset, order="C",
-                         accept_sparse="csr", multi_output=soft, y_numeric=soft)
+    src = as_row_source(X) if out_of_core else None
+    if src is not None:
+        X, y = _prepare_rows(est, src, y, soft, reset, dtype)
+    else:
+        X, y = validate_data(est, X, y, dtype=dtype, reset=reset, order="C",
+                             accept_sparse="csr", multi_output=soft, y_numeric=soft)
     if sp.issparse(X):
         X.sort_indices()
     if soft:
@@ -73,11 +82,32 @@ def prepare(est: Any, X: Any, y: Any, sample_weight: Any, *, reset: bool, classe
         target = np.searchsorted(est.classes_, y).astype(np.int64)
         truth = target
         Y = None
-    sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    sw = _check_sample_weight(sample_weight, np.empty((X.shape[0], 0)), dtype=np.float64,
+                              ensure_non_negative=True)
     sw = sw * _class_weights(est, target if Y is None else Y)
     if not sw.sum() > 0:
         raise ValueError("sample_weight times class_weight sums to 0: nothing to fit")
     return X, target, np.ascontiguousarray(sw), truth
+
+
+def _prepare_rows(est, src: NpyRows, y, soft, reset, dtype):
+    """The checks validate_data makes, for rows that stay in their file."""
+    n, d = src.shape
+    if reset:
+        est.n_features_in_ = d
+        if hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_
+    elif d != est.n_features_in_:
+        raise ValueError(f"X has {d} features, but {type(est).__name__} is expecting "
+                         f"{est.n_features_in_} features as input")
+    y = check_array(y, ensure_2d=False, dtype=np.float64 if soft else None, ensure_all_finite=soft)
+    if y.ndim == 2 and not soft:
+        y = y.ravel()
+    if y.shape[0] != n:
+        raise ValueError(f"X ({src.path}) has {n} rows but y has {y.shape[0]}")
+    if n < 1 or d < 1:
+        raise ValueError(f"{src.path}: no data (shape {src.shape})")
+    return src.prepared(dtype), y
 
 
 def _set_classes(est, new_classes, reset):
@@ -120,7 +150,12 @@ def standardization(X: Any, sw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted per-feature ``(mean, scale)``; for sparse X the mean is 0 (scaling
     only, as scikit-learn's ``StandardScaler(with_mean=False)``: centring would make
     the matrix dense) and the scale is still the standard deviation."""
-    if sp.issparse(X):
+    if isinstance(X, NpyRows):  # two passes over the file: the mean, then the variance
+        w = sw / sw.sum()
+        mean = sum(w[s:e] @ Xb for s, e, Xb in X.prepared(np.float64).blocks())
+        var = sum(w[s:e] @ (Xb - mean) ** 2 for s, e, Xb in X.prepared(np.float64).blocks())
+        mean_for_var = mean
+    elif sp.issparse(X):
         w = sw / sw.sum()
         m1 = np.asarray(X.T @ w, dtype=np.float64)
         m2 = np.asarray(X.multiply(X).T @ w, dtype=np.float64)
@@ -140,6 +175,8 @@ def standardization(X: Any, sw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def transform(X: Any, mean: np.ndarray, scale: np.ndarray) -> Any:
     """``(X - mean) / scale`` in X's dtype (sparse: ``X / scale``, mean must be 0)."""
+    if isinstance(X, NpyRows):
+        return X.prepared(X.compute_dtype, mean, scale)
     if sp.issparse(X):
         return sp.csr_matrix(X.multiply((1.0 / scale).astype(X.dtype)))
     return ((X - mean) / scale).astype(X.dtype, copy=False)

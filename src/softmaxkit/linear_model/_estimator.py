@@ -167,10 +167,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def _prepare(self, X, y, sample_weight, *, reset, classes=None):
+    def _prepare(self, X, y, sample_weight, *, reset, classes=None, out_of_core=False):
         dtype = _DTYPES.get(self.dtype, self.dtype)
-        X, target, sw, truth = _data.prepare(self, X, y, sample_weight, reset=reset,
-                                             classes=classes, dtype=dtype)
+        X, target, sw, truth = _data.prepare(self, X, y, sample_weight, reset=reset, classes=classes,
+                                             dtype=dtype, out_of_core=out_of_core)
         return X, target, sw, truth, SoftmaxObjective(
             self.classes_.size, X.shape[1], alpha=self.alpha, fit_intercept=self.fit_intercept,
             label_smoothing=self.label_smoothing)
@@ -193,7 +193,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """
         warm = self.warm_start and hasattr(self, "coef_")
         old = (self.classes_, self.coef_, self.intercept_) if warm else None
-        X, target, sw, truth, obj = self._prepare(X, y, sample_weight, reset=True)
+        X, target, sw, truth, obj = self._prepare(X, y, sample_weight, reset=True,
+                                                  out_of_core=self.solver == "lbfgs")
         k, d = obj.k, obj.d
         theta = obj.zeros()
         if old is not None and old[1].shape == (k, d) and np.array_equal(old[0], self.classes_):
