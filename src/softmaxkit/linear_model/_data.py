@@ -12,6 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_array, validate_data
 
 from ._chunks import NpyRows, as_row_source
+from ._dask import DaskRows, is_dask, prepare_dask
 
 __all__ = ["prepare", "standardization", "transform"]
 
@@ -33,7 +34,12 @@ def prepare(est: Any, X: Any, y: Any, sample_weight: Any, *, reset: bool, classe
     y_arr = y if hasattr(y, "shape") and hasattr(y, "ndim") else np.asarray(y, dtype=object)
     soft = getattr(y_arr, "ndim", 1) == 2 and y_arr.shape[1] > 1
     src = as_row_source(X) if out_of_core else None
-    if src is not None:
+    if is_dask(X) or is_dask(y):
+        if not out_of_core:
+            raise ValueError(f"a dask array is fitted with solver='lbfgs' (full batch on the "
+                             f"cluster), not solver={est.solver!r}")
+        X, y = prepare_dask(est, X, y, reset, dtype)
+    elif src is not None:
         X, y = _prepare_rows(est, src, y, soft, reset, dtype)
     else:
         X, y = validate_data(est, X, y, dtype=dtype, reset=reset, order="C",
@@ -150,7 +156,10 @@ def standardization(X: Any, sw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted per-feature ``(mean, scale)``; for sparse X the mean is 0 (scaling
     only, as scikit-learn's ``StandardScaler(with_mean=False)``: centring would make
     the matrix dense) and the scale is still the standard deviation."""
-    if isinstance(X, NpyRows):  # two passes over the file: the mean, then the variance
+    if isinstance(X, DaskRows):
+        mean, var = X.standardization(sw)
+        mean_for_var = mean
+    elif isinstance(X, NpyRows):  # two passes over the file: the mean, then the variance
         w = sw / sw.sum()
         mean = sum(w[s:e] @ Xb for s, e, Xb in X.prepared(np.float64).blocks())
         var = sum(w[s:e] @ (Xb - mean) ** 2 for s, e, Xb in X.prepared(np.float64).blocks())
@@ -177,6 +186,8 @@ def transform(X: Any, mean: np.ndarray, scale: np.ndarray) -> Any:
     """``(X - mean) / scale`` in X's dtype (sparse: ``X / scale``, mean must be 0)."""
     if isinstance(X, NpyRows):
         return X.prepared(X.compute_dtype, mean, scale)
+    if isinstance(X, DaskRows):
+        return X.prepared(mean, scale)
     if sp.issparse(X):
         return sp.csr_matrix(X.multiply((1.0 / scale).astype(X.dtype)))
     return ((X - mean) / scale).astype(X.dtype, copy=False)

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._softmax import log_softmax, softmax
 from . import _data, _persistence, _solvers
+from ._dask import is_dask, map_method
 from ._objective import SoftmaxObjective
 from ._progress import _Progress
 from ._threads import blas_threads_for
@@ -364,19 +365,27 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         """Logits ``x W^T + b``; for two classes the difference ``o_1 - o_0`` (n_samples,)."""
+        if is_dask(X):
+            return map_method(self, X, "decision_function")
         Z = self._logits(X)
         return Z[:, 1] - Z[:, 0] if self.classes_.size == 2 else Z
 
     def predict_proba(self, X):
         """Class probabilities ``softmax(x W^T + b)``, (n_samples, n_classes)."""
+        if is_dask(X):
+            return map_method(self, X, "predict_proba")
         return softmax(self._logits(X), axis=-1)
 
     def predict_log_proba(self, X):
         """Log class probabilities ``log_softmax(x W^T + b)`` (never log 0)."""
+        if is_dask(X):
+            return map_method(self, X, "predict_log_proba")
         return log_softmax(self._logits(X), axis=-1)
 
     def predict(self, X):
         """The most probable class, ``classes_[argmax(x W^T + b)]``."""
+        if is_dask(X):
+            return map_method(self, X, "predict")
         Z = self._logits(X)
         return self.classes_[np.argmax(Z, axis=1)]
 

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from .. import _config
 from .._losses import CrossEntropyLoss
 from ._chunks import NpyRows
+from ._dask import DaskRows
 from ._threads import one_blas_thread
 
 __all__ = ["SoftmaxObjective", "penalty_strength"]
@@ -87,6 +88,7 @@ class SoftmaxObjective:
         self.k, self.d = int(n_classes), int(n_features)
         self.fit_intercept = bool(fit_intercept)
         self.lam = penalty_strength(alpha, self.k)
+        self.label_smoothing = float(label_smoothing)
         self.loss = CrossEntropyLoss(label_smoothing=label_smoothing, reduction="sum")
         self.n_threads = _config.get_num_threads() if n_threads is None else int(n_threads)
         self.size = self.k * self.d + (self.k if self.fit_intercept else 0)
@@ -151,6 +153,9 @@ class SoftmaxObjective:
         dense = not sp.issparse(X)
         if isinstance(X, NpyRows):
             data_loss, n_correct = self._out_of_core(theta, X, target, sw, truth, g)
+        elif isinstance(X, DaskRows):  # the chunks' sums come from the cluster's workers
+            gsum, data_loss, n_correct = X.partial_sums(self, theta, target, sw, truth)
+            g[...] = gsum
         elif dense and n * self.d * self.k >= _BLOCKED_FROM and X.flags.c_contiguous:
             data_loss, n_correct = self._blocked(theta, X, target, sw, truth, gW, gb)
         else:
