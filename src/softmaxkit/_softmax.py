@@ -16,11 +16,12 @@ Conventions shared by every function here (see docs/semantics.md):
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Literal, overload
 
 import numpy as np
 
 from . import _kernels
+from ._typing import ArrayLike, Axis, FloatArray, IntArray
 from ._validation import (
     Rows,
     as_float_array,
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 
-def _finish(y: np.ndarray, result_dtype: np.dtype, out: np.ndarray | None, scalar: bool):
+def _finish(y: np.ndarray, result_dtype: np.dtype, out: np.ndarray | None, scalar: bool) -> Any:
     """Cast to the result dtype, copy into ``out`` when given, unwrap 0-d results."""
     if out is not None:
         np.copyto(out, y, casting="unsafe")
@@ -63,7 +64,8 @@ def _masked(x: np.ndarray, where: Any) -> np.ndarray:
     return np.where(w, x, np.array(-np.inf, dtype=x.dtype))
 
 
-def _rowwise_forward(kernel, x, axis, temperature, where, out):
+def _rowwise_forward(kernel: Callable[..., None], x: Any, axis: Any, temperature: Any,
+                     where: Any, out: np.ndarray | None) -> Any:
     arr, result_dtype = as_float_array(x, "x")
     inv_t = 1.0 / check_temperature(temperature)
     axes = normalize_axes(axis, arr.ndim)
@@ -86,7 +88,8 @@ def _rowwise_forward(kernel, x, axis, temperature, where, out):
     return _finish(rows.restore(y2d), result_dtype, out, arr.ndim == 0 and out is None)
 
 
-def softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
+def softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
+            where: ArrayLike | None = None, out: np.ndarray | None = None) -> FloatArray:
     r"""Softmax along ``axis``: ``exp(x_i / T) / sum_j exp(x_j / T)``.
 
     Computed stably as ``exp((x - max) / T) / sum(exp((x - max) / T))``: the
@@ -133,7 +136,8 @@ def softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
     return _rowwise_forward(_kernels.softmax_rows, x, axis, temperature, where, out)
 
 
-def log_softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
+def log_softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
+                where: ArrayLike | None = None, out: np.ndarray | None = None) -> FloatArray:
     r"""Logarithm of softmax along ``axis``: ``x_i/T - logsumexp(x/T)``.
 
     Computed as ``(x - max)/T - log(sum(exp((x - max)/T)))``. The sum is at least 1,
@@ -154,7 +158,17 @@ def log_softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
     return _rowwise_forward(_kernels.log_softmax_rows, x, axis, temperature, where, out)
 
 
-def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, where=None):
+@overload
+def logsumexp(x: ArrayLike, axis: Axis = ..., *, b: ArrayLike | None = ...,
+              keepdims: bool = ..., return_sign: Literal[False] = ...,
+              where: ArrayLike | None = ...) -> FloatArray: ...
+@overload
+def logsumexp(x: ArrayLike, axis: Axis = ..., *, b: ArrayLike | None = ...,
+              keepdims: bool = ..., return_sign: Literal[True],
+              where: ArrayLike | None = ...) -> tuple[FloatArray, FloatArray]: ...
+def logsumexp(x: ArrayLike, axis: Axis = -1, *, b: ArrayLike | None = None,
+              keepdims: bool = False, return_sign: bool = False,
+              where: ArrayLike | None = None) -> Any:
     r"""``log(sum(b * exp(x)))`` along ``axis``, without overflow.
 
     Parameters
@@ -198,7 +212,8 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, where=No
     return res[()] if res.ndim == 0 else res
 
 
-def _logsumexp_scaled(arr, result_dtype, axes, b, keepdims, return_sign, where):
+def _logsumexp_scaled(arr: np.ndarray, result_dtype: np.dtype, axes: tuple[int, ...], b: Any,
+                      keepdims: bool, return_sign: bool, where: Any) -> Any:
     """logsumexp with weights b and/or a sign: NumPy, SciPy's algorithm."""
     if b is None:
         bb = np.ones_like(arr)
@@ -235,7 +250,7 @@ def _logsumexp_scaled(arr, result_dtype, axes, b, keepdims, return_sign, where):
     return (res, sign) if return_sign else res
 
 
-def _elementwise(kernel, x, out):
+def _elementwise(kernel: Callable[..., None], x: Any, out: np.ndarray | None) -> Any:
     arr, result_dtype = as_float_array(x, "x")
     if out is not None:
         check_out(out, arr.shape, result_dtype)
@@ -253,7 +268,7 @@ def _elementwise(kernel, x, out):
     return _finish(y.reshape(arr.shape), result_dtype, out, arr.ndim == 0 and out is None)
 
 
-def sigmoid(x, *, out=None):
+def sigmoid(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     r"""The logistic sigmoid ``1 / (1 + exp(-x))``, elementwise.
 
     Exact limits at the ends: 0 for ``-inf``, 1 for ``+inf``; NaN stays NaN.
@@ -267,7 +282,7 @@ def sigmoid(x, *, out=None):
     return _elementwise(_kernels.sigmoid_flat, x, out)
 
 
-def log_sigmoid(x, *, out=None):
+def log_sigmoid(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     r"""``log(sigmoid(x)) = -softplus(-x)``, elementwise, finite for every finite x.
 
     Examples
@@ -279,7 +294,7 @@ def log_sigmoid(x, *, out=None):
     return _elementwise(_kernels.log_sigmoid_flat, x, out)
 
 
-def softplus(x, *, out=None):
+def softplus(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     r"""``log(1 + exp(x))``, elementwise, without overflow or cancellation.
 
     Piecewise as scikit-learn's loss module: ``exp(x)`` below -37,
@@ -295,7 +310,7 @@ def softplus(x, *, out=None):
     return _elementwise(_kernels.softplus_flat, x, out)
 
 
-def hardmax(x, axis=-1):
+def hardmax(x: ArrayLike, axis: Axis = -1) -> FloatArray:
     """One-hot of the argmax along ``axis`` (the first index on ties).
 
     The limit of ``softmax(x, temperature=T)`` as T goes to 0 when the maximum is
@@ -322,7 +337,7 @@ def hardmax(x, axis=-1):
     return _finish(rows.restore(y), result_dtype, None, arr.ndim == 0)
 
 
-def _pair(a, g, names):
+def _pair(a: Any, g: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray, np.dtype]:
     """Two same-shape float arrays in a common compute dtype."""
     a_arr, a_res = as_float_array(a, names[0])
     g_arr, g_res = as_float_array(g, names[1])
@@ -335,7 +350,8 @@ def _pair(a, g, names):
     return a_arr.astype(work, copy=False), g_arr.astype(work, copy=False), result
 
 
-def _rowwise_backward(kernel, a, g, axis, names):
+def _rowwise_backward(kernel: Callable[..., None], a: Any, g: Any, axis: Any,
+                      names: tuple[str, str]) -> Any:
     a_arr, g_arr, result_dtype = _pair(a, g, names)
     axes = normalize_axes(axis, a_arr.ndim)
     ra, rg = Rows(a_arr, axes), Rows(g_arr, axes)
@@ -344,7 +360,7 @@ def _rowwise_backward(kernel, a, g, axis, names):
     return _finish(ra.restore(dx), result_dtype, None, a_arr.ndim == 0)
 
 
-def softmax_backward(probs, grad_output, axis=-1):
+def softmax_backward(probs: ArrayLike, grad_output: ArrayLike, axis: Axis = -1) -> FloatArray:
     r"""Gradient of ``softmax`` with respect to its input, from its output.
 
     ``dx = p * (g - sum(p * g))`` along ``axis``, where ``p = softmax(x)`` and ``g``
@@ -364,7 +380,7 @@ def softmax_backward(probs, grad_output, axis=-1):
     return _rowwise_backward(_kernels.softmax_backward_rows, probs, grad_output, axis, ("probs", "grad_output"))
 
 
-def log_softmax_backward(log_probs, grad_output, axis=-1):
+def log_softmax_backward(log_probs: ArrayLike, grad_output: ArrayLike, axis: Axis = -1) -> FloatArray:
     r"""Gradient of ``log_softmax`` with respect to its input, from its output.
 
     ``dx = g - exp(lp) * sum(g)`` along ``axis``. Entries with ``lp == -inf``
@@ -382,7 +398,7 @@ def log_softmax_backward(log_probs, grad_output, axis=-1):
     )
 
 
-def sigmoid_backward(s, grad_output):
+def sigmoid_backward(s: ArrayLike, grad_output: ArrayLike) -> FloatArray:
     r"""Gradient of ``sigmoid`` with respect to its input, from its output:
     ``dx = g * s * (1 - s)``.
 
@@ -400,7 +416,9 @@ def sigmoid_backward(s, grad_output):
     return _finish(dx.reshape(s_arr.shape), result_dtype, None, s_arr.ndim == 0)
 
 
-def sample(logits, *, axis=-1, temperature=1.0, size=None, rng=None):
+def sample(logits: ArrayLike, *, axis: int = -1, temperature: float = 1.0,
+           size: int | tuple[int, ...] | None = None,
+           rng: np.random.Generator | int | None = None) -> int | IntArray:
     """Draw class indices from ``softmax(logits / temperature)`` along ``axis``.
 
     Uses the Gumbel-max trick: ``argmax(logits / T + G)`` with ``G`` standard

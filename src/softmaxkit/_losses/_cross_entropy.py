@@ -8,12 +8,12 @@ valid (rows, C) blocks already (the estimator's solvers, the fused linear path,
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, cast
+from typing import Any, Callable, NamedTuple, TypeVar, cast
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
 
 from .. import _kernels, _reduction
+from .._typing import ArrayLike, FloatArray, Loss
 from .._validation import (
     Rows,
     check_bool,
@@ -218,7 +218,7 @@ class CrossEntropyLoss:
         return loss, g.astype(b.result_dtype) if g.dtype != b.result_dtype else g
 
     def loss(self, input: ArrayLike, target: ArrayLike, *, axis: int = -1,
-             sample_weight: ArrayLike | None = None) -> Any:
+             sample_weight: ArrayLike | None = None) -> Loss:
         """The reduced loss (a NumPy scalar, or per-row losses for "none")."""
         return self._compute(self._batch(input, target, axis, sample_weight), False)[0]
 
@@ -226,14 +226,14 @@ class CrossEntropyLoss:
 
     def grad(self, input: ArrayLike, target: ArrayLike, *, axis: int = -1,
              sample_weight: ArrayLike | None = None, out: np.ndarray | None = None
-             ) -> NDArray[np.floating]:
+             ) -> FloatArray:
         """The gradient of :meth:`loss` with respect to ``input``."""
         return self.loss_and_grad(input, target, axis=axis, sample_weight=sample_weight,
                                   out=out)[1]
 
     def loss_and_grad(self, input: ArrayLike, target: ArrayLike, *, axis: int = -1,
                       sample_weight: ArrayLike | None = None, out: np.ndarray | None = None
-                      ) -> tuple[Any, NDArray[np.floating]]:
+                      ) -> tuple[Loss, FloatArray]:
         """``(loss, grad)`` from one pass."""
         b = self._batch(input, target, axis, sample_weight)
         if out is not None:
@@ -336,19 +336,19 @@ class NLLLoss:
         g = rows.restore(grad2d)
         return loss, g.astype(result_dtype) if g.dtype != result_dtype else g
 
-    def loss(self, log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1) -> Any:
+    def loss(self, log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1) -> Loss:
         """The reduced loss."""
         return self._forward(log_probs, target, axis, False)[0]
 
     __call__ = loss
 
     def grad(self, log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1
-             ) -> NDArray[np.floating]:
+             ) -> FloatArray:
         """The gradient of :meth:`loss` with respect to ``log_probs``."""
         return self.loss_and_grad(log_probs, target, axis=axis)[1]
 
     def loss_and_grad(self, log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1
-                      ) -> tuple[Any, NDArray[np.floating]]:
+                      ) -> tuple[Loss, FloatArray]:
         """``(loss, grad)`` in one call."""
         loss, grad = self._forward(log_probs, target, axis, True)
         return loss, cast(np.ndarray, grad)
@@ -388,9 +388,12 @@ _CE_DOC_PARAMS = """
 """
 
 
-def _with_params(func: Any) -> Any:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _with_params(func: _F) -> _F:
     """Put the shared parameter list into a docstring's ``{params}`` slot."""
-    func.__doc__ = func.__doc__.replace("    {params}\n", "\n" + _CE_DOC_PARAMS.lstrip("\n") + "\n")
+    func.__doc__ = (func.__doc__ or "").replace("    {params}\n", "\n" + _CE_DOC_PARAMS.lstrip("\n") + "\n")
     return func
 
 
@@ -398,7 +401,7 @@ def _with_params(func: Any) -> Any:
 def cross_entropy(input: ArrayLike, target: ArrayLike, *, axis: int = -1,
                   from_logits: bool = True, weight: ArrayLike | None = None,
                   sample_weight: ArrayLike | None = None, ignore_index: int | None = None,
-                  label_smoothing: float = 0.0, reduction: str = "mean") -> Any:
+                  label_smoothing: float = 0.0, reduction: str = "mean") -> Loss:
     r"""Cross-entropy between the softmax of logits and labels.
 
     For a row with logits ``z``, class weights ``w``, smoothing ``eps`` and label y:
@@ -440,7 +443,7 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, *, axis: int = -1,
                        from_logits: bool = True, weight: ArrayLike | None = None,
                        sample_weight: ArrayLike | None = None, ignore_index: int | None = None,
                        label_smoothing: float = 0.0, reduction: str = "mean",
-                       out: np.ndarray | None = None) -> NDArray[np.floating]:
+                       out: np.ndarray | None = None) -> FloatArray:
     r"""Gradient of :func:`cross_entropy` with respect to ``input``.
 
     From logits, per row: ``scale * (a p - eps / C w - (1 - eps) w[y] onehot(y))`` with
@@ -479,7 +482,7 @@ def cross_entropy_and_grad(input: ArrayLike, target: ArrayLike, *, axis: int = -
                            sample_weight: ArrayLike | None = None,
                            ignore_index: int | None = None, label_smoothing: float = 0.0,
                            reduction: str = "mean", out: np.ndarray | None = None
-                           ) -> tuple[Any, NDArray[np.floating]]:
+                           ) -> tuple[Loss, FloatArray]:
     r"""``(cross_entropy(...), cross_entropy_grad(...))`` from one fused pass.
 
     On integer labels from logits, one C kernel visits each row once: a max pass, an
@@ -509,7 +512,7 @@ def cross_entropy_and_grad(input: ArrayLike, target: ArrayLike, *, axis: int = -
 
 def nll_loss(log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1,
              weight: ArrayLike | None = None, ignore_index: int | None = None,
-             reduction: str = "mean") -> Any:
+             reduction: str = "mean") -> Loss:
     r"""Negative log-likelihood of integer labels, given log-probabilities.
 
     ``loss_i = -weight[y_i] * log_probs[i, y_i]``; "mean" divides by
@@ -546,7 +549,7 @@ def nll_loss(log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1,
 
 def nll_loss_grad(log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1,
                   weight: ArrayLike | None = None, ignore_index: int | None = None,
-                  reduction: str = "mean") -> NDArray[np.floating]:
+                  reduction: str = "mean") -> FloatArray:
     r"""Gradient of :func:`nll_loss` with respect to ``log_probs``: ``-weight[y_i]``
     (times the reduction's scale) at each row's label, 0 elsewhere.
 
@@ -563,7 +566,7 @@ def nll_loss_grad(log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1,
 
 def nll_loss_and_grad(log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1,
                       weight: ArrayLike | None = None, ignore_index: int | None = None,
-                      reduction: str = "mean") -> tuple[Any, NDArray[np.floating]]:
+                      reduction: str = "mean") -> tuple[Loss, FloatArray]:
     r"""``(nll_loss(...), nll_loss_grad(...))`` in one call.
 
     Examples

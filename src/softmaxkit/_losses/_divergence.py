@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
 
 from .. import _reduction
+from .._typing import ArrayLike, FloatArray, Loss
 from .._softmax import log_softmax, softmax
 from .._validation import (
     check_bool,
@@ -69,24 +69,24 @@ class KLDivLoss:
         scale = _reduction.mean_scale(self.reduction, denom)
         return value, np.asarray((-pt * scale).astype(result_dtype))
 
-    def loss(self, log_q: ArrayLike, p: ArrayLike) -> Any:
+    def loss(self, log_q: ArrayLike, p: ArrayLike) -> Loss:
         """The reduced divergence."""
         return self._forward(log_q, p, False)[0]
 
     __call__ = loss
 
-    def grad(self, log_q: ArrayLike, p: ArrayLike) -> NDArray[np.floating]:
+    def grad(self, log_q: ArrayLike, p: ArrayLike) -> FloatArray:
         """The gradient of :meth:`loss` with respect to ``log_q``."""
         return self.loss_and_grad(log_q, p)[1]
 
-    def loss_and_grad(self, log_q: ArrayLike, p: ArrayLike) -> tuple[Any, NDArray[np.floating]]:
+    def loss_and_grad(self, log_q: ArrayLike, p: ArrayLike) -> tuple[Loss, FloatArray]:
         """``(loss, grad)`` in one call."""
         loss, grad = self._forward(log_q, p, True)
         return loss, cast(np.ndarray, grad)
 
 
 def kl_div(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
-           reduction: str = "mean") -> Any:
+           reduction: str = "mean") -> Loss:
     r"""Kullback-Leibler divergence ``KL(p || q) = sum p (log p - log q)``, pointwise
     terms as PyTorch's ``kl_div(input=log_q, target=p)``.
 
@@ -117,7 +117,7 @@ def kl_div(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
 
 
 def kl_div_grad(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
-                reduction: str = "mean") -> NDArray[np.floating]:
+                reduction: str = "mean") -> FloatArray:
     r"""Gradient of :func:`kl_div` with respect to ``log_q``: ``-p`` (``-exp(p)`` with
     ``log_target``), times the reduction's scale.
 
@@ -131,7 +131,7 @@ def kl_div_grad(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
 
 
 def kl_div_and_grad(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
-                    reduction: str = "mean") -> tuple[Any, NDArray[np.floating]]:
+                    reduction: str = "mean") -> tuple[Loss, FloatArray]:
     r"""``(kl_div(...), kl_div_grad(...))`` in one call.
 
     Examples
@@ -144,7 +144,7 @@ def kl_div_and_grad(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
     return KLDivLoss(log_target=log_target, reduction=reduction).loss_and_grad(log_q, p)
 
 
-def entropy(p: ArrayLike, axis: int = -1, *, from_logits: bool = False) -> Any:
+def entropy(p: ArrayLike, axis: int = -1, *, from_logits: bool = False) -> Loss:
     r"""Shannon entropy ``H(p) = -sum p log p`` (nats) along ``axis``.
 
     Parameters
@@ -192,7 +192,7 @@ def entropy(p: ArrayLike, axis: int = -1, *, from_logits: bool = False) -> Any:
 
 
 def perplexity(input: ArrayLike, target: ArrayLike, *, axis: int = -1, from_logits: bool = True,
-               weight: ArrayLike | None = None, ignore_index: int | None = None) -> Any:
+               weight: ArrayLike | None = None, ignore_index: int | None = None) -> Loss:
     r"""``exp`` of the mean cross-entropy: the effective number of classes the model
     hesitates between (a language model's per-token perplexity).
 
