@@ -49,11 +49,12 @@ __all__ = [
 
 def _finish(y: np.ndarray, result_dtype: np.dtype, out: np.ndarray | None, scalar: bool) -> Any:
     """Cast to the result dtype, copy into ``out`` when given, unwrap 0-d results."""
-    if out is not None:
-        np.copyto(out, y, casting="unsafe")
-        return out
-    if y.dtype != result_dtype:
-        y = y.astype(result_dtype)
+    with np.errstate(over="ignore"):  # beyond the result dtype's range rounds to +-inf
+        if out is not None:
+            np.copyto(out, y, casting="unsafe")
+            return out
+        if y.dtype != result_dtype:
+            y = y.astype(result_dtype)
     return y[()] if scalar else y
 
 
