@@ -69,7 +69,7 @@ def _masked(x: np.ndarray, where: Any) -> np.ndarray:
 # float32 kernels take 1/T as a float32: outside [FLT_MIN, FLT_MAX] it would round to
 # inf or 0 (or lose digits as a subnormal) and turn the row's max entry into 0 * inf =
 # NaN. Such extreme temperatures are computed in float64 and rounded to the result.
-_F32 = np.finfo(np.float32)
+_F32_TINY, _F32_MAX = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
 
 
 def _wide_softmax(x: np.ndarray, axes: tuple[int, ...], inv_t: float, log: bool) -> np.ndarray:
@@ -100,7 +100,7 @@ def _rowwise_forward(kernel: Callable[..., None], x: Any, axis: Any, temperature
     if arr.dtype == WIDE:
         y = _wide_softmax(masked, axes, inv_t, kernel is _kernels.log_softmax_rows)
         return _finish(y, result_dtype, out, arr.ndim == 0 and out is None)
-    if arr.dtype == np.float32 and not _F32.tiny <= inv_t <= _F32.max:
+    if arr.dtype == np.float32 and not _F32_TINY <= inv_t <= _F32_MAX:
         masked = masked.astype(np.float64)
     rows = Rows(masked, axes)
     # Write straight into out= when it is already the kernel's layout.
