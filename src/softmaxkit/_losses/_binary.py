@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
 
 from .. import _kernels, _reduction
+from .._typing import ArrayLike, FloatArray, Loss
 from .._validation import (
     as_float_array,
     check_reduction,
@@ -130,18 +130,18 @@ class BCELoss(_Elementwise):
         grad = (pd - yd) / np.maximum(pd * (1.0 - pd), BCE_GRAD_EPS) if want_grad else None
         return self._finish(loss, grad, w, result_dtype)
 
-    def loss(self, probs: ArrayLike, target: ArrayLike) -> Any:
+    def loss(self, probs: ArrayLike, target: ArrayLike) -> Loss:
         """The reduced loss."""
         return self._forward(probs, target, False)[0]
 
     __call__ = loss
 
-    def grad(self, probs: ArrayLike, target: ArrayLike) -> NDArray[np.floating]:
+    def grad(self, probs: ArrayLike, target: ArrayLike) -> FloatArray:
         """The gradient of :meth:`loss` with respect to ``probs``."""
         return self.loss_and_grad(probs, target)[1]
 
     def loss_and_grad(self, probs: ArrayLike, target: ArrayLike
-                      ) -> tuple[Any, NDArray[np.floating]]:
+                      ) -> tuple[Loss, FloatArray]:
         """``(loss, grad)`` in one call."""
         loss, grad = self._forward(probs, target, True)
         return loss, cast(np.ndarray, grad)
@@ -178,6 +178,8 @@ class BCEWithLogitsLoss(_Elementwise):
         with np.errstate(invalid="ignore"):
             loss = (np.where(a != 0, a * _softplus64(-zd), 0.0)
                     + np.where(b != 0, b * _softplus64(zd), 0.0))
+        # A NaN logit is NaN whatever the weights (torch's result; docs/losses.md).
+        loss = np.where(np.isnan(zd), np.nan, loss)
         grad = None
         if want_grad:
             with np.errstate(over="ignore"):
@@ -185,25 +187,25 @@ class BCEWithLogitsLoss(_Elementwise):
             grad = s * (a + b) - a  # d/dz = -a (1 - sigma) + b sigma
         return self._finish(loss, grad, w, result_dtype)
 
-    def loss(self, logits: ArrayLike, target: ArrayLike) -> Any:
+    def loss(self, logits: ArrayLike, target: ArrayLike) -> Loss:
         """The reduced loss."""
         return self._forward(logits, target, False)[0]
 
     __call__ = loss
 
-    def grad(self, logits: ArrayLike, target: ArrayLike) -> NDArray[np.floating]:
+    def grad(self, logits: ArrayLike, target: ArrayLike) -> FloatArray:
         """The gradient of :meth:`loss` with respect to ``logits``."""
         return self.loss_and_grad(logits, target)[1]
 
     def loss_and_grad(self, logits: ArrayLike, target: ArrayLike
-                      ) -> tuple[Any, NDArray[np.floating]]:
+                      ) -> tuple[Loss, FloatArray]:
         """``(loss, grad)`` in one call."""
         loss, grad = self._forward(logits, target, True)
         return loss, cast(np.ndarray, grad)
 
 
 def binary_cross_entropy(probs: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
-                         reduction: str = "mean") -> Any:
+                         reduction: str = "mean") -> Loss:
     r"""Binary cross-entropy of probabilities, elementwise (PyTorch's ``binary_cross_entropy``).
 
     ``loss = -weight * (y * log(p) + (1 - y) * log(1 - p))``, each log clamped at
@@ -232,7 +234,7 @@ def binary_cross_entropy(probs: ArrayLike, target: ArrayLike, *, weight: ArrayLi
 
 def binary_cross_entropy_grad(probs: ArrayLike, target: ArrayLike, *,
                               weight: ArrayLike | None = None, reduction: str = "mean"
-                              ) -> NDArray[np.floating]:
+                              ) -> FloatArray:
     r"""Gradient of :func:`binary_cross_entropy` with respect to ``probs``, as PyTorch
     computes it: ``weight * (p - y) / max(p (1 - p), 1e-12)`` (times 1/N for "mean").
 
@@ -247,7 +249,7 @@ def binary_cross_entropy_grad(probs: ArrayLike, target: ArrayLike, *,
 
 def binary_cross_entropy_and_grad(probs: ArrayLike, target: ArrayLike, *,
                                   weight: ArrayLike | None = None, reduction: str = "mean"
-                                  ) -> tuple[Any, NDArray[np.floating]]:
+                                  ) -> tuple[Loss, FloatArray]:
     r"""``(binary_cross_entropy(...), binary_cross_entropy_grad(...))`` in one call.
 
     Examples
@@ -263,7 +265,7 @@ def binary_cross_entropy_and_grad(probs: ArrayLike, target: ArrayLike, *,
 def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
                                      weight: ArrayLike | None = None,
                                      pos_weight: ArrayLike | None = None,
-                                     reduction: str = "mean") -> Any:
+                                     reduction: str = "mean") -> Loss:
     r"""Binary cross-entropy of ``sigmoid(logits)``, fused and stable in log space.
 
     ``loss = weight * (pos_weight * y * softplus(-z) + (1 - y) * softplus(z))``,
@@ -297,7 +299,7 @@ def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
 def binary_cross_entropy_with_logits_grad(logits: ArrayLike, target: ArrayLike, *,
                                           weight: ArrayLike | None = None,
                                           pos_weight: ArrayLike | None = None,
-                                          reduction: str = "mean") -> NDArray[np.floating]:
+                                          reduction: str = "mean") -> FloatArray:
     r"""Gradient of :func:`binary_cross_entropy_with_logits` with respect to ``logits``:
     ``weight * (sigmoid(z) * (1 - y + pos_weight * y) - pos_weight * y)``, which is
     ``sigmoid(z) - y`` without weights (times 1/N for "mean").
@@ -316,7 +318,7 @@ def binary_cross_entropy_with_logits_and_grad(logits: ArrayLike, target: ArrayLi
                                               weight: ArrayLike | None = None,
                                               pos_weight: ArrayLike | None = None,
                                               reduction: str = "mean"
-                                              ) -> tuple[Any, NDArray[np.floating]]:
+                                              ) -> tuple[Loss, FloatArray]:
     r"""``(binary_cross_entropy_with_logits(...), binary_cross_entropy_with_logits_grad(...))``.
 
     Examples

@@ -8,12 +8,12 @@ valid (rows, C) blocks already (the estimator's solvers, the fused linear path,
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, cast
+from typing import Any, Callable, NamedTuple, TypeVar, cast
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
 
 from .. import _kernels, _reduction
+from .._typing import ArrayLike, FloatArray, Loss
 from .._validation import (
     Rows,
     check_bool,
@@ -47,6 +47,20 @@ __all__ = [
 # and the gradient -1/p is at most 1e7, finite even in float32. (PyTorch's -100
 # clamp of the log would allow p down to 3.7e-44, whose 1/p overflows float32.)
 PROB_FLOOR = 1e-7
+
+
+# Weights whose product exceeds this are rescaled for a "mean" (see _batch).
+_HUGE = 2.0**500
+
+
+def _same_or_disjoint(out: np.ndarray, block: np.ndarray) -> bool:
+    """Whether a kernel may write ``out`` while reading ``block``: the same memory
+    (each row is read fully before it is written) or none in common. A partial
+    overlap (a shifted view of one buffer) is neither."""
+    if not np.shares_memory(out, block):
+        return True
+    return (out.__array_interface__["data"][0] == block.__array_interface__["data"][0]
+            and out.strides == block.strides)
 
 
 class _Batch(NamedTuple):
@@ -141,7 +155,17 @@ class CrossEntropyLoss:
         if w is None or w.shape[0] != n_classes:
             if self.weight.shape != (n_classes,):
                 raise ValueError(f"weight has shape {self.weight.shape}, expected ({n_classes},)")
-            w = self._weight_as[dtype] = np.ascontiguousarray(self.weight, dtype=dtype)
+            top = np.finfo(dtype).max
+            if (self.weight > top).any():
+                if self.reduction != "mean":  # a mean is rescaled in _batch instead
+                    i = int(np.argmax(self.weight > top))
+                    raise ValueError(
+                        f"weight[{i}] = {float(self.weight[i])!r} is beyond the range of {np.dtype(dtype)} "
+                        f"(the input's dtype), so the weighted loss cannot be represented")
+                w = np.ascontiguousarray(self.weight / self.weight.max(), dtype=dtype)
+            else:
+                w = np.ascontiguousarray(self.weight, dtype=dtype)
+            self._weight_as[dtype] = w
         return w
 
     # ------------------------------------------------------------- checked calls
@@ -175,6 +199,16 @@ class CrossEntropyLoss:
             roww[live] = 1.0 if w is None else w[t[live]]
         if not self.from_logits:
             check_prob_rows(rows.block, "input")
+        if self.reduction == "mean" and _HUGE < (1.0 if w is None else float(w.max(initial=0))) \
+                * (1.0 if sw is None else float(sw.max(initial=0))):
+            # The weighted mean does not depend on the weights' scale; weights this
+            # large would overflow the per-row losses or the denominator to inf, so
+            # the mean is taken over the weights divided by their maximum.
+            if w is not None:
+                wmax = w.max()
+                w, roww = w / wmax, roww / wmax
+            if sw is not None:
+                sw = sw / sw.max()
         denom = float((roww if sw is None else roww * sw).sum())
         return _Batch(rows, result_dtype, w, t, q, sw, denom)
 
@@ -198,13 +232,17 @@ class CrossEntropyLoss:
             # out= in the kernel's layout takes the gradient directly (no allocation, no
             # copy); the kernel reads each row before writing it, so out may be the input.
             direct = (want_grad and out is not None and rows.identity
-                      and out.dtype == dtype and out.flags.c_contiguous)
+                      and out.dtype == dtype and out.flags.c_contiguous
+                      and _same_or_disjoint(out, rows.block))
             per_row, _, grad2d = _kernels.ce_hard_rows(
                 rows.block, b.target, weight=b.weight, ignore_index=self.ignore_index,
                 label_smoothing=eps, dloss=dloss,
                 grad_out=out.reshape(rows.rows, rows.cols) if direct and out is not None else None)
+        if dtype == np.float32 and (eps or b.q is not None) and self.from_logits:
+            per_row, grad2d = self._refine_f32(b, per_row, grad2d, dloss)
         if b.sample_weight is not None:
-            per_row = per_row * b.sample_weight
+            # a zero sample weight excludes its row, even one whose loss is inf
+            per_row = np.where(b.sample_weight != 0, per_row * b.sample_weight, 0.0)
         loss = _reduction.reduce(per_row, self.reduction, b.denom, b.result_dtype,
                                  rows.batch_shape)
         if not want_grad:
@@ -217,8 +255,40 @@ class CrossEntropyLoss:
             return loss, out
         return loss, g.astype(b.result_dtype) if g.dtype != b.result_dtype else g
 
+    def _refine_f32(self, b: _Batch, per_row: np.ndarray, grad2d: np.ndarray | None,
+                    dloss: float | np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows of a float32 block whose smoothing or soft-label term overflowed.
+
+        Those terms sum ``x - max`` over the row, which overflows float32 when the row
+        spans more than float32's range (``[-3e38, 3e38]``); the exact loss is finite.
+        Such rows (an inf loss from finite logits) are recomputed in float64; a cheap
+        check over the per-row losses, so normal rows pay nothing.
+        """
+        bad = ~np.isfinite(per_row)
+        if not bad.any():
+            return per_row, grad2d
+        bad &= np.isfinite(b.rows.block).all(axis=1)
+        if not bad.any():
+            return per_row, grad2d
+        idx = np.flatnonzero(bad)
+        x64 = b.rows.block[idx].astype(np.float64)
+        w64 = None if b.weight is None else b.weight.astype(np.float64)
+        d64 = dloss if dloss is None or np.ndim(dloss) == 0 else np.asarray(dloss)[idx]
+        if b.q is not None:
+            l64, g64 = _kernels.ce_soft_rows(x64, b.q[idx].astype(np.float64), weight=w64,
+                                             label_smoothing=self.label_smoothing, dloss=d64)
+        else:
+            l64, _, g64 = _kernels.ce_hard_rows(
+                x64, cast(np.ndarray, b.target)[idx], weight=w64, ignore_index=self.ignore_index,
+                label_smoothing=self.label_smoothing, dloss=d64)
+        per_row = per_row.copy()
+        per_row[idx] = l64
+        if grad2d is not None and g64 is not None:
+            grad2d[idx] = g64
+        return per_row, grad2d
+
     def loss(self, input: ArrayLike, target: ArrayLike, *, axis: int = -1,
-             sample_weight: ArrayLike | None = None) -> Any:
+             sample_weight: ArrayLike | None = None) -> Loss:
         """The reduced loss (a NumPy scalar, or per-row losses for "none")."""
         return self._compute(self._batch(input, target, axis, sample_weight), False)[0]
 
@@ -226,14 +296,14 @@ class CrossEntropyLoss:
 
     def grad(self, input: ArrayLike, target: ArrayLike, *, axis: int = -1,
              sample_weight: ArrayLike | None = None, out: np.ndarray | None = None
-             ) -> NDArray[np.floating]:
+             ) -> FloatArray:
         """The gradient of :meth:`loss` with respect to ``input``."""
         return self.loss_and_grad(input, target, axis=axis, sample_weight=sample_weight,
                                   out=out)[1]
 
     def loss_and_grad(self, input: ArrayLike, target: ArrayLike, *, axis: int = -1,
                       sample_weight: ArrayLike | None = None, out: np.ndarray | None = None
-                      ) -> tuple[Any, NDArray[np.floating]]:
+                      ) -> tuple[Loss, FloatArray]:
         """``(loss, grad)`` from one pass."""
         b = self._batch(input, target, axis, sample_weight)
         if out is not None:
@@ -336,19 +406,19 @@ class NLLLoss:
         g = rows.restore(grad2d)
         return loss, g.astype(result_dtype) if g.dtype != result_dtype else g
 
-    def loss(self, log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1) -> Any:
+    def loss(self, log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1) -> Loss:
         """The reduced loss."""
         return self._forward(log_probs, target, axis, False)[0]
 
     __call__ = loss
 
     def grad(self, log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1
-             ) -> NDArray[np.floating]:
+             ) -> FloatArray:
         """The gradient of :meth:`loss` with respect to ``log_probs``."""
         return self.loss_and_grad(log_probs, target, axis=axis)[1]
 
     def loss_and_grad(self, log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1
-                      ) -> tuple[Any, NDArray[np.floating]]:
+                      ) -> tuple[Loss, FloatArray]:
         """``(loss, grad)`` in one call."""
         loss, grad = self._forward(log_probs, target, axis, True)
         return loss, cast(np.ndarray, grad)
@@ -388,9 +458,12 @@ _CE_DOC_PARAMS = """
 """
 
 
-def _with_params(func: Any) -> Any:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _with_params(func: _F) -> _F:
     """Put the shared parameter list into a docstring's ``{params}`` slot."""
-    func.__doc__ = func.__doc__.replace("    {params}\n", "\n" + _CE_DOC_PARAMS.lstrip("\n") + "\n")
+    func.__doc__ = (func.__doc__ or "").replace("    {params}\n", "\n" + _CE_DOC_PARAMS.lstrip("\n") + "\n")
     return func
 
 
@@ -398,7 +471,7 @@ def _with_params(func: Any) -> Any:
 def cross_entropy(input: ArrayLike, target: ArrayLike, *, axis: int = -1,
                   from_logits: bool = True, weight: ArrayLike | None = None,
                   sample_weight: ArrayLike | None = None, ignore_index: int | None = None,
-                  label_smoothing: float = 0.0, reduction: str = "mean") -> Any:
+                  label_smoothing: float = 0.0, reduction: str = "mean") -> Loss:
     r"""Cross-entropy between the softmax of logits and labels.
 
     For a row with logits ``z``, class weights ``w``, smoothing ``eps`` and label y:
@@ -440,7 +513,7 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, *, axis: int = -1,
                        from_logits: bool = True, weight: ArrayLike | None = None,
                        sample_weight: ArrayLike | None = None, ignore_index: int | None = None,
                        label_smoothing: float = 0.0, reduction: str = "mean",
-                       out: np.ndarray | None = None) -> NDArray[np.floating]:
+                       out: np.ndarray | None = None) -> FloatArray:
     r"""Gradient of :func:`cross_entropy` with respect to ``input``.
 
     From logits, per row: ``scale * (a p - eps / C w - (1 - eps) w[y] onehot(y))`` with
@@ -479,7 +552,7 @@ def cross_entropy_and_grad(input: ArrayLike, target: ArrayLike, *, axis: int = -
                            sample_weight: ArrayLike | None = None,
                            ignore_index: int | None = None, label_smoothing: float = 0.0,
                            reduction: str = "mean", out: np.ndarray | None = None
-                           ) -> tuple[Any, NDArray[np.floating]]:
+                           ) -> tuple[Loss, FloatArray]:
     r"""``(cross_entropy(...), cross_entropy_grad(...))`` from one fused pass.
 
     On integer labels from logits, one C kernel visits each row once: a max pass, an
@@ -509,7 +582,7 @@ def cross_entropy_and_grad(input: ArrayLike, target: ArrayLike, *, axis: int = -
 
 def nll_loss(log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1,
              weight: ArrayLike | None = None, ignore_index: int | None = None,
-             reduction: str = "mean") -> Any:
+             reduction: str = "mean") -> Loss:
     r"""Negative log-likelihood of integer labels, given log-probabilities.
 
     ``loss_i = -weight[y_i] * log_probs[i, y_i]``; "mean" divides by
@@ -546,7 +619,7 @@ def nll_loss(log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1,
 
 def nll_loss_grad(log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1,
                   weight: ArrayLike | None = None, ignore_index: int | None = None,
-                  reduction: str = "mean") -> NDArray[np.floating]:
+                  reduction: str = "mean") -> FloatArray:
     r"""Gradient of :func:`nll_loss` with respect to ``log_probs``: ``-weight[y_i]``
     (times the reduction's scale) at each row's label, 0 elsewhere.
 
@@ -563,7 +636,7 @@ def nll_loss_grad(log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1,
 
 def nll_loss_and_grad(log_probs: ArrayLike, target: ArrayLike, *, axis: int = -1,
                       weight: ArrayLike | None = None, ignore_index: int | None = None,
-                      reduction: str = "mean") -> tuple[Any, NDArray[np.floating]]:
+                      reduction: str = "mean") -> tuple[Loss, FloatArray]:
     r"""``(nll_loss(...), nll_loss_grad(...))`` in one call.
 
     Examples

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
 
 from .. import _reduction
+from .._typing import ArrayLike, FloatArray, Loss
 from .._softmax import log_softmax, softmax
 from .._validation import (
     check_bool,
@@ -50,7 +50,8 @@ class KLDivLoss:
             bad = ~(td >= 0)
             if bad.any():
                 pos = where_first(bad)
-                raise ValueError(f"p must hold probabilities >= 0, got {t[pos].item()!r} at p{fmt_pos(pos)}")
+                raise ValueError(f"p must hold probabilities >= 0, got {t[pos].item()!r} at "
+                                 f"p{fmt_pos(pos)} (NaN is rejected)")
             pt = td
             with np.errstate(divide="ignore", invalid="ignore"):
                 # p log p - p log q, with 0 log 0 = 0 and p = 0 terms left out
@@ -69,24 +70,24 @@ class KLDivLoss:
         scale = _reduction.mean_scale(self.reduction, denom)
         return value, np.asarray((-pt * scale).astype(result_dtype))
 
-    def loss(self, log_q: ArrayLike, p: ArrayLike) -> Any:
+    def loss(self, log_q: ArrayLike, p: ArrayLike) -> Loss:
         """The reduced divergence."""
         return self._forward(log_q, p, False)[0]
 
     __call__ = loss
 
-    def grad(self, log_q: ArrayLike, p: ArrayLike) -> NDArray[np.floating]:
+    def grad(self, log_q: ArrayLike, p: ArrayLike) -> FloatArray:
         """The gradient of :meth:`loss` with respect to ``log_q``."""
         return self.loss_and_grad(log_q, p)[1]
 
-    def loss_and_grad(self, log_q: ArrayLike, p: ArrayLike) -> tuple[Any, NDArray[np.floating]]:
+    def loss_and_grad(self, log_q: ArrayLike, p: ArrayLike) -> tuple[Loss, FloatArray]:
         """``(loss, grad)`` in one call."""
         loss, grad = self._forward(log_q, p, True)
         return loss, cast(np.ndarray, grad)
 
 
 def kl_div(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
-           reduction: str = "mean") -> Any:
+           reduction: str = "mean") -> Loss:
     r"""Kullback-Leibler divergence ``KL(p || q) = sum p (log p - log q)``, pointwise
     terms as PyTorch's ``kl_div(input=log_q, target=p)``.
 
@@ -95,7 +96,8 @@ def kl_div(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
     log_q : array_like
         Log-probabilities of the model (the ``input`` of PyTorch).
     p : array_like
-        Target probabilities (>= 0), or their logs with ``log_target=True``; same shape.
+        Target probabilities (>= 0; NaN is a ValueError), or their logs with
+        ``log_target=True`` (any value; a NaN gives NaN, as in PyTorch); same shape.
     log_target : bool, default False
     reduction : {"mean", "batchmean", "sum", "none"}, default "mean"
         PyTorch's: "mean" averages over all elements (not the mathematical KL);
@@ -117,7 +119,7 @@ def kl_div(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
 
 
 def kl_div_grad(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
-                reduction: str = "mean") -> NDArray[np.floating]:
+                reduction: str = "mean") -> FloatArray:
     r"""Gradient of :func:`kl_div` with respect to ``log_q``: ``-p`` (``-exp(p)`` with
     ``log_target``), times the reduction's scale.
 
@@ -131,7 +133,7 @@ def kl_div_grad(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
 
 
 def kl_div_and_grad(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
-                    reduction: str = "mean") -> tuple[Any, NDArray[np.floating]]:
+                    reduction: str = "mean") -> tuple[Loss, FloatArray]:
     r"""``(kl_div(...), kl_div_grad(...))`` in one call.
 
     Examples
@@ -144,7 +146,7 @@ def kl_div_and_grad(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
     return KLDivLoss(log_target=log_target, reduction=reduction).loss_and_grad(log_q, p)
 
 
-def entropy(p: ArrayLike, axis: int = -1, *, from_logits: bool = False) -> Any:
+def entropy(p: ArrayLike, axis: int = -1, *, from_logits: bool = False) -> Loss:
     r"""Shannon entropy ``H(p) = -sum p log p`` (nats) along ``axis``.
 
     Parameters
@@ -192,7 +194,7 @@ def entropy(p: ArrayLike, axis: int = -1, *, from_logits: bool = False) -> Any:
 
 
 def perplexity(input: ArrayLike, target: ArrayLike, *, axis: int = -1, from_logits: bool = True,
-               weight: ArrayLike | None = None, ignore_index: int | None = None) -> Any:
+               weight: ArrayLike | None = None, ignore_index: int | None = None) -> Loss:
     r"""``exp`` of the mean cross-entropy: the effective number of classes the model
     hesitates between (a language model's per-token perplexity).
 
