@@ -441,3 +441,19 @@ def test_blas_limited_to_one_thread_only_for_small_products():
     assert blas_threads() == before
     with _blas_threads_for(60000, 784, 10):
         assert blas_threads() == before
+
+
+def test_mypy_strict_on_estimator_script():
+    """The estimator's public API is typed: mypy --strict on a user's script passes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("mypy")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent",
+         "--cache-dir", os.devnull, str(root / "tests" / "typing" / "user_regression.py")],
+        capture_output=True, text=True, env=dict(os.environ, MYPYPATH=str(root / "src")), timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import warnings
 from numbers import Integral, Real
+import os
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -15,10 +17,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._softmax import log_softmax, softmax
+from .._typing import FloatArray
 from . import _data, _persistence, _solvers
 from ._dask import is_dask, map_method
 from ._objective import SoftmaxObjective
-from ._progress import _Progress
 from ._threads import blas_threads_for
 
 __all__ = ["SoftmaxRegression"]
@@ -102,7 +104,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     Notes
     -----
     For two classes, :meth:`decision_function` returns ``o_1 - o_0`` and
-    ``P(class 1) = sigmoid(o_1 - o_0)``.
+    ``P(class 1) = sigmoid(o_1 - o_0)``. ``X`` in ``fit`` may be dense, sparse, a
+    memory-mapped ``.npy`` (read block by block) or a dask array (fitted on the
+    cluster; the prediction methods then return dask arrays): docs/regression.md.
 
     Examples
     --------
@@ -137,11 +141,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, alpha=1.0, *, fit_intercept=True, standardize=False, solver="lbfgs",
-                 class_weight=None, label_smoothing=0.0, batch_size=64, learning_rate="auto",
-                 momentum=0.9, max_iter=100, tol=1e-4, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=5, warm_start=False,
-                 dtype=np.float64, random_state=None, verbose=0):
+    def __init__(self, alpha: float = 1.0, *, fit_intercept: bool = True, standardize: bool = False,
+                 solver: str = "lbfgs", class_weight: dict[Any, float] | str | None = None,
+                 label_smoothing: float = 0.0, batch_size: int = 64,
+                 learning_rate: float | str = "auto", momentum: float = 0.9, max_iter: int = 100,
+                 tol: float = 1e-4, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 n_iter_no_change: int = 5, warm_start: bool = False, dtype: Any = np.float64,
+                 random_state: int | np.random.RandomState | None = None, verbose: int = 0) -> None:
         self.alpha = alpha
         self.fit_intercept = fit_intercept
         self.standardize = standardize
@@ -177,7 +183,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             label_smoothing=self.label_smoothing)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: Any, y: ArrayLike, sample_weight: ArrayLike | None = None) -> SoftmaxRegression:
         """Fit the model.
 
         Parameters
@@ -215,19 +221,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return self
 
     def _run_lbfgs(self, obj, theta, X, target, sw, truth):
-        progress = _Progress(self.max_iter, "iter") if self.verbose else None
-
-        def on_step(J, acc):
-            self.history_["loss"].append(J)
-            self.history_["accuracy"].append(acc)
-            if progress:
-                progress.update(len(self.history_["loss"]), J, acc)
-
+        mon = _solvers.Monitor(self.history_, self.max_iter, "iter", self.verbose)
         theta, self.n_iter_, unconverged = _solvers.lbfgs(
-            obj, theta, X, target, sw, truth, max_iter=self.max_iter, tol=self.tol, on_step=on_step)
-        if progress:
-            progress.update(self.n_iter_, self.history_["loss"][-1], self.history_["accuracy"][-1],
-                            final=True)
+            obj, theta, X, target, sw, truth, max_iter=self.max_iter, tol=self.tol, on_step=mon.step)
+        mon.finish(self.n_iter_)
         if unconverged is not None:
             warnings.warn(
                 f"lbfgs did not converge in max_iter={self.max_iter} iterations (largest gradient "
@@ -243,49 +240,21 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             tr, va = _data.validation_split(truth, target.ndim == 1, obj.k, self.validation_fraction, rng)
             val = (X[va], target[va], sw[va], truth[va])
             X, target, sw, truth = X[tr], target[tr], sw[tr], truth[tr]
-            self.history_["val_loss"], self.history_["val_accuracy"] = [], []
+        mon = _solvers.Monitor(self.history_, epochs, "epoch", self.verbose, stopping=stopping,
+                               tol=self.tol, patience=self.n_iter_no_change, obj=obj, val=val)
         lr = _solvers.AUTO_LR[self.solver] if self.learning_rate == "auto" else float(self.learning_rate)
-        progress = _Progress(epochs, "epoch") if self.verbose else None
-        best = {"loss": np.inf, "theta": theta.copy(), "stale": 0, "done": False, "extra": ""}
-
-        def on_epoch(epoch, loss, acc, th):
-            self.history_["loss"].append(loss)
-            self.history_["accuracy"].append(acc)
-            monitored = loss
-            if val is not None:
-                Sv = float(val[2].sum())
-                Jv, _, _, ok = obj.loss_gradient(th, val[0], val[1], val[2], data_scale=1 / Sv,
-                                                 penalty_scale=1 / Sv, truth=val[3])
-                self.history_["val_loss"].append(Jv)
-                self.history_["val_accuracy"].append(ok / val[0].shape[0])
-                best["extra"] = f" val_loss {Jv:.4f} val_acc {ok / val[0].shape[0]:.4f}"
-                monitored = Jv
-            if progress:
-                progress.update(epoch, loss, acc, best["extra"])
-            if not stopping:
-                return False
-            best["stale"] = 0 if monitored < best["loss"] - self.tol else best["stale"] + 1
-            if monitored < best["loss"]:
-                best["loss"], best["theta"] = monitored, th.copy()
-            best["done"] = best["stale"] >= self.n_iter_no_change
-            return best["done"]
-
         theta, self._opt_state, epoch = _solvers.minibatch(
             obj, theta, X, target, sw, truth, solver=self.solver, lr=lr, momentum=self.momentum,
             batch_size=self.batch_size, epochs=epochs, rng=rng, state=self._opt_state,
-            on_epoch=on_epoch)
+            on_epoch=lambda e, loss, acc, th: mon.step(loss, acc, th, i=e))
         self.n_iter_ = epoch
-        if progress:
-            progress.update(epoch, self.history_["loss"][-1], self.history_["accuracy"][-1],
-                            best["extra"], final=True)
-        if val is not None:
-            theta = best["theta"]
-        if stopping and not best["done"] and epoch == epochs:
+        mon.finish(epoch)
+        if stopping and not mon.done and epoch == epochs:
             warnings.warn(
                 f"{self.solver} stopped at max_iter={self.max_iter} epochs before the loss "
                 f"stopped improving (tol={self.tol}); increase max_iter",
                 ConvergenceWarning, stacklevel=4)  # _run_minibatch < fit < _fit_context < caller
-        return theta
+        return mon.best_theta if val is not None else theta
 
     def _check_stochastic_solver(self):
         if self.solver not in ("sgd", "adam"):
@@ -295,7 +264,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return True
 
     @available_if(_check_stochastic_solver)
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(self, X: Any, y: ArrayLike, classes: ArrayLike | None = None,
+                    sample_weight: ArrayLike | None = None) -> SoftmaxRegression:
         """One epoch of minibatch "sgd" or "adam" over ``(X, y)``.
 
         Parameters
@@ -363,44 +333,44 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             X = self._transform(X)
         return np.ascontiguousarray(X @ W.T) + b
 
-    def decision_function(self, X):
+    def decision_function(self, X: Any) -> FloatArray:
         """Logits ``x W^T + b``; for two classes the difference ``o_1 - o_0`` (n_samples,)."""
         if is_dask(X):
             return map_method(self, X, "decision_function")
         Z = self._logits(X)
         return Z[:, 1] - Z[:, 0] if self.classes_.size == 2 else Z
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Any) -> FloatArray:
         """Class probabilities ``softmax(x W^T + b)``, (n_samples, n_classes)."""
         if is_dask(X):
             return map_method(self, X, "predict_proba")
         return softmax(self._logits(X), axis=-1)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: Any) -> FloatArray:
         """Log class probabilities ``log_softmax(x W^T + b)`` (never log 0)."""
         if is_dask(X):
             return map_method(self, X, "predict_log_proba")
         return log_softmax(self._logits(X), axis=-1)
 
-    def predict(self, X):
+    def predict(self, X: Any) -> NDArray[Any]:
         """The most probable class, ``classes_[argmax(x W^T + b)]``."""
         if is_dask(X):
             return map_method(self, X, "predict")
         Z = self._logits(X)
         return self.classes_[np.argmax(Z, axis=1)]
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: Any, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Mean accuracy; probability rows count as their most probable class."""
         from sklearn.metrics import accuracy_score
 
         y_arr = np.asarray(y) if not hasattr(y, "ndim") else y
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:
             y = self.classes_[np.argmax(y_arr, axis=1)]
-        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+        return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path, *, metadata=None):
+    def save(self, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> None:
         """Write the fitted model to ``path`` (exactly; atomically) as ``.npz``, no pickle.
 
         Raises ValueError for classes that would need pickle or metadata that is not
@@ -410,7 +380,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         _persistence.save_model(self, path, metadata)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> SoftmaxRegression:
         """Read a model written by :meth:`save` (``metadata_`` holds its metadata).
 
         Raises FileNotFoundError for a missing file and

@@ -14,8 +14,9 @@ import scipy.sparse as sp
 from scipy import optimize
 
 from ._objective import SoftmaxObjective
+from ._progress import _Progress
 
-__all__ = ["lbfgs", "minibatch", "AUTO_LR"]
+__all__ = ["lbfgs", "minibatch", "Monitor", "AUTO_LR"]
 
 # Default step sizes for learning_rate="auto", chosen on standardised digits/MNIST
 # (see docs/regression.md): SGD with momentum 0.9 and Adam, batch size 64.
@@ -133,3 +134,52 @@ def minibatch(obj: SoftmaxObjective, theta: np.ndarray, X: Any, target: np.ndarr
         if on_epoch(epoch, epoch_loss, correct / n, theta):
             break
     return theta, state, epoch
+
+
+class Monitor:
+    """The record of a fit, one call per iteration or epoch: the history lists, the
+    progress bar, and for the minibatch solvers the stopping rule (no improvement
+    by ``tol`` of the epoch loss, or of the validation loss ``val = (X, target, sw,
+    truth)``, for ``patience`` epochs; the best parameters are kept)."""
+
+    def __init__(self, history: dict, total: int, what: str, verbose: int, *,
+                 stopping: bool = False, tol: float = 0.0, patience: int = 1,
+                 obj: SoftmaxObjective | None = None, val: tuple | None = None) -> None:
+        self.history = history
+        self.progress = _Progress(total, what) if verbose else None
+        self.stopping, self.tol, self.patience = stopping, tol, patience
+        self.obj, self.val = obj, val
+        self.best_loss, self.best_theta, self.stale, self.done = np.inf, None, 0, False
+        self.extra = ""
+        if val is not None:
+            history["val_loss"], history["val_accuracy"] = [], []
+
+    def step(self, loss: float, acc: float, theta: np.ndarray | None = None,
+             i: int | None = None) -> bool:
+        """Record one iteration/epoch; True when the stopping rule says stop."""
+        h = self.history
+        h["loss"].append(loss)
+        h["accuracy"].append(acc)
+        monitored = loss
+        if self.val is not None and self.obj is not None:
+            Xv, tv, swv, yv = self.val
+            Sv = float(swv.sum())
+            monitored, _, _, ok = self.obj.loss_gradient(theta, Xv, tv, swv, data_scale=1 / Sv,
+                                                         penalty_scale=1 / Sv, truth=yv)
+            h["val_loss"].append(monitored)
+            h["val_accuracy"].append(ok / Xv.shape[0])
+            self.extra = f" val_loss {monitored:.4f} val_acc {ok / Xv.shape[0]:.4f}"
+        if self.progress:
+            self.progress.update(len(h["loss"]) if i is None else i, loss, acc, self.extra)
+        if not self.stopping:
+            return False
+        self.stale = 0 if monitored < self.best_loss - self.tol else self.stale + 1
+        if monitored < self.best_loss:
+            self.best_loss, self.best_theta = monitored, theta.copy()
+        self.done = self.stale >= self.patience
+        return self.done
+
+    def finish(self, i: int) -> None:
+        if self.progress:
+            h = self.history
+            self.progress.update(i, h["loss"][-1], h["accuracy"][-1], self.extra, final=True)
