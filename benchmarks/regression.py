@@ -128,10 +128,14 @@ def run_case(name, args):
     rows = []
     old = smk.get_num_threads()
     smk.set_num_threads(args.threads)
+    small = X_tr.shape[0] * d * k < 10**7
+    repeat = max(args.repeat, 5) if small else args.repeat  # small fits: best of 5, after a warm-up
     try:
         with threadpool_limits(limits=args.threads, user_api="blas"):
             for label, make in models:
-                t, m = _time_fit(make, X_tr, y_tr, args.repeat)
+                if small:
+                    _time_fit(make, X_tr, y_tr, 1)
+                t, m = _time_fit(make, X_tr, y_tr, repeat)
                 it = int(np.max(m.n_iter_))
                 J = objective(X_tr, y_tr, m.coef_, m.intercept_)
                 P = m.predict_proba(X_te)
@@ -149,7 +153,15 @@ def run_case(name, args):
 
 
 def step_overhead(repeat: int = 2000):
-    """Seconds per call: bare kernel, loss object, one full minibatch step (64 x 10 digits)."""
+    """Seconds per call: bare kernel, loss object, one full minibatch step (64 x 10 digits),
+    with BLAS on one thread as in a minibatch fit."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _step_overhead(repeat)
+
+
+def _step_overhead(repeat):
     from sklearn.datasets import load_digits
     from sklearn.preprocessing import StandardScaler
 
@@ -179,7 +191,10 @@ def step_overhead(repeat: int = 2000):
             best = min(best, (time.perf_counter() - t0) / repeat)
         return best
 
+    import softmaxkit as smk
+
     kernel = bench(lambda: ext.ce_hard(Z, t, None, 0, False, 0.0, loss, roww, sw, 0.0, G, 64, k, 1))
+    public = bench(lambda: smk.cross_entropy_and_grad(Z, t, sample_weight=sw, reduction="sum"))
     lossc = bench(lambda: lossobj.loss_gradient(Z, t, sample_weight=sw, grad_out=G))
     g = np.empty(obj.size)
     Zb = np.empty((64, k))
@@ -202,7 +217,28 @@ def step_overhead(repeat: int = 2000):
         epoch()
         best = min(best, time.perf_counter() - t0)
     step = best / steps
-    return dict(kernel=kernel, loss_object=lossc, objective=objc, sgd_step=step)
+    return dict(kernel=kernel, public=public, loss_object=lossc, objective=objc, sgd_step=step)
+
+
+def dask_scaling(args) -> str:
+    """Fit time of the mnist case on a LocalCluster of 1 and 2 single-threaded worker
+    processes (X persisted on the workers before timing)."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    import softmaxkit as smk
+
+    X_tr, _, y_tr, _, desc = make_case("mnist", args.quick)
+    lines = [f"dask LocalCluster, mnist {desc}: fit time by worker processes (1 thread each)"]
+    warnings.filterwarnings("ignore", message="Sending large graph")
+    for workers in (1, 2):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as c:
+            Xd = c.persist(da.from_array(X_tr, chunks=(-(-X_tr.shape[0] // 8), -1)))
+            t, m = _time_fit(lambda: smk.SoftmaxRegression(tol=args.tol, max_iter=args.max_iter),
+                             Xd, y_tr, args.repeat)
+            lines.append(f"  {workers} worker(s): {t:.2f} s, {m.n_iter_} iterations")
+    return "\n".join(lines)
 
 
 def _fmt_table(rows):
@@ -230,6 +266,9 @@ def main(argv=None) -> int:
     p.add_argument("--tol", type=float, default=1e-4, help="tol of every model (default 1e-4)")
     p.add_argument("--max-iter", type=int, default=1000, help="max_iter of every model (default 1000)")
     p.add_argument("--no-step", action="store_true", help="skip the per-step overhead section")
+    p.add_argument("--dask", action="store_true",
+                   help="also time the mnist case on a dask LocalCluster with 1 and 2 worker "
+                        "processes (needs softmaxkit[dask])")
     args = p.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     bad = [c for c in cases if c not in CASES]
@@ -252,8 +291,16 @@ def main(argv=None) -> int:
         s = step_overhead()
         print()
         print("per-step overhead, 64 x 10 digits batch (us per call; ratio to the bare kernel)")
-        for key in ("kernel", "loss_object", "objective", "sgd_step"):
-            print(f"  {key:<12} {s[key] * 1e6:8.2f} us  {s[key] / s['kernel']:6.2f}x")
+        names = {"kernel": "bare kernel (ce_hard)",
+                 "public": "cross_entropy_and_grad (before: the old step's loss call)",
+                 "loss_object": "CrossEntropyLoss.loss_gradient (now: the step's loss call)",
+                 "objective": "SoftmaxObjective.loss_gradient (2 products + loss + penalty)",
+                 "sgd_step": "one SGD step in an epoch (objective + update + shuffle share)"}
+        for key, name in names.items():
+            print(f"  {name:<62} {s[key] * 1e6:8.2f} us  {s[key] / s['kernel']:6.2f}x")
+    if args.dask:
+        print()
+        print(dask_scaling(args))
     return 0
 
 

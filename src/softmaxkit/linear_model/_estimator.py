@@ -211,12 +211,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.history_ = {"loss": [], "accuracy": []}
         self._opt_state = None
         rows = X.shape[0] if self.solver == "lbfgs" else min(self.batch_size, X.shape[0])
-        with blas_threads_for(rows, d, k):
-            if self.solver == "lbfgs":
-                theta = self._run_lbfgs(obj, theta, Xs, target, sw, truth)
-            else:
-                theta = self._run_minibatch(obj, theta, Xs, target, sw, truth, self.max_iter, True)
-        obj.close()
+        try:
+            with blas_threads_for(rows, d, k):
+                if self.solver == "lbfgs":
+                    theta = self._run_lbfgs(obj, theta, Xs, target, sw, truth)
+                else:
+                    theta = self._run_minibatch(obj, theta, Xs, target, sw, truth, self.max_iter, True)
+        finally:
+            obj.close()  # the blocked evaluation's thread pool
         self._store(obj, theta)
         return self
 
