@@ -56,3 +56,30 @@ def test_float32_objective_is_accurate_to_float32(monkeypatch, rng):
 def test_penalty_strength():
     assert penalty_strength(0.5, 2) == 1.0
     assert penalty_strength(0.5, 3) == 0.5
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_estimator_dtype_float32(solver):
+    """dtype=np.float32 fits the same model to float32 accuracy; attributes stay float64."""
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import StandardScaler
+
+    from softmaxkit import SoftmaxRegression
+
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    kw = dict(solver=solver, random_state=0, max_iter=300 if solver == "lbfgs" else 3, tol=1e-6)
+    with pytest.warns(Warning) if solver == "sgd" else _nullcontext():
+        a = SoftmaxRegression(**kw).fit(X, y)
+    with pytest.warns(Warning) if solver == "sgd" else _nullcontext():
+        b = SoftmaxRegression(dtype=np.float32, **kw).fit(X, y)
+    assert b.coef_.dtype == np.float64 and b.predict_proba(X).dtype == np.float64
+    assert_allclose(b.coef_, a.coef_, rtol=0, atol=2e-3 * np.abs(a.coef_).max())
+    assert_allclose(b.history_["loss"][-1], a.history_["loss"][-1], rtol=1e-4)
+    assert (b.predict(X) == a.predict(X)).mean() > 0.99
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
