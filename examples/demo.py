@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from softmaxkit.cli import main
+from softmaxkit.app.cli import main
 
 
 def step(title: str, argv: list[str]) -> None:

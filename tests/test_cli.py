@@ -211,7 +211,7 @@ def test_train_and_predict_user_errors_subprocess(tmp_path, digits_model):
 
 def test_train_and_predict_user_errors_in_process(tmp_path, digits_model, capsys, monkeypatch):
     """The same error path as the subprocess runs, without an interpreter start each."""
-    from softmaxkit.cli import main
+    from softmaxkit.app.cli import main
 
     d, _ = digits_model
     monkeypatch.chdir(tmp_path)

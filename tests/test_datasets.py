@@ -166,7 +166,7 @@ def test_mnist_pair(tmp_path, rng, compress):
     assert ds.X.shape == (5, 12) and ds.X.dtype == np.float64
     assert_array_equal(ds.X, images.reshape(5, 12))
     assert ds.y.tolist() == [7, 0, 9, 1, 7]
-    assert ds.extra["image_shape"] == (4, 3)
+    assert ds.files == (str(ip), str(tmp_path / f"train-labels-idx1-ubyte{sfx}"))
 
 
 @pytest.mark.parametrize("code", [0x09, 0x0B, 0x0C, 0x0D, 0x0E])

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._softmax import hardmax, log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
-from ._validation import check_temperature
+from .._softmax import hardmax, log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
+from .._validation import check_temperature
+from .tables import text_table
 
 __all__ = ["explain", "explain_sigmoid", "SoftmaxExplanation", "SigmoidExplanation"]
 
@@ -32,14 +33,6 @@ def _fmt(v: float, digits: int = 6) -> str:
     if v == 0 or abs(v) < 1e-15 and digits <= 3:  # a sum that is 0 up to rounding
         return "0"
     return f"{v:.{digits}g}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(lines)
 
 
 def _as_logits(logits, name: str = "logits") -> np.ndarray:
@@ -169,7 +162,7 @@ class SoftmaxExplanation:
         if self.gradient is not None:
             total.append(_fmt(float(self.gradient.sum()), 3))
         rows.append(total)
-        out = [title, "", _table(header, rows), ""]
+        out = [title, "", text_table(header, rows), ""]
         out.append(f"max = {_fmt(self.max, 10)}; logsumexp = max + log(sum) = {_fmt(self.logsumexp, 10)}")
         out.append(f"prediction (argmax) = class {int(np.argmax(self.hardmax))}; "
                    f"hardmax = {[int(v) for v in self.hardmax]}")
@@ -206,17 +199,22 @@ class SoftmaxExplanation:
         Parameters
         ----------
         path : str or path-like, optional
-            Where to write a PNG. When None the figure is only returned.
+            Where to write the picture; the format follows the suffix (``.png``,
+            ``.svg``, ``.pdf``, ``.jpg``). When None the figure is only returned.
 
         Returns
         -------
         matplotlib.figure.Figure
+            The label's class (when given) is drawn in another colour and named in
+            the legend.
         """
-        from ._plots import plot_bars
+        from .plots import plot_bars
 
+        zt = "z" if self.temperature == 1 else "z/T"
         return plot_bars(self.logits, self.probabilities, path,
-                         left_title="logits z", right_title="softmax probabilities p",
-                         title=f"softmax (T = {_fmt(self.temperature)})")
+                         left_title="logits z", right_title=f"softmax({zt}) probabilities p",
+                         title=f"softmax (T = {_fmt(self.temperature)})", xlabel="class",
+                         highlight=self.label)
 
 
 def explain(logits, label=None, *, temperature=1.0, dtype=np.float64) -> SoftmaxExplanation:
@@ -367,7 +365,7 @@ class SigmoidExplanation:
         ]
         total = float(self.probabilities.sum())
         out = [f"sigmoid of {self.x.size} value{'s' if self.x.size != 1 else ''}: "
-               "sigmoid(x) = 1 / (1 + exp(-x))", "", _table(header, rows), ""]
+               "sigmoid(x) = 1 / (1 + exp(-x))", "", text_table(header, rows), ""]
         out.append(f"sum of sigmoids = {_fmt(total, 10)}: independent yes/no probabilities "
                    "(multi-label), they need not sum to 1; softmax is for mutually exclusive classes")
         if self.x.size >= 1:
@@ -378,11 +376,13 @@ class SigmoidExplanation:
         return "\n".join(out)
 
     def plot(self, path=None):
-        """Bar chart of x beside sigmoid(x) (matplotlib, Agg); writes a PNG when ``path``."""
-        from ._plots import plot_bars
+        """Bar chart of x beside sigmoid(x) (matplotlib, Agg); writes ``path`` when given
+        (format from the suffix: ``.png``, ``.svg``, ``.pdf``, ``.jpg``)."""
+        from .plots import plot_bars
 
         return plot_bars(self.x, self.probabilities, path, left_title="inputs x",
-                         right_title="sigmoid(x)", title="sigmoid")
+                         right_title="sigmoid(x), each in (0, 1) on its own",
+                         title="sigmoid", xlabel="input index i")
 
 
 def explain_sigmoid(x) -> SigmoidExplanation:
