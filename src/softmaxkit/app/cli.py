@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 _EXPLAIN_EPILOG = """\
@@ -104,17 +104,17 @@ def _add_data_args(p: argparse.ArgumentParser, *, default: str | None = None) ->
                    help="IDX: the labels file (default: found beside the images file)")
 
 
-def _int_arg(lo: int | None, hi: int = _INT_MAX) -> Callable[[str], int]:
-    """An argparse type: an integer in [lo, hi] (lo None: the estimator checks it)."""
+def _int_arg(lo: int, hi: int = _INT_MAX, *, check_lo: bool = True) -> Callable[[str], int]:
+    """An argparse type: an integer in [lo, hi] (``check_lo=False``: the estimator
+    checks the lower bound, in its own words)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid int value: {text.strip()!r}") from None
-        if (lo is not None and value < lo) or value > hi:
-            low = "-inf" if lo is None else str(lo)
-            raise argparse.ArgumentTypeError(f"must be an int in the range [{low}, {hi}], got {value}")
+        if (check_lo and value < lo) or value > hi:
+            raise argparse.ArgumentTypeError(f"must be an int in the range [{lo}, {hi}], got {value}")
         return value
 
     return parse
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "naive formula exp(z)/sum(exp(z)).",
                        epilog=_EXPLAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("values", nargs="+", type=_float_arg, metavar="VALUE", help="logits z (numbers)")
-    e.add_argument("--label", type=_int_arg(None), default=None, metavar="K",
+    e.add_argument("--label", type=_int_arg(0, check_lo=False), default=None, metavar="K",
                    help="true class index (0-based): adds the cross-entropy and the gradient p - y")
     e.add_argument("--temperature", type=_finite_arg, default=1.0, metavar="T",
                    help="divide the logits by T > 0 first (default 1)")
@@ -185,11 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(t, default="digits")
     t.add_argument("--solver", choices=["lbfgs", "sgd", "adam"], default="lbfgs",
                    help="optimiser (default lbfgs)")
-    t.add_argument("--epochs", type=_int_arg(None), default=None, metavar="N",
+    t.add_argument("--epochs", type=_int_arg(1, check_lo=False), default=None, metavar="N",
                    help="max iterations (lbfgs) or epochs (sgd, adam); default 100")
     t.add_argument("--alpha", type=_finite_arg, default=1.0, metavar="A",
                    help="L2 strength, scaled like 1/C of LogisticRegression (default 1)")
-    t.add_argument("--batch-size", type=_int_arg(None), default=64, metavar="B",
+    t.add_argument("--batch-size", type=_int_arg(1, check_lo=False), default=64, metavar="B",
                    help="minibatch size (sgd, adam; default 64)")
     t.add_argument("--learning-rate", type=_finite_arg, default=None, metavar="LR",
                    help="step size (sgd, adam); default: the solver's")
@@ -374,10 +374,10 @@ def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace,
         if tok.startswith("--"):
             close = difflib.get_close_matches(tok.split("=", 1)[0], options, n=1, cutoff=0.6)
             if close:
-                hints.append(f"{tok.split('=', 1)[0]} -> {close[0]}")
+                hints.append(close[0])
     msg = f"unrecognized arguments: {' '.join(extras)}"
     if hints:
-        msg += f"; did you mean {', '.join(hints)}?"
+        msg += f" (did you mean {' and '.join(hints)}?)"
     raise UserError(f"{msg} (see '{command.prog} --help')")
 
 

@@ -95,7 +95,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(os.fspath(target))
     folder = target.parent
     # A short prefix: the temporary name must fit the same name-length limit.
-    fd, name = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".part", dir=folder)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".part", dir=folder)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, os.fspath(target)) from None
     os.close(fd)
     tmp = Path(name)
     try:

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter, LogLocator, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .io import atomic_path
 
@@ -184,10 +184,10 @@ def plot_training_curves(history: Mapping[str, Sequence[float]],
     ax1.set_yscale("log")
     # Labels on the 1-2-5 steps of every decade, not only on the powers of ten (a
     # curve spanning less than a decade would otherwise show no label at all).
+    # Plain numbers (0.05, 0.1, 0.2), not 5e-02.
     ax1.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax1.yaxis.set_major_formatter(LogFormatter(base=10, labelOnlyBase=False))
-    ax1.yaxis.set_minor_formatter(LogFormatter(base=10, labelOnlyBase=False,
-                                               minor_thresholds=(2, 0.5)))
+    ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax1.yaxis.set_minor_formatter(NullFormatter())
     ax2.set_title("accuracy")
     for ax in (ax1, ax2):
         ax.set_xlabel(xlabel)

@@ -126,6 +126,9 @@ def predict(
     if ds.X.shape[1] != m.n_features_in_:
         raise ValueError(f"{ds.name}: has {ds.X.shape[1]} features, the model expects {m.n_features_in_}")
     proba = m.predict_proba(ds.X)
+    if not np.isfinite(proba).all():  # finite rows in, so the model's numbers are bad
+        raise ValueError(f"--model {os.fspath(model)}: the model gives non-finite probabilities "
+                         "(corrupt coefficients or standardisation)")
     pred = m.classes_[np.argmax(proba, axis=1)]
     if output is not None:
         with atomic_open(output, "w", newline="") as fh:

@@ -157,7 +157,10 @@ def train(
         log(f"data: {ds.name}: {X.shape[0]} samples, {X.shape[1]} features, {classes.size} classes; "
             f"train {len(y_tr)}, test {len(y_te)}" + (" (stratified)" if stratified else ""))
         t0 = time.perf_counter()
-        model.fit(X_tr, y_tr)
+        try:
+            model.fit(X_tr, y_tr)
+        except (ValueError, FloatingPointError, OverflowError) as exc:  # divergence: in option names
+            raise ValueError(_cli_terms(str(exc), standardize)) from None
         fit_s = time.perf_counter() - t0
         if not np.isfinite(model.coef_).all() or not np.isfinite(model.intercept_).all():
             raise ValueError(
@@ -238,8 +241,9 @@ def _split(X, y, classes, counts, test_size, seed):
     n_test = int(np.ceil(test_size * len(y))) if test_size > 0 else 0
     if not n_test:
         return X, X[:0], y, y[:0], False
-    if len(y) - n_test < 1:
-        raise ValueError(f"--test-size {test_size} leaves no training rows of {len(y)}")
+    if len(y) - n_test < classes.size:
+        raise ValueError(f"--test-size {test_size} leaves {len(y) - n_test} training row(s) of "
+                         f"{len(y)}, fewer than the {classes.size} classes")
     stratify = y if counts.min() >= 2 and n_test >= classes.size else None
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, random_state=seed,
                                               stratify=stratify)
@@ -307,11 +311,15 @@ def _option_message(msg: str) -> str:
 
 
 def _cli_terms(text: str, standardize: bool) -> str:
-    """A solver message in the command line's terms."""
+    """A solver message in the command line's terms: "max_iter=100 iterations" as
+    "100 iterations (--epochs)", "learning_rate" as "--learning-rate"."""
+    text = re.sub(r"\bmax_iter=(\d+) (iterations|epochs)", r"\1 \2 (--epochs)", text)
     text = re.sub(r"\bmax_iter=(\d+)", r"--epochs \1", text)
-    text = re.sub(r"\bmax_iter\b", "--epochs", text)
+    for param, option in _OPTIONS.items():
+        text = re.sub(rf"\b{param}\b", option, text)
     text = text.replace("or standardise the features", "" if standardize else "or drop --no-standardize")
-    return " ".join(text.split())
+    text = re.sub(r"\s+([;,)])", r"\1", " ".join(text.split()))
+    return text
 
 
 def _jsonable(v: Any) -> bool:
