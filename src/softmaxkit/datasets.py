@@ -197,7 +197,7 @@ def _check_finite(X: np.ndarray, p: Path, *, lines: Sequence[int] | None = None,
     where = f"line {lines[i]}" if lines is not None else f"row {i}"
     col = f"column {columns[j]!r}" if columns is not None else f"column {j}"
     raise ValueError(
-        f"{p}: {where}, {col}: non-finite value {X[i, j]!r} ({int(bad.sum())} in all; "
+        f"{p}: {where}, {col}: non-finite value {float(X[i, j])} ({int(bad.sum())} in all; "
         "features must be finite numbers)"
     )
 

@@ -364,21 +364,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- main
 
 
-def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                  extras: list[str]) -> NoReturn:
-    """The error for unknown arguments, suggesting the option meant."""
-    command = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
-    options = [s for a in command._actions for s in a.option_strings if s.startswith("--")]
+def _option_hints(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """" (did you mean --epochs?)" for the unknown ``--options`` in argv, or ""."""
+    command = _subparsers(parser).get(argv[0] if argv else "", parser)
+    known = {s for a in command._actions for s in a.option_strings}
+    options = sorted(s for s in known if s.startswith("--"))
     hints = []
-    for tok in extras:
-        if tok.startswith("--"):
-            close = difflib.get_close_matches(tok.split("=", 1)[0], options, n=1, cutoff=0.6)
-            if close:
+    for tok in argv[1:]:
+        name = tok.split("=", 1)[0]
+        if name.startswith("--") and name not in known:
+            close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+            if close and close[0] not in hints:
                 hints.append(close[0])
-    msg = f"unrecognized arguments: {' '.join(extras)}"
-    if hints:
-        msg += f" (did you mean {' and '.join(hints)}?)"
-    raise UserError(f"{msg} (see '{command.prog} --help')")
+    return f" (did you mean {' and '.join(hints)}?)" if hints else ""
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, with unknown options named and a close option suggested."""
+    try:
+        args, extras = parser.parse_known_args(argv)
+    except UserError as exc:
+        if "arguments are required" in str(exc):  # often because an option was mistyped
+            raise UserError(str(exc).replace(" (see '", _option_hints(parser, argv) + " (see '", 1)) from None
+        raise
+    if extras:
+        command = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
+        raise UserError(f"unrecognized arguments: {' '.join(extras)}{_option_hints(parser, argv)} "
+                        f"(see '{command.prog} --help')")
+    return args
 
 
 def _one_line(exc: BaseException) -> str:
@@ -420,9 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args: Any = argparse.Namespace(func=_cmd_bench, bench_args=argv[1:])
         else:
             parser = build_parser()
-            args, extras = parser.parse_known_args(argv)
-            if extras:
-                _unrecognized(parser, args, extras)
+            args = _parse(parser, argv)
             if getattr(args, "func", None) is None:
                 parser.print_help(sys.stderr)
                 return 2

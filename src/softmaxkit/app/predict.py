@@ -117,6 +117,9 @@ def predict(
         def log(msg: str) -> None:
             print(msg, file=sys.stderr)
 
+    named = {"--model": model, "--data": None if os.fspath(data) == "digits" else data,
+             "--labels": labels}
+    refuse_overwrite({"--output": output}, named)  # before reading anything
     m = load_model(model)
     meta = getattr(m, "metadata_", {}) or {}
     ds = _load_rows(m, meta, data, label_column, labels)

@@ -144,6 +144,9 @@ def train(
     if report_dir is not None:
         outputs.update({f"--report {name}": report_dir / name for name in REPORT_FILES})
 
+    named = {"--data": None if os.fspath(data) == "digits" else data, "--labels": labels}
+    refuse_overwrite(outputs, named)  # before reading; again below with every file read
+
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
