@@ -36,7 +36,9 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Iterator, Sequence, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 import numpy as np
 
@@ -86,7 +88,7 @@ class Dataset:
     name: str = ""
     files: tuple[str, ...] = ()
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[np.ndarray | None]:
         return iter((self.X, self.y))
 
     @property
@@ -98,7 +100,7 @@ class Dataset:
         return self.X.shape[1]
 
 
-def _existing(path) -> Path:
+def _existing(path: PathLike) -> Path:
     p = Path(os.fspath(path))
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
@@ -141,7 +143,7 @@ def load_digits() -> Dataset:
 # ---------------------------------------------------------------------------- npz
 
 
-def load_npz(path, *, require_labels: bool = True) -> Dataset:
+def load_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
     """Read a NumPy ``.npz`` archive holding ``X`` and ``y``.
 
     Parameters
@@ -256,7 +258,7 @@ def _is_number(s: str) -> bool:
     return True
 
 
-def csv_header(path) -> list[str]:
+def csv_header(path: PathLike) -> list[str]:
     """The column names of a CSV file (its first row), checked as :func:`load_csv` does."""
     return _read_csv_rows(_existing(path))[0]
 
@@ -274,7 +276,7 @@ def _labels_from_strings(values: list[str]) -> np.ndarray:
 
 
 def load_csv(
-    path,
+    path: PathLike,
     label_column: str | None = None,
     *,
     feature_columns: Sequence[str] | None = None,
@@ -415,7 +417,7 @@ def _idx_header(fh: BinaryIO, p: Path) -> tuple[np.dtype, tuple[int, ...], int]:
     return _IDX_TYPES[code], struct.unpack(f">{ndim}I", raw_dims), header_len
 
 
-def load_idx(path, *, max_bytes: int | None = None) -> np.ndarray:
+def load_idx(path: PathLike, *, max_bytes: int | None = None) -> np.ndarray:
     """Read one IDX file (the MNIST format), raw or gzip-compressed.
 
     Parameters
@@ -493,7 +495,8 @@ def _idx_labels_path(images: Path) -> Path | None:
     return None
 
 
-def load_mnist(images, labels=None, *, require_labels: bool = True) -> Dataset:
+def load_mnist(images: PathLike, labels: PathLike | None = None, *,
+               require_labels: bool = True) -> Dataset:
     """Read an MNIST / Fashion-MNIST image file and its label file (IDX, raw or .gz).
 
     Parameters
@@ -550,10 +553,10 @@ def _looks_like_idx(p: Path) -> bool:
 
 
 def load(
-    source,
+    source: PathLike,
     *,
     label_column: str | None = None,
-    labels=None,
+    labels: PathLike | None = None,
     require_labels: bool = True,
 ) -> Dataset:
     """Load ``"digits"`` or a file, choosing the reader from the name and content.

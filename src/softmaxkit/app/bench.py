@@ -50,7 +50,8 @@ def run(argv: list[str]) -> int:
     # from this path even when another `benchmarks` is importable.
     spec = importlib.util.spec_from_file_location(
         "benchmarks", folder / "__init__.py", submodule_search_locations=[str(folder)])
-    assert spec is not None and spec.loader is not None  # a file that exists
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"{folder}: cannot import the benchmarks from here")
     package = importlib.util.module_from_spec(spec)
     sys.modules["benchmarks"] = package
     spec.loader.exec_module(package)

@@ -277,11 +277,14 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         result = explain_sigmoid(values)
     else:
         if args.probabilities:
-            if (values < 0).any() or (values > 1).any() or abs(values.sum() - 1) > 1e-6:
-                raise UserError(
-                    f"--probabilities needs values in [0, 1] summing to 1, got {values.tolist()} "
-                    f"(sum {values.sum():.6g})"
-                )
+            from .._validation import check_prob_rows
+
+            try:
+                check_prob_rows(values.reshape(1, -1), "VALUES")
+            except ValueError as exc:
+                why = str(exc).split(" but ", 1)[-1].split("; ")[0].replace("row 0, class", "value")
+                raise UserError(f"--probabilities needs values in [0, 1] summing to 1, got "
+                                f"{values.tolist()}: {why.replace('row 0 sums', 'they sum')}") from None
             with np.errstate(divide="ignore"):
                 values = np.log(values)  # log 0 = -inf: a class with probability 0
         if args.label is not None and not 0 <= args.label < values.size:

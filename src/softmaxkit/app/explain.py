@@ -13,9 +13,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+if TYPE_CHECKING:  # matplotlib is imported only when a picture is drawn
+    from matplotlib.figure import Figure
 
 from .._softmax import hardmax, log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
 from .._validation import check_temperature
@@ -35,7 +41,7 @@ def _fmt(v: float, digits: int = 6) -> str:
     return f"{v:.{digits}g}"
 
 
-def _as_logits(logits, name: str = "logits") -> np.ndarray:
+def _as_logits(logits: Any, name: str = "logits") -> np.ndarray:
     try:
         z = np.asarray(logits, dtype=np.float64)
     except (TypeError, ValueError):
@@ -193,7 +199,7 @@ class SoftmaxExplanation:
             )
         return "\n".join(out)
 
-    def plot(self, path=None):
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
         """Bar chart of the logits beside their probabilities (matplotlib, Agg).
 
         Parameters
@@ -217,7 +223,8 @@ class SoftmaxExplanation:
                          highlight=self.label)
 
 
-def explain(logits, label=None, *, temperature=1.0, dtype=np.float64) -> SoftmaxExplanation:
+def explain(logits: ArrayLike, label: int | None = None, *, temperature: float = 1.0,
+            dtype: DTypeLike = np.float64) -> SoftmaxExplanation:
     """Explain ``softmax(logits)`` step by step, stable next to naive.
 
     Parameters
@@ -311,7 +318,8 @@ def explain(logits, label=None, *, temperature=1.0, dtype=np.float64) -> Softmax
     )
 
 
-def _naive_problem(scaled, naive_exp, naive_sum, naive_p, stable, dt) -> str | None:
+def _naive_problem(scaled: np.ndarray, naive_exp: np.ndarray, naive_sum: float, naive_p: np.ndarray,
+                   stable: np.ndarray, dt: np.dtype) -> str | None:
     """One sentence on what went wrong in exp(z)/sum(exp(z)), or None."""
     vals = "[" + ", ".join(_fmt(v, 6) for v in naive_p) + "]"
     if np.isinf(naive_exp).any():
@@ -375,7 +383,7 @@ class SigmoidExplanation:
                        "two classes is the sigmoid of the logit difference")
         return "\n".join(out)
 
-    def plot(self, path=None):
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
         """Bar chart of x beside sigmoid(x) (matplotlib, Agg); writes ``path`` when given
         (format from the suffix: ``.png``, ``.svg``, ``.pdf``, ``.jpg``)."""
         from .plots import plot_bars
@@ -385,7 +393,7 @@ class SigmoidExplanation:
                          title="sigmoid", xlabel="input index i")
 
 
-def explain_sigmoid(x) -> SigmoidExplanation:
+def explain_sigmoid(x: ArrayLike) -> SigmoidExplanation:
     """Explain ``sigmoid(x)`` elementwise.
 
     Parameters
