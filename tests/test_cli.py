@@ -537,3 +537,15 @@ def test_plots_thin_ticks_mark_the_label_and_name_their_axes(tmp_path):
     hist["test_loss"] = [1.1, 0.6, 0.4, 0.35]
     fig = plot_training_curves(hist)
     assert "test" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]  # a curve
+
+
+def test_bench_finds_the_checkout_from_any_directory(tmp_path):
+    """softmaxkit installed from this checkout (editable) runs its benchmarks/."""
+    from softmaxkit.app import bench
+
+    from pathlib import Path
+
+    folder = bench.find_benchmarks()
+    assert folder == Path(__file__).resolve().parents[1] / "benchmarks"
+    res = run("bench", "--help", cwd=tmp_path)
+    assert res.returncode == 0 and "--sections" in res.stdout

@@ -21,11 +21,12 @@ This module imports nothing from softmaxkit, so any layer may use it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
+import secrets
 import stat
 import struct
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -93,18 +94,12 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     ('done', ['out.txt'])
     """
     target = Path(os.fspath(target))
-    folder = target.parent
-    # A short prefix: the temporary name must fit the same name-length limit.
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".part", dir=folder)
-    except OSError as exc:  # name the file asked for, not the temporary one
-        raise OSError(exc.errno, exc.strerror, os.fspath(target)) from None
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _create_beside(target)
     try:
         yield tmp
         _fsync(tmp)
-        os.chmod(tmp, _new_file_mode(target))
+        with contextlib.suppress(OSError):  # a replaced file keeps its permissions
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -133,13 +128,21 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _new_file_mode(target: Path) -> int:
-    """The mode ``target`` keeps (when it exists) or would get from ``open``."""
-    with contextlib.suppress(OSError):
-        return stat.S_IMODE(os.stat(target).st_mode)
-    mask = os.umask(0o022)  # read the umask (the only portable way), then restore it
-    os.umask(mask)
-    return 0o666 & ~mask
+def _create_beside(target: Path) -> Path:
+    """A new empty file in ``target``'s folder, created as ``open`` would create
+    ``target`` (mode 0o666 less the umask), under a name no one else uses."""
+    for _ in range(100):
+        # A short prefix: the temporary name must fit the same name-length limit.
+        tmp = target.with_name(f".{target.name[:64]}.{secrets.token_hex(4)}.part")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:  # name the file asked for, not the temporary one
+            raise OSError(exc.errno, exc.strerror, os.fspath(target)) from None
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name beside it", os.fspath(target))
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
