@@ -319,3 +319,13 @@ def test_npz_and_idx_non_finite_features_refused(tmp_path):
     write_idx(tmp_path / "f-labels-idx1-ubyte", np.array([0, 1], np.uint8))
     with pytest.raises(ValueError, match=r"f-images-idx3-ubyte: row 1, column 1: non-finite value inf"):
         datasets.load(ip)
+
+
+def test_features_beyond_the_memory_bound_are_refused(tmp_path, monkeypatch):
+    np.savez_compressed(tmp_path / "px.npz", X=np.zeros((100, 10), np.uint8), y=np.arange(100) % 2)
+    monkeypatch.setattr(datasets, "default_max_bytes", lambda: 4000)  # 1000 bytes stored, 8000 as float64
+    with pytest.raises(ValueError, match=r"px\.npz: X of shape \(100, 10\) needs 8000 bytes as float64, "
+                                         r"more than the 4000-byte limit"):
+        datasets.load_npz(tmp_path / "px.npz")
+    monkeypatch.undo()
+    assert datasets.load_npz(tmp_path / "px.npz").X.shape == (100, 10)

@@ -174,7 +174,7 @@ def load_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
         X = X.reshape(-1, 1)
     if X.ndim > 2:  # images: flatten each sample
         X = X.reshape(X.shape[0], -1)
-    X = np.ascontiguousarray(X, dtype=np.float64)
+    X = _as_float64(X, p)
     _check_finite(X, p)
     y = arrays.get("y")
     if y is None:
@@ -186,6 +186,16 @@ def load_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"{p}: X has {X.shape[0]} rows but y has {y.shape[0]} labels")
     return Dataset(X=X, y=y, name=str(p), files=(str(p),))
+
+
+def _as_float64(X: np.ndarray, p: Path) -> np.ndarray:
+    """``X`` as C-contiguous float64, refused when that would exceed the memory bound
+    (uint8 pixels take eight times their stored size)."""
+    limit = default_max_bytes()
+    if X.size * 8 > limit and X.dtype != np.float64:
+        raise ValueError(f"{p}: X of shape {X.shape} needs {X.size * 8} bytes as float64, more "
+                         f"than the {limit}-byte limit (half this machine's memory)")
+    return np.ascontiguousarray(X, dtype=np.float64)
 
 
 def _check_finite(X: np.ndarray, p: Path, *, lines: Sequence[int] | None = None,
@@ -518,7 +528,7 @@ def load_mnist(images: PathLike, labels: PathLike | None = None, *,
     imgs = load_idx(pi)
     if imgs.ndim < 2:
         raise ValueError(f"{pi}: expected an IDX image file (3 dimensions), got {imgs.ndim} dimension(s)")
-    X = np.ascontiguousarray(imgs.reshape(imgs.shape[0], -1), dtype=np.float64)
+    X = _as_float64(imgs.reshape(imgs.shape[0], -1), pi)
     pl = _existing(labels) if labels is not None else _idx_labels_path(pi)
     y = None
     if pl is None:
