@@ -253,7 +253,8 @@ class CrossEntropyLoss:
         if out is not None:
             np.copyto(out, g, casting="unsafe")
             return loss, out
-        return loss, g.astype(b.result_dtype) if g.dtype != b.result_dtype else g
+        with np.errstate(over="ignore"):  # float16 rounds large gradients to inf
+            return loss, g.astype(b.result_dtype) if g.dtype != b.result_dtype else g
 
     def _refine_f32(self, b: _Batch, per_row: np.ndarray, grad2d: np.ndarray | None,
                     dloss: float | np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
