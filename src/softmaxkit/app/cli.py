@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="step size (sgd, adam); default: the solver's")
     t.add_argument("--label-smoothing", type=_finite_arg, default=0.0, metavar="EPS",
                    help="train on (1 - EPS) * one-hot + EPS / K instead of the one-hot labels "
-                   "(0 <= EPS <= 1; default 0)")
+                   "(0 <= EPS < 1; default 0)")
     t.add_argument("--early-stopping", action="store_true",
                    help="sgd/adam: stop when the validation loss stops improving")
     t.add_argument("--test-size", type=_finite_arg, default=0.25, metavar="FRACTION",
