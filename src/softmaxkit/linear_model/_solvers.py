@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from scipy import optimize
 
 from ._objective import SoftmaxObjective
-from ._progress import _Progress
+from ..app.progress import Progress
 
 __all__ = ["lbfgs", "minibatch", "Monitor", "AUTO_LR"]
 
@@ -146,7 +146,7 @@ class Monitor:
                  stopping: bool = False, tol: float = 0.0, patience: int = 1,
                  obj: SoftmaxObjective | None = None, val: tuple | None = None) -> None:
         self.history = history
-        self.progress = _Progress(total, what) if verbose else None
+        self.progress = Progress(total, what) if verbose else None
         self.stopping, self.tol, self.patience = stopping, tol, patience
         self.obj, self.val = obj, val
         self.best_loss, self.best_theta, self.stale, self.done = np.inf, None, 0, False
