@@ -7,7 +7,6 @@ import zipfile
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
-from sklearn.preprocessing import StandardScaler
 
 from softmaxkit import SoftmaxRegression
 from softmaxkit.linear_model import ModelFileError

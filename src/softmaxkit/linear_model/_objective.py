@@ -18,15 +18,16 @@ a minibatch step uses ``data_scale = 1/S_batch`` and keeps the penalty at its
 full-data scale ``1/S``. ``lam`` is ``alpha`` for three or more classes and
 ``2 * alpha`` for two: see :func:`penalty_strength`.
 
-``X`` may be a dense array (C- or F-ordered, float64 or float32) or a SciPy sparse
-matrix. Large dense ``X`` is visited in row blocks, each block's logits, loss,
-gradient and ``G_b^T X_b`` computed while the block is in cache, so ``X`` is read
-from memory once per evaluation instead of twice; the blocks are shared among
-threads (each BLAS call single-threaded), see :meth:`SoftmaxObjective.loss_gradient`.
+``X`` may be a dense array (float64 or float32), a SciPy sparse matrix, an
+:class:`NpyRows` (a file read block by block) or a :class:`DaskRows` (chunks on a
+dask cluster, summed by the workers). Large C-contiguous dense ``X`` is visited in
+row blocks, each block's logits, loss, gradient and ``G_b^T X_b`` computed while
+the block is in cache, so ``X`` is read from memory once per evaluation instead of
+twice; the blocks are shared among threads (each BLAS call single-threaded), see
+:meth:`SoftmaxObjective._blocked`.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
