@@ -115,3 +115,21 @@ def test_peak_memory_is_bounded_by_the_block_not_the_file(tmp_path):
     grown_mb = float(out.stdout.strip().splitlines()[-1])
     print(f"peak RSS growth {grown_mb:.0f} MB for a {path.stat().st_size / 1e6:.0f} MB file")
     assert grown_mb < 200, f"peak RSS grew by {grown_mb:.0f} MB for a 401 MB file"
+
+
+def test_which_maps_are_read_from_the_file(tmp_path, rng):
+    """Whole read-only / shared maps are read block by block; a slice of a map or a
+    copy-on-write map (whose edits the file does not hold) are used in memory."""
+    from softmaxkit.linear_model._chunks import as_row_source
+
+    X, y = _data(rng)
+    np.save(tmp_path / "X.npy", X)
+    assert as_row_source(np.load(tmp_path / "X.npy", mmap_mode="r")) is not None
+    assert as_row_source(np.load(tmp_path / "X.npy", mmap_mode="r")[10:]) is None
+    cow = np.load(tmp_path / "X.npy", mmap_mode="c")
+    assert as_row_source(cow) is None
+    cow[:] = 0.0  # edits only in this process: the fit must see them
+    cow[:, 0] = np.where(y == 1, 5.0, -5.0)
+    est = SoftmaxRegression().fit(cow, y)
+    assert np.abs(est.coef_[:, 1:]).max() == 0.0 and np.abs(est.coef_[:, 0]).max() > 0.1
+    assert as_row_source(X) is None

@@ -115,8 +115,9 @@ def as_row_source(X: Any) -> NpyRows | None:
     itself), else None (the data is in memory)."""
     if isinstance(X, NpyRows):
         return X
-    # only a whole map (its base is the mmap itself): a slice keeps its parent's offset
+    # only a whole map (its base is the mmap itself): a slice keeps its parent's offset;
+    # and not a copy-on-write map (mode "c"), whose changes the file does not hold
     if isinstance(X, np.memmap) and isinstance(X.base, mmap.mmap) and X.filename \
-            and X.ndim == 2 and X.flags.c_contiguous:
+            and X.ndim == 2 and X.flags.c_contiguous and getattr(X, "mode", "r") != "c":
         return NpyRows(X.filename, offset=X.offset, shape=X.shape, dtype=X.dtype)
     return None
