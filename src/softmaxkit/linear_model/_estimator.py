@@ -2,9 +2,9 @@
 solvers, input preparation and persistence live in this package's other modules."""
 from __future__ import annotations
 
+import os
 import warnings
 from numbers import Integral, Real
-import os
 from typing import Any
 
 import numpy as np
