@@ -15,12 +15,20 @@ from ._softmax import (
     log_softmax,
     log_softmax_backward,
     logsumexp,
-    sample,
     sigmoid,
     sigmoid_backward,
     softmax,
     softmax_backward,
     softplus,
+)
+
+# sampling and sparse softmax
+from ._sampling import (
+    Sample,
+    gumbel_softmax,
+    gumbel_softmax_backward,
+    sample,
+    sampling_probs,
 )
 
 # fused linear + cross-entropy
@@ -67,7 +75,12 @@ __all__ = [
     "softmax_backward",
     "log_softmax_backward",
     "sigmoid_backward",
+    # sampling and sparse softmax
     "sample",
+    "Sample",
+    "sampling_probs",
+    "gumbel_softmax",
+    "gumbel_softmax_backward",
     # losses
     "cross_entropy",
     "cross_entropy_grad",

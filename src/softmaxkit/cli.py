@@ -230,7 +230,7 @@ def _cmd_explain(args) -> int:
         raise UserError(f"--sample needs N >= 1 and softmax (not --sigmoid), got {args.sample}")
     print(result)
     if args.sample:
-        from ._softmax import sample
+        from ._sampling import sample
 
         draws = sample(values, temperature=args.temperature, size=args.sample, rng=args.seed)
         counts = np.bincount(draws, minlength=values.size)
