@@ -259,7 +259,7 @@ def sample(
     Examples
     --------
     >>> import numpy as np, softmaxkit as smk
-    >>> draws = smk.sample([0.0, np.log(3.0)], size=10000, seed=0)
+    >>> draws = smk.sample([0.0, np.log(3.0)], size=100000, seed=1)
     >>> round(float(draws.mean()), 2)  # P(class 1) = 3/4
     0.75
     >>> smk.sample([2.0, 1.0, 0.5], top_k=1, seed=0)  # only the top class survives
