@@ -304,13 +304,18 @@ def test_kernel_checks_its_buffers():
     x = np.zeros(6)
     keys = np.zeros(2, np.int64)
     idx, logp, status, work = np.zeros(2, np.int64), np.zeros(2), np.zeros(2, np.int64), np.zeros(12)
-    ext.sample(x, keys, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, work, 1)
+    ext.sample(x, keys, 0, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, work, 1)
     with pytest.raises(ValueError, match="'work' holds 6 items, 12 needed"):
-        ext.sample(x, keys, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, np.zeros(6), 2)
+        ext.sample(x, keys, 0, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, np.zeros(6), 2)
     with pytest.raises(ValueError, match="bad sampling options"):
-        ext.sample(x, keys, idx, logp, status, 2, 3, 1, 1.0, 0, 0.0, 0.0, work, 1)
+        ext.sample(x, keys, 0, idx, logp, status, 2, 3, 1, 1.0, 0, 0.0, 0.0, work, 1)
+    with pytest.raises(ValueError, match="bad key_mode"):
+        ext.sample(x, keys, 3, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, work, 1)
+    with pytest.raises(ValueError, match="'keys' holds 1 items, 2 needed"):
+        ext.sample(x, keys[:1], 2, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, work, 1)
+    ext.sample(x, keys[:1], 1, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, work, 1)  # one seed
     with pytest.raises(TypeError, match="wrong element type"):
-        ext.sample(x, keys.astype(float), idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, work, 1)
+        ext.sample(x, keys.astype(float), 0, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, work, 1)
 
 
 # ---------------------------------------------------------------- Gumbel-softmax

@@ -62,8 +62,11 @@ def _uniforms(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
     return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def _row_keys(seed: Any, generator: Any, batch_shape: tuple[int, ...], rows: int) -> np.ndarray:
-    """One uint64 key per row from seed= or generator= (fresh entropy if neither)."""
+_KEYS_GIVEN, _KEYS_SEED, _KEYS_ROW_SEEDS = 0, 1, 2  # sampling.h's key modes
+
+
+def _key_source(seed: Any, generator: Any, batch_shape: tuple[int, ...], rows: int) -> tuple[np.ndarray, int]:
+    """What the kernel derives row keys from: (uint64 array, key mode); see sampling.h."""
     if seed is not None and generator is not None:
         raise ValueError("give seed= or generator=, not both")
     if seed is None:
@@ -77,13 +80,22 @@ def _row_keys(seed: Any, generator: Any, batch_shape: tuple[int, ...], rows: int
             raise TypeError(
                 f"generator must be a numpy.random.Generator, an int or None, got {type(generator).__name__}"
             )
-        return gen.integers(0, 2**64, size=rows, dtype=np.uint64, endpoint=False)
+        return gen.integers(0, 2**64, size=rows, dtype=np.uint64, endpoint=False), _KEYS_GIVEN
     s = check_seed(seed, batch_shape)
+    if isinstance(s, int):
+        return np.array([s], dtype=np.uint64), _KEYS_SEED
+    return np.ascontiguousarray(s.reshape(rows)), _KEYS_ROW_SEEDS
+
+
+def _row_keys(seed: Any, generator: Any, batch_shape: tuple[int, ...], rows: int) -> np.ndarray:
+    """One uint64 key per row, as the kernel derives them (sk_row_key)."""
+    src, mode = _key_source(seed, generator, batch_shape, rows)
     with np.errstate(over="ignore"):
-        if isinstance(s, int):
-            i = np.arange(1, rows + 1, dtype=np.uint64)
-            return _mix64(np.uint64(s) + i * _GAMMA)
-        return _mix64(s.reshape(rows) + _GAMMA)
+        if mode == _KEYS_SEED:
+            return _mix64(src[0] + np.arange(1, rows + 1, dtype=np.uint64) * _GAMMA)
+        if mode == _KEYS_ROW_SEEDS:
+            return _mix64(src + _GAMMA)
+    return src
 
 
 def _draw_shape(size: Any) -> tuple[int, ...]:
@@ -130,9 +142,9 @@ def _prepare(logits, temperature, top_k, top_p, min_p, where, axis) -> _Prepared
 
 
 def _raise_for_status(status: np.ndarray, where_given: bool) -> None:
-    bad = np.flatnonzero(status)
-    if bad.size == 0:
+    if not status.any():
         return
+    bad = np.flatnonzero(status)
     i = int(bad[0])
     if status[i] == 1:
         raise ValueError(f"logits has NaN in distribution {i}: nothing can be drawn")
@@ -294,12 +306,12 @@ def sample(
         idx = np.repeat(idx1[:, None], nd, axis=1)
         logp = np.zeros((n, nd))
     else:
-        keys = _row_keys(seed, generator, rows.batch_shape, n)
+        keys, key_mode = _key_source(seed, generator, rows.batch_shape, n)
         idx = np.empty((n, nd), dtype=np.int64)
         logp = np.empty((n, nd), dtype=np.float64)
         status = np.empty(n, dtype=np.int64)
         work, nt = _workspace(n, cols)
-        _ext.sample(block, keys.view(np.int64), idx, logp, status, n, cols, nd,
+        _ext.sample(block, keys.view(np.int64), key_mode, idx, logp, status, n, cols, nd,
                     1.0 / prep.temperature, prep.top_k, prep.top_p, prep.min_p, work, nt)
         _raise_for_status(status, where is not None)
 

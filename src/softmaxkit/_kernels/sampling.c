@@ -41,6 +41,15 @@ static inline uint64_t sk_mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
+uint64_t sk_row_key(const uint64_t *keys, size_t i, int key_mode)
+{
+    if (key_mode == SK_KEYS_SEED)
+        return sk_mix64(keys[0] + ((uint64_t)i + 1) * SK_GOLDEN_GAMMA);
+    if (key_mode == SK_KEYS_ROW_SEEDS)
+        return sk_mix64(keys[i] + SK_GOLDEN_GAMMA);
+    return keys[i];
+}
+
 double sk_uniform(uint64_t key, uint64_t counter)
 {
     return (double)(sk_mix64(key + (counter + 1) * SK_GOLDEN_GAMMA) >> 11) * 0x1p-53;
@@ -101,7 +110,7 @@ SK_INLINE double kept_sum(const double *w, size_t n, double tau)
     return s;
 }
 
-/* Copies the w_j >= lo to out (in order); returns how many. */
+/* Copies the w_j >= lo to out (in order; out may be w); returns how many. */
 static size_t compact(const double *w, size_t n, double lo, double *out)
 {
     size_t c = 0;
@@ -140,42 +149,61 @@ static inline double med3(double a, double b, double c)
  * The largest value v of a[0..c) such that the measure of {a >= v} reaches target,
  * where the measure is the count (by_count) or the sum of the values. With counts
  * and target k this is the k-th largest value; with sums, the top-p threshold.
- * Quickselect with a three-way partition (> pivot, == pivot, < pivot) around the
- * median of three, so ties cost nothing; a is permuted. If rounding leaves the
- * target above the total, the smallest value is returned (everything kept).
+ * Quickselect (Hoare 1961) around the median of three, with a branch-free Lomuto
+ * partition (> pivot to the front): a branchy one mispredicts on every other
+ * element and was 4x slower. Ties cost one more pass, only when the pivot is the
+ * range's max. a is permuted. If rounding leaves the target above the total, the
+ * smallest value is returned (everything kept).
  */
+SK_INLINE size_t partition_gt(double *a, size_t lo, size_t hi, double p, int by_count, double *sum)
+{
+    size_t g = lo;
+    double s = 0.0;
+    for (size_t i = lo; i < hi; i++) {
+        double v = a[i], t = a[g];
+        int c = v > p;
+        a[g] = c ? v : t;
+        a[i] = c ? t : v;
+        g += (size_t)c;
+        s += c ? (by_count ? 1.0 : v) : 0.0;
+    }
+    *sum = s;
+    return g;
+}
+
+SK_INLINE size_t partition_eq(double *a, size_t lo, size_t hi, double p, int by_count, double *sum)
+{
+    size_t g = lo;
+    double s = 0.0;
+    for (size_t i = lo; i < hi; i++) {
+        double v = a[i], t = a[g];
+        int c = v == p;
+        a[g] = c ? v : t;
+        a[i] = c ? t : v;
+        g += (size_t)c;
+        s += c ? (by_count ? 1.0 : v) : 0.0;
+    }
+    *sum = s;
+    return g;
+}
+
 static double select_desc(double *a, size_t c, double target, int by_count)
 {
     size_t lo = 0, hi = c;
     while (hi - lo > 16) {
         double p = med3(a[lo], a[lo + (hi - lo) / 2], a[hi - 1]);
-        size_t gt = lo, i = lo, lt = hi;
-        double sg = 0.0, se = 0.0;
-        while (i < lt) {
-            double v = a[i];
-            if (v > p) {
-                a[i] = a[gt];
-                a[gt] = v;
-                gt++;
-                i++;
-                sg += by_count ? 1.0 : v;
-            } else if (v < p) {
-                lt--;
-                a[i] = a[lt];
-                a[lt] = v;
-            } else {
-                i++;
-                se += by_count ? 1.0 : v;
-            }
-        }
+        double sg, se;
+        size_t g = partition_gt(a, lo, hi, p, by_count, &sg);
         if (sg >= target) {
-            hi = gt;
-        } else if (sg + se >= target || lt == hi) {
-            return p;
-        } else {
-            target -= sg + se;
-            lo = lt;
+            hi = g;
+            continue;
         }
+        target -= sg;
+        size_t e = partition_eq(a, g, hi, p, by_count, &se); /* p is in [g, hi) */
+        if (se >= target || e == hi)
+            return p;
+        target -= se;
+        lo = e;
     }
     for (size_t i = lo + 1; i < hi; i++) { /* insertion sort, descending */
         double v = a[i];
@@ -195,9 +223,24 @@ static double select_desc(double *a, size_t c, double target, int by_count)
     return a[hi - 1];
 }
 
+/* A lower bound on the top-p threshold, to cut the candidates before the
+ * quickselect: the largest of 2^-1, 2^-3, 2^-6, ..., 2^-36 (the weights are relative
+ * to the max, 1) above which the mass reaches target, or 0. One vectorised pass per
+ * threshold, largest first: for peaked rows the nucleus lies above 2^-6, the search
+ * stops after a pass or three, and few entries remain. (One pass with eight
+ * accumulators spilled them to the stack and was 10x slower.) */
+SK_INLINE double mass_lower_bound(const double *a, size_t c, double target)
+{
+    static const double ts[] = {0x1p-1, 0x1p-3, 0x1p-6, 0x1p-10, 0x1p-15, 0x1p-21, 0x1p-28, 0x1p-36};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        if (kept_sum(a, c, ts[i]) >= target)
+            return ts[i];
+    return 0.0;
+}
+
 /* The threshold tau of the kept set {w >= tau} (tau >= DBL_MIN, so w > 0) and its
  * mass, which the function returns. z is the sum of all of w; cand is scratch. */
-static double truncate_row(const double *w, double *cand, size_t n, double z, const sk_sample_opts *o,
+SK_INLINE double truncate_row(const double *w, double *cand, size_t n, double z, const sk_sample_opts *o,
                            double *tau_out)
 {
     double tau = DBL_MIN; /* the weights are 0 or normal numbers */
@@ -222,20 +265,14 @@ static double truncate_row(const double *w, double *cand, size_t n, double z, co
         if (c > (size_t)o->top_k) {
             double vk = select_desc(cand, c, (double)o->top_k, 1);
             tau = vk > tau ? vk : tau;
-            size_t c2 = 0; /* keep the top-k set (ties included) at the front */
-            for (size_t j = 0; j < c; j++) {
-                double v = cand[j];
-                cand[c2] = v;
-                c2 += v >= vk;
-            }
-            c = c2;
+            c = compact(cand, c, vk, cand); /* the top-k set, ties included */
         }
     }
     if (use_p) {
-        double zk = 0.0;
-        for (size_t j = 0; j < c; j++)
-            zk += cand[j];
-        double vp = select_desc(cand, c, o->top_p * zk, 0);
+        double target = o->top_p * kept_sum(cand, c, 0.0);
+        if (c > 256)
+            c = compact(cand, c, mass_lower_bound(cand, c, target), cand);
+        double vp = select_desc(cand, c, target, 0);
         tau = vp > tau ? vp : tau;
     }
     tau = o->min_p > tau ? o->min_p : tau;
@@ -312,12 +349,12 @@ static size_t draw_one(const double *w, size_t n, double tau, const double *bs, 
         }                                                                                 \
     }                                                                                     \
                                                                                           \
-    void sk_sample_##SUF(const T *x, const uint64_t *keys, int64_t *idx, double *logp,    \
-                         int64_t *status, size_t rows, size_t cols, size_t ndraws,        \
+    void sk_sample_##SUF(const T *x, const uint64_t *keys, int key_mode, int64_t *idx,    \
+                         double *logp, int64_t *status, size_t rows, size_t cols, size_t ndraws, \
                          const sk_sample_opts *opts, double *work, int nthreads)          \
     {                                                                                     \
         SK_FOR_ROWS(rows, cols, nthreads,                                                 \
-                    sample_row_##SUF(x + (size_t)i * cols, keys[i], idx + (size_t)i * ndraws, \
+                    sample_row_##SUF(x + (size_t)i * cols, sk_row_key(keys, (size_t)i, key_mode), idx + (size_t)i * ndraws, \
                                      logp + (size_t)i * ndraws, status + i, cols, ndraws, opts, \
                                      work + (size_t)SK_THREAD_ID() * 2 * cols));          \
     }                                                                                     \

@@ -14,7 +14,7 @@
  *   keep  = { j : w_j >= max(tau_k, tau_p, min_p), w_j > 0 }   (min_p = 0: off)
  * which is Hugging Face's and vLLM's order (temperature, top-k, top-p on the
  * renormalised top-k distribution, min-p), with ties at each threshold kept.
- * Each draw d uses the uniform u = sk_uniform(keys[i], d) and is the first kept j
+ * Each draw d uses the uniform u = sk_uniform(key of row i, d) and is the first kept j
  * (in index order) with cumsum(kept w)_j > u * sum(kept w): inverse-CDF sampling.
  * logp[i, d] = log(w_j / sum(kept w)).
  *
@@ -40,13 +40,22 @@ typedef struct {
  * top 53 bits. IN key, counter. */
 double sk_uniform(uint64_t key, uint64_t counter);
 
-/* IN x, keys, opts; OUT idx, logp (rows * ndraws), status (rows); work: scratch. */
-void sk_sample_f64(const double *x, const uint64_t *keys, int64_t *idx, double *logp, int64_t *status,
-                   size_t rows, size_t cols, size_t ndraws, const sk_sample_opts *opts, double *work,
-                   int nthreads);
-void sk_sample_f32(const float *x, const uint64_t *keys, int64_t *idx, double *logp, int64_t *status,
-                   size_t rows, size_t cols, size_t ndraws, const sk_sample_opts *opts, double *work,
-                   int nthreads);
+/* Row i's key from `keys` by key_mode:
+ *   SK_KEYS_GIVEN      keys[i] itself (rows keys, e.g. from a NumPy generator);
+ *   SK_KEYS_SEED       splitmix64(keys[0] + (i + 1) * gamma): one seed for the batch;
+ *   SK_KEYS_ROW_SEEDS  splitmix64(keys[i] + gamma): a seed per row, so the key
+ *                      depends on the row's seed only, not on i. */
+enum { SK_KEYS_GIVEN = 0, SK_KEYS_SEED = 1, SK_KEYS_ROW_SEEDS = 2 };
+uint64_t sk_row_key(const uint64_t *keys, size_t i, int key_mode);
+
+/* IN x, keys (1 for SK_KEYS_SEED, else rows), opts; OUT idx, logp (rows * ndraws),
+ * status (rows); work: scratch. */
+void sk_sample_f64(const double *x, const uint64_t *keys, int key_mode, int64_t *idx, double *logp,
+                   int64_t *status, size_t rows, size_t cols, size_t ndraws, const sk_sample_opts *opts,
+                   double *work, int nthreads);
+void sk_sample_f32(const float *x, const uint64_t *keys, int key_mode, int64_t *idx, double *logp,
+                   int64_t *status, size_t rows, size_t cols, size_t ndraws, const sk_sample_opts *opts,
+                   double *work, int nthreads);
 
 /* The processed distribution itself: probs[i, j] = w_j / sum(kept w) on the kept
  * entries, 0 elsewhere. IN x, opts; OUT probs, status; work: scratch. */

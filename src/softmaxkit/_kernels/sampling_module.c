@@ -40,7 +40,8 @@ static int check_opts(sk_sample_opts *o, int nt)
     return 0;
 }
 
-/* sample(x, keys, idx, logp, status, rows, cols, ndraws, inv_t, top_k, top_p, min_p, work, nthreads) */
+/* sample(x, keys, key_mode, idx, logp, status, rows, cols, ndraws, inv_t, top_k, top_p, min_p, work,
+ *        nthreads) */
 static PyObject *py_sample(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -48,10 +49,14 @@ static PyObject *py_sample(PyObject *self, PyObject *args)
     Py_ssize_t rows, cols, nd;
     sk_sample_opts o;
     long long top_k;
-    int nt;
-    if (!PyArg_ParseTuple(args, "OOOOOnnndLddOi", &xo, &ko, &io, &lo, &so, &rows, &cols, &nd, &o.inv_t, &top_k,
-                          &o.top_p, &o.min_p, &wo, &nt))
+    int nt, key_mode;
+    if (!PyArg_ParseTuple(args, "OOiOOOnnndLddOi", &xo, &ko, &key_mode, &io, &lo, &so, &rows, &cols, &nd, &o.inv_t,
+                          &top_k, &o.top_p, &o.min_p, &wo, &nt))
         return NULL;
+    if (key_mode != SK_KEYS_GIVEN && key_mode != SK_KEYS_SEED && key_mode != SK_KEYS_ROW_SEEDS) {
+        PyErr_SetString(PyExc_ValueError, "softmaxkit kernels: bad key_mode");
+        return NULL;
+    }
     o.top_k = (int64_t)top_k;
     sk_kind k;
     Py_ssize_t n = sk_count(rows, cols), ndr = sk_count(rows, nd), nw = sk_count(2 * (Py_ssize_t)nt, cols);
@@ -59,7 +64,7 @@ static PyObject *py_sample(PyObject *self, PyObject *args)
         return NULL;
     bufset s = {.n = 0};
     void *x, *keys, *idx, *logp, *status, *work;
-    if (take(&s, xo, &x, "x", k, n, 0) < 0 || take(&s, ko, &keys, "keys", SK_I64, rows, 0) < 0 ||
+    if (take(&s, xo, &x, "x", k, n, 0) < 0 || take(&s, ko, &keys, "keys", SK_I64, key_mode == SK_KEYS_SEED ? 1 : rows, 0) < 0 ||
         take(&s, io, &idx, "idx", SK_I64, ndr, 1) < 0 || take(&s, lo, &logp, "logp", SK_F64, ndr, 1) < 0 ||
         take(&s, so, &status, "status", SK_I64, rows, 1) < 0 || take(&s, wo, &work, "work", SK_F64, nw, 1) < 0) {
         release_all(&s);
@@ -67,9 +72,9 @@ static PyObject *py_sample(PyObject *self, PyObject *args)
     }
     Py_BEGIN_ALLOW_THREADS
     if (k == SK_F64)
-        sk_sample_f64(x, keys, idx, logp, status, (size_t)rows, (size_t)cols, (size_t)nd, &o, work, nt);
+        sk_sample_f64(x, keys, key_mode, idx, logp, status, (size_t)rows, (size_t)cols, (size_t)nd, &o, work, nt);
     else
-        sk_sample_f32(x, keys, idx, logp, status, (size_t)rows, (size_t)cols, (size_t)nd, &o, work, nt);
+        sk_sample_f32(x, keys, key_mode, idx, logp, status, (size_t)rows, (size_t)cols, (size_t)nd, &o, work, nt);
     Py_END_ALLOW_THREADS
     release_all(&s);
     Py_RETURN_NONE;
@@ -121,7 +126,7 @@ static PyObject *py_uniform(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"sample", py_sample, METH_VARARGS,
-     "sample(x, keys, idx, logp, status, rows, cols, ndraws, inv_t, top_k, top_p, min_p, work, nthreads)"},
+     "sample(x, keys, key_mode, idx, logp, status, rows, cols, ndraws, inv_t, top_k, top_p, min_p, work, nthreads)"},
     {"sample_probs", py_sample_probs, METH_VARARGS,
      "sample_probs(x, probs, status, rows, cols, inv_t, top_k, top_p, min_p, work, nthreads)"},
     {"uniform", py_uniform, METH_VARARGS, "uniform(key, counter) -> float"},
