@@ -376,3 +376,59 @@ def test_gumbel_hard_is_straight_through():
         smk.gumbel_softmax(x, 0.5, hard="yes", seed=1)
     with pytest.raises(ValueError, match="temperature must be"):
         smk.gumbel_softmax(x, 0.0, seed=1)
+
+
+# ---------------------------------------------------------------- the sample command
+
+def _run_cli(argv, capsys):
+    import argparse
+
+    from softmaxkit.app.sample_cmd import add_sample_parser
+
+    parser = argparse.ArgumentParser(prog="softmaxkit")
+    add_sample_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    return capsys.readouterr().out
+
+
+def test_sample_command_prints_processed_and_empirical(capsys):
+    out = _run_cli("sample 2.0 1.0 0.5 --temperature 0.7 --top-p 0.9 -n 1000".split(), capsys)
+    lines = out.splitlines()
+    assert lines[0].split() == ["token", "logit", "processed", "p", "empirical", "count"]
+    p = smk.sampling_probs([2.0, 1.0, 0.5], temperature=0.7, top_p=0.9)
+    counts = np.bincount(smk.sample([2.0, 1.0, 0.5], temperature=0.7, top_p=0.9, size=1000, seed=0), minlength=3)
+    for i in range(3):
+        cols = lines[1 + i].split()
+        assert float(cols[2]) == pytest.approx(p[i], abs=1e-6)
+        assert int(cols[4]) == counts[i]
+    assert counts[2] == 0 and "top-p 0.9; 1000 draws, seed 0; chi-square p-value" in out
+
+
+def test_sample_command_greedy_and_negative_logits(capsys):
+    out = _run_cli(["sample", "1", "3", "3", "--temperature", "0", "-n", "5"], capsys)
+    assert out.splitlines()[2].split()[-1] == "5"  # token 1, the first maximum
+    out = _run_cli(["sample", "--top-k", "1", "-n", "3", "--", "-1", "-2"], capsys)
+    assert out.splitlines()[1].split()[-1] == "3"
+
+
+@pytest.mark.parametrize("argv, match", [
+    ("sample 1 2 --top-p 2", r"--top-p must be in \(0, 1\]"),
+    ("sample 1 2 --top-k 0", "--top-k must be a positive integer"),
+    ("sample 1 2 --min-p -1", r"--min-p must be in \[0, 1\]"),
+    ("sample 1 2 --temperature -1", "--temperature must be"),
+    ("sample 1 2 --temperature inf", "--temperature must be a finite number"),
+    ("sample 1 2 --seed -3", r"--seed must be in \[0, 2\*\*64\)"),
+    ("sample -- -inf -inf", "only -inf entries"),  # the CLI protects "-inf" itself
+    ("sample nan 1", "NaN"),
+])
+def test_sample_command_errors_speak_option_names(argv, match, capsys):
+    with pytest.raises(ValueError, match=match):
+        _run_cli(argv.split(), capsys)
+
+
+def test_sample_command_rejects_bad_numbers_at_parse_time(capsys):
+    with pytest.raises(SystemExit):
+        _run_cli("sample 1 x".split(), capsys)
+    with pytest.raises(SystemExit):
+        _run_cli("sample 1 2 -n 0".split(), capsys)
