@@ -30,6 +30,20 @@ from ._sampling import (
     sample,
     sampling_probs,
 )
+from ._entmax import (
+    entmax15,
+    entmax15_backward,
+    entmax_bisect,
+    entmax_bisect_backward,
+    entmax_loss,
+    entmax_loss_and_grad,
+    entmax_loss_grad,
+    sparsemax,
+    sparsemax_backward,
+    sparsemax_loss,
+    sparsemax_loss_and_grad,
+    sparsemax_loss_grad,
+)
 
 # fused linear + cross-entropy
 from ._linear_ce import linear_cross_entropy, linear_cross_entropy_and_grad
@@ -81,6 +95,18 @@ __all__ = [
     "sampling_probs",
     "gumbel_softmax",
     "gumbel_softmax_backward",
+    "sparsemax",
+    "entmax15",
+    "entmax_bisect",
+    "sparsemax_backward",
+    "entmax15_backward",
+    "entmax_bisect_backward",
+    "sparsemax_loss",
+    "sparsemax_loss_grad",
+    "sparsemax_loss_and_grad",
+    "entmax_loss",
+    "entmax_loss_grad",
+    "entmax_loss_and_grad",
     # losses
     "cross_entropy",
     "cross_entropy_grad",
