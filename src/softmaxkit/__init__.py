@@ -50,6 +50,11 @@ from ._linear_ce import linear_cross_entropy, linear_cross_entropy_and_grad
 
 # losses
 from ._losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    KLDivLoss,
+    NLLLoss,
     binary_cross_entropy,
     binary_cross_entropy_and_grad,
     binary_cross_entropy_grad,
@@ -107,7 +112,12 @@ __all__ = [
     "entmax_loss",
     "entmax_loss_grad",
     "entmax_loss_and_grad",
-    # losses
+    # losses: objects (options checked once) and functions
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "KLDivLoss",
     "cross_entropy",
     "cross_entropy_grad",
     "cross_entropy_and_grad",

@@ -17,24 +17,22 @@ docs/entmax.md.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from . import _config
-from ._kernels import _entmax as _ext
-from ._kernels import _softmax as _sm_ext
-from ._losses import (
-    _check_ignore_index,
-    _check_reduction,
-    _class_rows,
-    _finish_grad,
-    _hard_target,
-    _reduce_rows,
+from . import _kernels, _reduction
+from ._typing import ArrayLike, FloatArray, Loss
+from ._validation import (
+    Rows,
+    as_float_array,
+    check_alpha,
+    check_ignore_index,
+    check_reduction,
+    check_single_axis,
+    class_rows,
+    hard_target,
 )
-from ._validation import Rows, as_float_array, check_real, check_single_axis
 
 __all__ = [
     "sparsemax",
@@ -52,28 +50,20 @@ __all__ = [
 ]
 
 
-def _check_alpha(alpha: Any) -> float:
-    a = check_real(alpha, "alpha")
-    if not (math.isfinite(a) and a >= 1.0):
-        raise ValueError(f"alpha must be a finite number >= 1, got {alpha!r}")
-    return a
-
-
-def _forward(x: Any, alpha: float, axis: Any) -> np.ndarray:
+def _forward(x: Any, alpha: float, axis: Any) -> FloatArray:
     arr, result_dtype = as_float_array(x, "x")
     if arr.ndim == 0:
         raise ValueError("x must have at least one dimension (the class axis)")
     rows = Rows(arr, (check_single_axis(axis, arr.ndim),))
     y = np.empty_like(rows.block)
-    nt = _config.get_num_threads()
     if alpha == 1.0:
-        _sm_ext.softmax(rows.block, y, rows.rows, rows.cols, 1.0, nt)
+        _kernels.softmax_rows(rows.block, y)
     else:
-        _ext.entmax(rows.block, y, rows.rows, rows.cols, alpha, nt)
+        _kernels.entmax_rows(rows.block, y, alpha=alpha)
     return rows.restore(y).astype(result_dtype, copy=False)
 
 
-def _backward(y: Any, grad_output: Any, alpha: float, axis: Any) -> np.ndarray:
+def _backward(y: Any, grad_output: Any, alpha: float, axis: Any) -> FloatArray:
     y_arr, y_res = as_float_array(y, "y")
     g_arr, g_res = as_float_array(grad_output, "grad_output")
     if y_arr.shape != g_arr.shape:
@@ -85,15 +75,14 @@ def _backward(y: Any, grad_output: Any, alpha: float, axis: Any) -> np.ndarray:
     ry = Rows(y_arr.astype(work, copy=False), ax)
     g = Rows(g_arr.astype(work, copy=False), ax).block
     dx = np.empty_like(ry.block)
-    nt = _config.get_num_threads()
     if alpha == 1.0:
-        _sm_ext.softmax_backward(ry.block, g, dx, ry.rows, ry.cols, nt)
+        _kernels.softmax_backward_rows(ry.block, g, dx)
     else:
-        _ext.entmax_backward(ry.block, g, dx, ry.rows, ry.cols, alpha, nt)
+        _kernels.entmax_backward_rows(ry.block, g, dx, alpha=alpha)
     return ry.restore(dx).astype(np.result_type(y_res, g_res), copy=False)
 
 
-def entmax_bisect(x: npt.ArrayLike, alpha: float = 1.5, axis: int = -1) -> np.ndarray:
+def entmax_bisect(x: ArrayLike, alpha: float = 1.5, axis: int = -1) -> FloatArray:
     r"""alpha-entmax along ``axis``: :math:`p = [(\alpha-1) x - \tau]_+^{1/(\alpha-1)}`.
 
     ``tau`` is found by bisection to full float64 precision (the ``entmax`` package
@@ -131,10 +120,10 @@ def entmax_bisect(x: npt.ArrayLike, alpha: float = 1.5, axis: int = -1) -> np.nd
     >>> smk.entmax_bisect([1.0, 0.5, -2.0], alpha=1.0)  # softmax
     array([0.6037489 , 0.36619222, 0.03005889])
     """
-    return _forward(x, _check_alpha(alpha), axis)
+    return _forward(x, check_alpha(alpha), axis)
 
 
-def sparsemax(x: npt.ArrayLike, axis: int = -1) -> np.ndarray:
+def sparsemax(x: ArrayLike, axis: int = -1) -> FloatArray:
     r"""Sparsemax along ``axis``: the Euclidean projection of ``x`` onto the simplex,
     :math:`p = [x - \tau]_+` with :math:`\sum p = 1` (alpha-entmax at alpha = 2).
 
@@ -152,7 +141,7 @@ def sparsemax(x: npt.ArrayLike, axis: int = -1) -> np.ndarray:
     return _forward(x, 2.0, axis)
 
 
-def entmax15(x: npt.ArrayLike, axis: int = -1) -> np.ndarray:
+def entmax15(x: ArrayLike, axis: int = -1) -> FloatArray:
     r"""1.5-entmax along ``axis``: :math:`p = [x/2 - \tau]_+^2` with :math:`\sum p = 1`.
 
     Examples
@@ -164,8 +153,8 @@ def entmax15(x: npt.ArrayLike, axis: int = -1) -> np.ndarray:
     return _forward(x, 1.5, axis)
 
 
-def entmax_bisect_backward(y: npt.ArrayLike, grad_output: npt.ArrayLike, alpha: float = 1.5,
-                           axis: int = -1) -> np.ndarray:
+def entmax_bisect_backward(y: ArrayLike, grad_output: ArrayLike, alpha: float = 1.5,
+                           axis: int = -1) -> FloatArray:
     r"""Gradient of :func:`entmax_bisect` with respect to ``x``, from its output ``y``.
 
     With :math:`s_j = y_j^{2-\alpha}` on the support (0 elsewhere), the Jacobian is
@@ -184,15 +173,15 @@ def entmax_bisect_backward(y: npt.ArrayLike, grad_output: npt.ArrayLike, alpha: 
     >>> smk.entmax_bisect_backward(y, [1.0, 0.0, 5.0], alpha=2)
     array([ 0.5, -0.5,  0. ])
     """
-    return _backward(y, grad_output, _check_alpha(alpha), axis)
+    return _backward(y, grad_output, check_alpha(alpha), axis)
 
 
-def sparsemax_backward(y: npt.ArrayLike, grad_output: npt.ArrayLike, axis: int = -1) -> np.ndarray:
+def sparsemax_backward(y: ArrayLike, grad_output: ArrayLike, axis: int = -1) -> FloatArray:
     """Gradient of :func:`sparsemax` from its output (see :func:`entmax_bisect_backward`)."""
     return _backward(y, grad_output, 2.0, axis)
 
 
-def entmax15_backward(y: npt.ArrayLike, grad_output: npt.ArrayLike, axis: int = -1) -> np.ndarray:
+def entmax15_backward(y: ArrayLike, grad_output: ArrayLike, axis: int = -1) -> FloatArray:
     """Gradient of :func:`entmax15` from its output (see :func:`entmax_bisect_backward`)."""
     return _backward(y, grad_output, 1.5, axis)
 
@@ -201,21 +190,17 @@ def entmax15_backward(y: npt.ArrayLike, grad_output: npt.ArrayLike, axis: int = 
 
 def _fy_loss(logits, target, alpha, axis, ignore_index, reduction, want_loss, want_grad):
     """Per-row L = Omega(p) + p . z - z_y and its gradient p - e_y (Blondel et al.)."""
-    reduction = _check_reduction(reduction)
-    ignore_index = _check_ignore_index(ignore_index)
-    rows, result_dtype, _ = _class_rows(logits, axis, "logits")
-    t_arr = np.asarray(target)
-    if t_arr.dtype.kind not in "iu":
-        raise TypeError(f"target must be integer class indices, got dtype {t_arr.dtype}")
-    t = _hard_target(t_arr, rows, ignore_index)
+    reduction = check_reduction(reduction)
+    ignore_index = check_ignore_index(ignore_index)
+    rows, result_dtype, _ = class_rows(logits, axis, "logits")
+    t = hard_target(np.asarray(target), rows.cols, rows.batch_shape, ignore_index)
     live = np.ones(rows.rows, bool) if ignore_index is None else t != ignore_index
-    z = rows.block.astype(np.float64, copy=False)
+    z = np.ascontiguousarray(rows.block, dtype=np.float64)
     p = np.empty_like(z)
-    nt = _config.get_num_threads()
     if alpha == 1.0:
-        _sm_ext.softmax(np.ascontiguousarray(z), p, rows.rows, rows.cols, 1.0, nt)
+        _kernels.softmax_rows(z, p)
     else:
-        _ext.entmax(np.ascontiguousarray(z), p, rows.rows, rows.cols, alpha, nt)
+        _kernels.entmax_rows(z, p, alpha=alpha)
     r = np.arange(rows.rows)
     ty = np.where(live, t, 0)
     denom = float(live.sum())
@@ -229,20 +214,19 @@ def _fy_loss(logits, target, alpha, axis, ignore_index, reduction, want_loss, wa
             if alpha == 1.0:
                 # Shannon: -sum p log p + p . z - z_y = logsumexp(z) - z_y
                 lse = np.empty(rows.rows)
-                _sm_ext.logsumexp(np.ascontiguousarray(z), lse, rows.rows, rows.cols, nt)
+                _kernels.logsumexp_rows(z, lse)
                 per_row = lse - zy[:, 0]
             else:
                 omega = (1.0 - (p**alpha).sum(axis=1)) / (alpha * (alpha - 1.0))
                 per_row = omega + lin
         per_row = np.where(live, per_row, 0.0)
-        loss = _reduce_rows(per_row, denom, reduction, rows, result_dtype)
+        loss = _reduction.reduce(per_row, reduction, denom, result_dtype, rows.batch_shape)
     if want_grad:
         grad = p
         grad[r[live], t[live]] -= 1.0
         grad[~live] = 0.0
-        if reduction == "mean":
-            grad *= 1.0 / denom if denom else 0.0
-        grad = _finish_grad(grad, rows, result_dtype)
+        grad *= _reduction.mean_scale(reduction, denom)
+        grad = rows.restore(grad).astype(result_dtype, copy=False)
     return loss, grad
 
 
@@ -261,8 +245,8 @@ _LOSS_DOC = """
 """
 
 
-def entmax_loss(logits: npt.ArrayLike, target: npt.ArrayLike, *, alpha: float = 1.5, axis: int = -1,
-                ignore_index: int | None = None, reduction: str = "mean") -> Any:
+def entmax_loss(logits: ArrayLike, target: ArrayLike, *, alpha: float = 1.5, axis: int = -1,
+                ignore_index: int | None = None, reduction: str = "mean") -> Loss:
     r"""The entmax (Tsallis) Fenchel-Young loss: :math:`L(z, y) = H^T_\alpha(p) + p
     \cdot z - z_y` with :math:`p = \alpha\text{-entmax}(z)`.
 
@@ -284,25 +268,25 @@ def entmax_loss(logits: npt.ArrayLike, target: npt.ArrayLike, *, alpha: float = 
     >>> round(float(smk.entmax_loss([[1.0, 0.5, -2.0]], [1], alpha=1.5)), 6)
     0.684371
     """
-    return _fy_loss(logits, target, _check_alpha(alpha), axis, ignore_index, reduction, True, False)[0]
+    return _fy_loss(logits, target, check_alpha(alpha), axis, ignore_index, reduction, True, False)[0]
 
 
-def entmax_loss_grad(logits: npt.ArrayLike, target: npt.ArrayLike, *, alpha: float = 1.5, axis: int = -1,
-                     ignore_index: int | None = None, reduction: str = "mean") -> np.ndarray:
+def entmax_loss_grad(logits: ArrayLike, target: ArrayLike, *, alpha: float = 1.5, axis: int = -1,
+                     ignore_index: int | None = None, reduction: str = "mean") -> FloatArray:
     """Gradient of :func:`entmax_loss` with respect to ``logits``: ``p - onehot(y)``
     per row (times 1/N for the mean), ``logits``' shape."""
-    return _fy_loss(logits, target, _check_alpha(alpha), axis, ignore_index, reduction, False, True)[1]
+    return _fy_loss(logits, target, check_alpha(alpha), axis, ignore_index, reduction, False, True)[1]
 
 
-def entmax_loss_and_grad(logits: npt.ArrayLike, target: npt.ArrayLike, *, alpha: float = 1.5,
+def entmax_loss_and_grad(logits: ArrayLike, target: ArrayLike, *, alpha: float = 1.5,
                          axis: int = -1, ignore_index: int | None = None,
-                         reduction: str = "mean") -> tuple[Any, np.ndarray]:
+                         reduction: str = "mean") -> tuple[Loss, FloatArray]:
     """:func:`entmax_loss` and :func:`entmax_loss_grad` from one forward pass."""
-    return _fy_loss(logits, target, _check_alpha(alpha), axis, ignore_index, reduction, True, True)
+    return _fy_loss(logits, target, check_alpha(alpha), axis, ignore_index, reduction, True, True)
 
 
-def sparsemax_loss(logits: npt.ArrayLike, target: npt.ArrayLike, *, axis: int = -1,
-                   ignore_index: int | None = None, reduction: str = "mean") -> Any:
+def sparsemax_loss(logits: ArrayLike, target: ArrayLike, *, axis: int = -1,
+                   ignore_index: int | None = None, reduction: str = "mean") -> Loss:
     r"""The sparsemax loss (Martins and Astudillo 2016): :math:`L(z, y) = (1 - \|p\|^2)/2
     + p \cdot z - z_y` with :math:`p = \mathrm{sparsemax}(z)`; :func:`entmax_loss` at
     alpha = 2, as the ``entmax`` package's ``sparsemax_loss``.
@@ -316,14 +300,14 @@ def sparsemax_loss(logits: npt.ArrayLike, target: npt.ArrayLike, *, axis: int = 
     return _fy_loss(logits, target, 2.0, axis, ignore_index, reduction, True, False)[0]
 
 
-def sparsemax_loss_grad(logits: npt.ArrayLike, target: npt.ArrayLike, *, axis: int = -1,
-                        ignore_index: int | None = None, reduction: str = "mean") -> np.ndarray:
+def sparsemax_loss_grad(logits: ArrayLike, target: ArrayLike, *, axis: int = -1,
+                        ignore_index: int | None = None, reduction: str = "mean") -> FloatArray:
     """Gradient of :func:`sparsemax_loss`: ``sparsemax(z) - onehot(y)`` per row."""
     return _fy_loss(logits, target, 2.0, axis, ignore_index, reduction, False, True)[1]
 
 
-def sparsemax_loss_and_grad(logits: npt.ArrayLike, target: npt.ArrayLike, *, axis: int = -1,
-                            ignore_index: int | None = None, reduction: str = "mean") -> tuple[Any, np.ndarray]:
+def sparsemax_loss_and_grad(logits: ArrayLike, target: ArrayLike, *, axis: int = -1,
+                            ignore_index: int | None = None, reduction: str = "mean") -> tuple[Loss, FloatArray]:
     """:func:`sparsemax_loss` and :func:`sparsemax_loss_grad` from one forward pass."""
     return _fy_loss(logits, target, 2.0, axis, ignore_index, reduction, True, True)
 

@@ -15,11 +15,9 @@ import math
 from typing import Any, NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
-from . import _config
-from ._kernels import _sampling as _ext
-from ._kernels import _softmax as _sm_ext
+from . import _kernels
+from ._typing import ArrayLike, FloatArray, IntArray
 from ._validation import (
     Rows,
     as_float_array,
@@ -62,7 +60,7 @@ def _uniforms(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
     return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-_KEYS_GIVEN, _KEYS_SEED, _KEYS_ROW_SEEDS = 0, 1, 2  # sampling.h's key modes
+_KEYS_GIVEN, _KEYS_SEED, _KEYS_ROW_SEEDS = _kernels.KEYS_GIVEN, _kernels.KEYS_SEED, _kernels.KEYS_ROW_SEEDS
 
 
 def _key_source(seed: Any, generator: Any, batch_shape: tuple[int, ...], rows: int) -> tuple[np.ndarray, int]:
@@ -165,38 +163,33 @@ def _greedy(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return idx, status
 
 
-def _workspace(rows: int, cols: int) -> tuple[np.ndarray, int]:
-    nt = max(1, min(_config.get_num_threads(), rows))
-    return np.empty(2 * nt * cols, dtype=np.float64), nt
-
-
 class Sample(NamedTuple):
     """What :func:`sample` returns with ``return_logprobs=True``."""
 
-    tokens: np.ndarray
+    tokens: IntArray
     """The drawn class indices (int64)."""
-    logprobs: np.ndarray
+    logprobs: FloatArray
     """log-probability of each draw under the processed distribution (float64)."""
-    raw_logprobs: np.ndarray
+    raw_logprobs: FloatArray
     """log-probability of each draw under ``softmax(logits)``, before temperature and
     truncation (``where=`` still applies) (float64)."""
 
 
 def sample(
-    logits: npt.ArrayLike,
+    logits: ArrayLike,
     *,
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
     min_p: float | None = None,
-    where: npt.ArrayLike | None = None,
-    seed: int | npt.ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    seed: int | ArrayLike | None = None,
     generator: np.random.Generator | int | None = None,
     size: int | tuple[int, ...] | None = None,
     return_logprobs: bool = False,
     axis: int = -1,
     rng: np.random.Generator | int | None = None,
-) -> Any:
+) -> int | IntArray | Sample:
     r"""Draw class indices from the softmax of ``logits``, processed as decoders do.
 
     Each row (the class axis is ``axis``) is processed in Hugging Face's and vLLM's
@@ -307,12 +300,9 @@ def sample(
         logp = np.zeros((n, nd))
     else:
         keys, key_mode = _key_source(seed, generator, rows.batch_shape, n)
-        idx = np.empty((n, nd), dtype=np.int64)
-        logp = np.empty((n, nd), dtype=np.float64)
-        status = np.empty(n, dtype=np.int64)
-        work, nt = _workspace(n, cols)
-        _ext.sample(block, keys.view(np.int64), key_mode, idx, logp, status, n, cols, nd,
-                    1.0 / prep.temperature, prep.top_k, prep.top_p, prep.min_p, work, nt)
+        idx, logp, status = _kernels.sample_rows(
+            block, keys, key_mode, nd, inv_temperature=1.0 / prep.temperature, top_k=prep.top_k,
+            top_p=prep.top_p, min_p=prep.min_p)
         _raise_for_status(status, where is not None)
 
     def shaped(a: np.ndarray) -> np.ndarray:
@@ -322,9 +312,9 @@ def sample(
     if not return_logprobs:
         return int(tokens) if tokens.ndim == 0 else tokens
     # The raw distribution: log_softmax(x) at temperature 1 over the included entries.
-    x64 = block.astype(np.float64, copy=False)
+    x64 = np.ascontiguousarray(block, dtype=np.float64)
     lse = np.empty(n, dtype=np.float64)
-    _sm_ext.logsumexp(np.ascontiguousarray(x64), lse, n, cols, _config.get_num_threads())
+    _kernels.logsumexp_rows(x64, lse)
     picked = np.take_along_axis(x64, idx, axis=1) if nd else np.zeros((n, 0))
     with np.errstate(invalid="ignore"):
         raw = picked - lse[:, None]
@@ -337,15 +327,15 @@ def sample(
 
 
 def sampling_probs(
-    logits: npt.ArrayLike,
+    logits: ArrayLike,
     *,
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
     min_p: float | None = None,
-    where: npt.ArrayLike | None = None,
+    where: ArrayLike | None = None,
     axis: int = -1,
-) -> np.ndarray:
+) -> FloatArray:
     """The distribution :func:`sample` draws from: temperature, then top-k, top-p and
     min-p truncation, renormalised (see :func:`sample` for each step).
 
@@ -375,11 +365,9 @@ def sampling_probs(
         probs = np.zeros((n, cols))
         probs[np.arange(n), idx] = 1.0
     else:
-        probs = np.empty((n, cols), dtype=np.float64)
-        status = np.empty(n, dtype=np.int64)
-        work, nt = _workspace(n, cols)
-        _ext.sample_probs(block, probs, status, n, cols, 1.0 / prep.temperature, prep.top_k,
-                          prep.top_p, prep.min_p, work, nt)
+        probs, status = _kernels.sample_probs_rows(
+            block, inv_temperature=1.0 / prep.temperature, top_k=prep.top_k, top_p=prep.top_p,
+            min_p=prep.min_p)
         _raise_for_status(status, where is not None)
     return rows.restore(probs).astype(prep.result_dtype, copy=False)
 
@@ -399,18 +387,18 @@ def _gumbel_soft(logits, temperature, seed, axis, name="logits"):
     g = -np.log(-np.log(u))
     z = rows.block.astype(np.float64) + g
     y = np.empty_like(z)
-    _sm_ext.softmax(z, y, rows.rows, rows.cols, 1.0 / t, _config.get_num_threads())
+    _kernels.softmax_rows(z, y, inv_temperature=1.0 / t)
     return rows, y, result_dtype, t
 
 
 def gumbel_softmax(
-    logits: npt.ArrayLike,
+    logits: ArrayLike,
     temperature: float = 1.0,
     *,
     hard: bool = False,
-    seed: int | npt.ArrayLike | None = None,
+    seed: int | ArrayLike | None = None,
     axis: int = -1,
-) -> np.ndarray:
+) -> FloatArray:
     r"""Gumbel-softmax (concrete) relaxation of a categorical draw.
 
     :math:`y = \mathrm{softmax}((x + g) / \tau)` with :math:`g_j = -\log(-\log u_j)`
@@ -463,13 +451,13 @@ def gumbel_softmax(
 
 
 def gumbel_softmax_backward(
-    grad_output: npt.ArrayLike,
-    logits: npt.ArrayLike,
+    grad_output: ArrayLike,
+    logits: ArrayLike,
     temperature: float = 1.0,
     *,
-    seed: int | npt.ArrayLike,
+    seed: int | ArrayLike,
     axis: int = -1,
-) -> np.ndarray:
+) -> FloatArray:
     r"""Gradient of :func:`gumbel_softmax` with respect to ``logits``.
 
     The noise is regenerated from ``seed`` (so it must be the forward's seed, not
@@ -492,8 +480,8 @@ def gumbel_softmax_backward(
     g_arr, _ = as_float_array(grad_output, "grad_output")
     if g_arr.shape != rows.shape:
         raise ValueError(f"grad_output has shape {g_arr.shape}, but logits has shape {rows.shape}")
-    g = Rows(g_arr.astype(np.float64), rows.axes).block
+    g = np.ascontiguousarray(Rows(g_arr.astype(np.float64), rows.axes).block)
     dx = np.empty_like(y)
-    _sm_ext.softmax_backward(y, np.ascontiguousarray(g), dx, rows.rows, rows.cols, _config.get_num_threads())
+    _kernels.softmax_backward_rows(y, g, dx)
     dx /= t
     return rows.restore(dx).astype(result_dtype, copy=False)
