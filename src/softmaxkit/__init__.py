@@ -45,6 +45,30 @@ from ._entmax import (
     sparsemax_loss_grad,
 )
 
+# backward passes of logsumexp, log_sigmoid, softplus (beta, threshold)
+from ._activation_grads import (
+    log_sigmoid_backward,
+    logsumexp_backward,
+    softplus_backward,
+    softplus_scaled,
+)
+
+# focal, poly-1 and hinge losses
+from ._losses._focal import (
+    focal_loss,
+    focal_loss_and_grad,
+    focal_loss_grad,
+    multi_margin_loss,
+    multi_margin_loss_and_grad,
+    multi_margin_loss_grad,
+    poly1_cross_entropy,
+    poly1_cross_entropy_and_grad,
+    poly1_cross_entropy_grad,
+    sigmoid_focal_loss,
+    sigmoid_focal_loss_and_grad,
+    sigmoid_focal_loss_grad,
+)
+
 # fused linear + cross-entropy
 from ._linear_ce import linear_cross_entropy, linear_cross_entropy_and_grad
 
@@ -112,6 +136,22 @@ __all__ = [
     "entmax_loss",
     "entmax_loss_grad",
     "entmax_loss_and_grad",
+    "logsumexp_backward",
+    "log_sigmoid_backward",
+    "softplus_backward",
+    "softplus_scaled",
+    "focal_loss",
+    "focal_loss_grad",
+    "focal_loss_and_grad",
+    "sigmoid_focal_loss",
+    "sigmoid_focal_loss_grad",
+    "sigmoid_focal_loss_and_grad",
+    "poly1_cross_entropy",
+    "poly1_cross_entropy_grad",
+    "poly1_cross_entropy_and_grad",
+    "multi_margin_loss",
+    "multi_margin_loss_grad",
+    "multi_margin_loss_and_grad",
     # losses: objects (options checked once) and functions
     "CrossEntropyLoss",
     "NLLLoss",
