@@ -83,7 +83,7 @@ def softplus_scaled(x: ArrayLike, *, beta: float = 1.0, threshold: float | None 
     --------
     >>> import softmaxkit as smk
     >>> float(smk.softplus_scaled(1.0, beta=2.0))  # log(1 + e^2) / 2
-    1.0634640055214861
+    1.0634640055214863
     """
     b, th = _check_beta_threshold(beta, threshold)
     arr, dtype = as_float_array(x, "x")
