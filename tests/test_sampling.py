@@ -208,17 +208,22 @@ def test_per_row_seeds_do_not_depend_on_the_batch(num_threads):
     assert len(set(same.tolist())) == 1
 
 
-def test_threads_do_not_change_draws():
-    x = np.random.default_rng(1).normal(size=(32, 5000))
+@pytest.mark.parametrize("shape", [(32, 5000), (1, 150_001)], ids=["rows", "one-long-row"])
+def test_threads_do_not_change_draws(shape):
+    """Threads over rows, or (one long row) over the row's entries: the same draws."""
+    x = np.random.default_rng(1).normal(size=shape) * 0.5
+    got = []
     old = smk.get_num_threads()
     try:
-        smk.set_num_threads(1)
-        a = smk.sample(x, seed=5, top_k=30, size=3)
-        smk.set_num_threads(2)
-        b = smk.sample(x, seed=5, top_k=30, size=3)
+        for nt in (1, 2, 3):
+            smk.set_num_threads(nt)
+            got.append((smk.sample(x, seed=5, top_k=30, size=50), smk.sample(x, seed=5, size=50),
+                        smk.sampling_probs(x, top_p=0.5)))
     finally:
         smk.set_num_threads(old)
-    np.testing.assert_array_equal(a, b)
+    for other in got[1:]:
+        for a, b in zip(got[0], other):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_seed_generator_and_rng():
@@ -307,6 +312,7 @@ def test_kernel_checks_its_buffers():
     ext.sample(x, keys, 0, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, work, 1)
     with pytest.raises(ValueError, match="'work' holds 6 items, 12 needed"):
         ext.sample(x, keys, 0, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, np.zeros(6), 2)
+    ext.sample(x, keys, 0, idx, logp, status, 2, 3, 1, 1.0, 0, 1.0, 0.0, work, 8)  # 2 rows: 2 slots
     with pytest.raises(ValueError, match="bad sampling options"):
         ext.sample(x, keys, 0, idx, logp, status, 2, 3, 1, 1.0, 0, 0.0, 0.0, work, 1)
     with pytest.raises(ValueError, match="bad key_mode"):

@@ -176,9 +176,11 @@ KEYS_GIVEN, KEYS_SEED, KEYS_ROW_SEEDS = 0, 1, 2
 
 
 def _sampling_workspace(rows: int, cols: int, nthreads: int | None) -> tuple[np.ndarray, int]:
-    """2 * V doubles for each thread the kernel may use."""
-    nt = max(1, min(_nt(nthreads), rows))
-    return np.empty(2 * nt * cols, dtype=np.float64), nt
+    """(2 * V doubles for each thread that can hold a row at once, the thread count).
+    With fewer rows than threads a long row is split over all of them."""
+    nt = _nt(nthreads)
+    slots = max(1, min(nt, rows))
+    return np.empty(2 * slots * cols, dtype=np.float64), nt
 
 
 def sample_rows(x: np.ndarray, keys: np.ndarray, key_mode: int, ndraws: int, *, inv_temperature: float,

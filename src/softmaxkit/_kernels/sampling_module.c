@@ -30,6 +30,14 @@ static int take(bufset *s, PyObject *obj, void **data, const char *name, sk_kind
     return 0;
 }
 
+/* The workspace: 2 * cols doubles per thread that can hold a row at once (at most
+ * one per row; a row split over the threads uses one). */
+static Py_ssize_t work_items(Py_ssize_t rows, Py_ssize_t cols, int nt)
+{
+    Py_ssize_t slots = rows < (Py_ssize_t)nt ? rows : (Py_ssize_t)nt;
+    return sk_count(2 * (slots < 1 ? 1 : slots), cols);
+}
+
 static int check_opts(sk_sample_opts *o, int nt)
 {
     if (!(o->inv_t > 0.0) || !isfinite(o->inv_t) || o->top_k < 0 || !(o->top_p > 0.0 && o->top_p <= 1.0) ||
@@ -59,7 +67,7 @@ static PyObject *py_sample(PyObject *self, PyObject *args)
     }
     o.top_k = (int64_t)top_k;
     sk_kind k;
-    Py_ssize_t n = sk_count(rows, cols), ndr = sk_count(rows, nd), nw = sk_count(2 * (Py_ssize_t)nt, cols);
+    Py_ssize_t n = sk_count(rows, cols), ndr = sk_count(rows, nd), nw = work_items(rows, cols, nt);
     if (n < 0 || ndr < 0 || nw < 0 || check_opts(&o, nt) < 0 || sk_float_kind(xo, &k) < 0)
         return NULL;
     bufset s = {.n = 0};
@@ -94,7 +102,7 @@ static PyObject *py_sample_probs(PyObject *self, PyObject *args)
         return NULL;
     o.top_k = (int64_t)top_k;
     sk_kind k;
-    Py_ssize_t n = sk_count(rows, cols), nw = sk_count(2 * (Py_ssize_t)nt, cols);
+    Py_ssize_t n = sk_count(rows, cols), nw = work_items(rows, cols, nt);
     if (n < 0 || nw < 0 || check_opts(&o, nt) < 0 || sk_float_kind(xo, &k) < 0)
         return NULL;
     bufset s = {.n = 0};
