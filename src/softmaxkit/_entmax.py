@@ -312,6 +312,6 @@ def sparsemax_loss_and_grad(logits: ArrayLike, target: ArrayLike, *, axis: int =
     return _fy_loss(logits, target, 2.0, axis, ignore_index, reduction, True, True)
 
 
-entmax_loss.__doc__ = entmax_loss.__doc__.replace(
+entmax_loss.__doc__ = (entmax_loss.__doc__ or "").replace(
     "{doc}", _LOSS_DOC.format(alpha="alpha : float, default 1.5\n        ``alpha >= 1``.\n    "))
-sparsemax_loss.__doc__ = sparsemax_loss.__doc__.replace("{doc}", _LOSS_DOC.format(alpha=""))
+sparsemax_loss.__doc__ = (sparsemax_loss.__doc__ or "").replace("{doc}", _LOSS_DOC.format(alpha=""))
