@@ -12,7 +12,7 @@ or from a ``numpy.random.Generator``. See docs/sampling.md.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -173,6 +173,60 @@ class Sample(NamedTuple):
     raw_logprobs: FloatArray
     """log-probability of each draw under ``softmax(logits)``, before temperature and
     truncation (``where=`` still applies) (float64)."""
+
+
+@overload
+def sample(
+    logits: ArrayLike,
+    *,
+    temperature: float = ...,
+    top_k: int | None = ...,
+    top_p: float | None = ...,
+    min_p: float | None = ...,
+    where: ArrayLike | None = ...,
+    seed: int | ArrayLike | None = ...,
+    generator: np.random.Generator | int | None = ...,
+    size: int | tuple[int, ...] | None = ...,
+    return_logprobs: Literal[False] = ...,
+    axis: int = ...,
+    rng: np.random.Generator | int | None = ...,
+) -> int | IntArray: ...
+
+
+@overload
+def sample(
+    logits: ArrayLike,
+    *,
+    temperature: float = ...,
+    top_k: int | None = ...,
+    top_p: float | None = ...,
+    min_p: float | None = ...,
+    where: ArrayLike | None = ...,
+    seed: int | ArrayLike | None = ...,
+    generator: np.random.Generator | int | None = ...,
+    size: int | tuple[int, ...] | None = ...,
+    return_logprobs: Literal[True],
+    axis: int = ...,
+    rng: np.random.Generator | int | None = ...,
+) -> Sample: ...
+
+
+@overload
+def sample(
+    logits: ArrayLike,
+    *,
+    temperature: float = ...,
+    top_k: int | None = ...,
+    top_p: float | None = ...,
+    min_p: float | None = ...,
+    where: ArrayLike | None = ...,
+    seed: int | ArrayLike | None = ...,
+    generator: np.random.Generator | int | None = ...,
+    size: int | tuple[int, ...] | None = ...,
+    return_logprobs: bool,
+    axis: int = ...,
+    rng: np.random.Generator | int | None = ...,
+) -> int | IntArray | Sample: ...
 
 
 def sample(
