@@ -438,3 +438,26 @@ def test_sample_command_rejects_bad_numbers_at_parse_time(capsys):
         _run_cli("sample 1 x".split(), capsys)
     with pytest.raises(SystemExit):
         _run_cli("sample 1 2 -n 0".split(), capsys)
+
+
+# ---------------------------------------------------------------- the benchmark's baseline
+
+@pytest.mark.parametrize("t, k, p", [(0.8, 5, 0.9), (1.3, 8, 0.6), (0.5, 12, 0.95)])
+def test_hugging_face_path_draws_the_same_distribution(t, k, p):
+    """benchmarks/sampling.py's copy of Hugging Face's logits processors (+ multinomial)
+    draws from sampling_probs' distribution: the order (temperature, top-k, top-p on
+    the renormalised top-k set) is the same, so the benchmark compares like with like."""
+    torch = pytest.importorskip("torch")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sampling.py"
+    spec = importlib.util.spec_from_file_location("sampling_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    n = 100_000
+    x = torch.tensor(np.tile(LOGITS, (n, 1)))
+    draws = bench.torch_hf_sample(torch, x, t, k, p).numpy()
+    ref = smk.sampling_probs(LOGITS, temperature=t, top_k=k, top_p=p)
+    assert chi_square_pvalue(np.bincount(draws, minlength=12), ref, n) > 1e-4
