@@ -124,6 +124,20 @@ def test_processed_distribution_matches_twin(x, k, p, mp, t):
     assert got[np.argmax(x)] > 0  # the most likely class always survives
 
 
+@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 40)),
+                  elements=st.floats(-1e6, 1e6, allow_nan=False) | st.just(-np.inf)),
+       st.sampled_from([None, 1, 2, 7]), st.sampled_from([None, 0.3, 0.9]),
+       st.sampled_from([None, 0.5]), st.sampled_from([0.0, 1e-3, 1.0, 50.0]))
+def test_draws_stay_in_the_processed_support(x, k, p, mp, t):
+    x[:, 0] = np.where(np.isinf(x).all(axis=1), 0.0, x[:, 0])  # something to draw in every row
+    probs = smk.sampling_probs(x, temperature=t, top_k=k, top_p=p, min_p=mp)
+    draws = smk.sample(x, temperature=t, top_k=k, top_p=p, min_p=mp, size=64, seed=np.arange(x.shape[0]))
+    assert (probs[np.arange(x.shape[0]), draws] > 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(
+        draws, smk.sample(x, temperature=t, top_k=k, top_p=p, min_p=mp, size=64, seed=np.arange(x.shape[0])))
+
+
 def test_long_rows_match_twin():
     """Rows long enough for the quickselect's partitions and the block bound."""
     rng = np.random.default_rng(11)
