@@ -219,3 +219,43 @@ def test_log_sigmoid_and_logsumexp_backward_match_torch():
     with pytest.raises(ValueError, match="grad_output has shape"):
         smk.log_sigmoid_backward(np.zeros(3), np.zeros(2))
     assert smk.log_sigmoid_backward(np.float32([0.0]), np.float32([1.0])).dtype == np.float32
+
+
+# ---------------------------------------------------------------- binary label smoothing
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_binary_label_smoothing_is_keras(eps, reduction):
+    """Keras: y_true * (1 - label_smoothing) + 0.5 * label_smoothing, then the loss;
+    checked against torch on the smoothed targets (values and gradients)."""
+    rng = np.random.default_rng(11)
+    z = rng.normal(size=(4, 6)) * 3
+    y = (rng.uniform(size=z.shape) < 0.4).astype(float)
+    pw = rng.uniform(0.5, 2.0, size=6)
+    ys = torch.tensor(y * (1 - eps) + 0.5 * eps)
+    zt = torch.tensor(z, requires_grad=True)
+    ref = F.binary_cross_entropy_with_logits(zt, ys, pos_weight=torch.tensor(pw), reduction=reduction)
+    ref.sum().backward()
+    loss, grad = smk.binary_cross_entropy_with_logits_and_grad(z, y, pos_weight=pw, reduction=reduction,
+                                                               label_smoothing=eps)
+    np.testing.assert_allclose(loss, ref.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-10, atol=1e-16)
+    assert smk.binary_cross_entropy_with_logits(z, y, label_smoothing=eps, reduction=reduction) == pytest.approx(
+        smk.binary_cross_entropy_with_logits(z, y * (1 - eps) + 0.5 * eps, reduction=reduction), rel=1e-14)
+    p = 1 / (1 + np.exp(-z))
+    pt = torch.tensor(p, requires_grad=True)
+    ref = F.binary_cross_entropy(pt, ys, reduction=reduction)
+    ref.sum().backward()
+    loss, grad = smk.binary_cross_entropy_and_grad(p, y, reduction=reduction, label_smoothing=eps)
+    np.testing.assert_allclose(loss, ref.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad, pt.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(smk.BCEWithLogitsLoss(label_smoothing=eps, reduction=reduction).grad(z, y),
+                               smk.binary_cross_entropy_with_logits_grad(z, y, label_smoothing=eps,
+                                                                         reduction=reduction))
+
+
+def test_binary_label_smoothing_errors():
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
+        smk.binary_cross_entropy_with_logits([0.0], [1.0], label_smoothing=1.5)
+    with pytest.raises(TypeError, match="label_smoothing must be a real number"):
+        smk.binary_cross_entropy([0.5], [1.0], label_smoothing="0.1")
