@@ -475,3 +475,13 @@ def test_hugging_face_path_draws_the_same_distribution(t, k, p):
     draws = bench.torch_hf_sample(torch, x, t, k, p).numpy()
     ref = smk.sampling_probs(LOGITS, temperature=t, top_k=k, top_p=p)
     assert chi_square_pvalue(np.bincount(draws, minlength=12), ref, n) > 1e-4
+
+
+def test_sample_command_through_the_cli_main(capsys):
+    from softmaxkit.app.cli import main
+
+    assert main(["sample", "-inf", "-1e3", "2", "--top-k", "1", "-n", "5"]) == 0
+    assert capsys.readouterr().out.splitlines()[3].split()[-1] == "5"
+    assert main(["sample", "1", "2", "--top-p", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--top-p must be in (0, 1], got 3.0" in err
