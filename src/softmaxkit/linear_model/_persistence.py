@@ -1,36 +1,40 @@
 """Saving and loading SoftmaxRegression as an ``.npz`` archive, without pickle.
 
-Loading treats the file as untrusted: every member is read through its ``.npy``
-header first (dtype and declared shape checked, object arrays refused) and only then
-exactly the declared bytes are read, so a small file declaring 10^13 elements or a
-member we do not know costs nothing; unknown members are never read. Every field
-is validated (type, shape against the others, finite values, parameters through the
-estimator's own constraints) and every failure is one :class:`ModelFileError`
-naming the file and the field, including zlib/CRC errors of a damaged archive.
+Loading treats the file as untrusted. The archive is read by the package's one
+bounded reader, :func:`softmaxkit._io.read_npz`: the format tag first, then only
+the fields we know (unknown members are never inflated), each member's ``.npy``
+header and declared sizes checked before its data is read, object arrays refused.
+Every field is then validated (kind, shape against the others, finite values,
+parameters through the estimator's own constraints), and every failure is one
+:class:`ModelFileError` naming the file and the field (or, for an archive that
+cannot be read at all, zlib/CRC errors included, the member).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import zipfile
 import zlib
+import os
 from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import atomic_path, read_npz
+
 __all__ = ["ModelFileError", "save_model", "load_model", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "softmaxkit.SoftmaxRegression"
 FORMAT_VERSION = 1
 
-# Bounds on what a model file may make us read: one numeric array (coef at 1000
-# classes x 2^18 features float64 is 2 GiB), and one JSON or string field.
+# Bounds on what a model file may make us read: all its fields together (coef at
+# 1000 classes x 2^18 features float64 is 2 GiB), and one JSON or string field.
 _MAX_ARRAY_BYTES = 4 << 30
 _MAX_TEXT_BYTES = 64 << 20
+_WHAT = "a softmaxkit model file"
+_FIELDS = ("format", "format_version", "classes", "classes_kind", "coef", "intercept", "n_iter",
+           "params_json", "metadata_json", "history_json", "mean", "scale", "feature_names_in")
 
 
 class ModelFileError(ValueError):
@@ -82,27 +86,19 @@ def save_model(est: Any, path: Any, metadata: dict | None = None) -> None:
         arrays["mean"], arrays["scale"] = est.mean_, est.scale_
     if hasattr(est, "feature_names_in_"):
         arrays["feature_names_in"] = np.asarray(est.feature_names_in_, dtype=str)
-    target = Path(os.fspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # an old file survives a failure
+        np.savez_compressed(fh, **arrays)
 
 
 # ---------------------------------------------------------------------------- load
 
 
 class _Reader:
-    """Bounded, validated reads of the ``.npy`` members of one archive."""
+    """Validated fields of one archive, read by :func:`softmaxkit._io.read_npz`."""
 
-    def __init__(self, path: Path, zf: zipfile.ZipFile):
-        self.path, self.zf = path, zf
-        self.names = {n[:-4] for n in zf.namelist() if n.endswith(".npy")}
+    def __init__(self, path: Path, arrays: dict[str, np.ndarray]):
+        self.path, self.arrays = path, arrays
+        self.names = set(arrays)
 
     def fail(self, field: str | None, what: str) -> ModelFileError:
         where = f"field {field!r}: " if field else ""
@@ -110,37 +106,17 @@ class _Reader:
 
     def array(self, field: str, kinds: str, ndim: int, shape: tuple | None = None,
               max_bytes: int = _MAX_ARRAY_BYTES) -> np.ndarray:
-        if field not in self.names:
+        if field not in self.arrays:
             raise self.fail(None, f"missing {field!r}")
-        try:
-            with self.zf.open(field + ".npy") as fp:
-                version = np.lib.format.read_magic(fp)
-                if version == (1, 0):
-                    hshape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-                elif version in ((2, 0), (3, 0)):
-                    hshape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-                else:
-                    raise ValueError(f"unknown .npy version {version}")
-                if dtype.hasobject:
-                    raise self.fail(field, "an object array (would need pickle; refused)")
-                if dtype.kind not in kinds:
-                    raise self.fail(field, f"dtype {dtype} (expected kind {'/'.join(kinds)})")
-                if len(hshape) != ndim or (shape is not None and tuple(hshape) != tuple(shape)):
-                    want = shape if shape is not None else f"{ndim} dimension(s)"
-                    raise self.fail(field, f"inconsistent shapes: {tuple(hshape)}, expected {want}")
-                count = int(np.prod(hshape, dtype=np.int64)) if hshape else 1
-                nbytes = count * dtype.itemsize
-                if count < 0 or nbytes > max_bytes:
-                    raise self.fail(field, f"declares {nbytes} bytes (limit {max_bytes})")
-                data = fp.read(nbytes)
-        except ModelFileError:
-            raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError) as exc:
-            raise self.fail(field, f"unreadable ({exc})") from None
-        if len(data) != nbytes:
-            raise self.fail(field, f"truncated ({len(data)} of {nbytes} bytes)")
-        arr = np.frombuffer(data, dtype=dtype).reshape(hshape, order="F" if fortran else "C")
-        return arr.astype(dtype.newbyteorder("="), copy=True) if dtype.byteorder not in "=|" else arr.copy()
+        arr = self.arrays[field]
+        if arr.dtype.kind not in kinds:
+            raise self.fail(field, f"dtype {arr.dtype} (expected kind {'/'.join(kinds)})")
+        if arr.ndim != ndim or (shape is not None and arr.shape != tuple(shape)):
+            want = shape if shape is not None else f"{ndim} dimension(s)"
+            raise self.fail(field, f"inconsistent shapes: {arr.shape}, expected {want}")
+        if arr.nbytes > max_bytes:
+            raise self.fail(field, f"holds {arr.nbytes} bytes (limit {max_bytes})")
+        return arr.astype(arr.dtype.newbyteorder("="), copy=False) if not arr.dtype.isnative else arr
 
     def text(self, field: str, default: str | None = None) -> str:
         if default is not None and field not in self.names:
@@ -168,86 +144,89 @@ class _Reader:
 def load_model(cls: type, path: Any) -> Any:
     """Read and validate a model written by :func:`save_model`; see the module docstring."""
     p = Path(os.fspath(path))
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file")
-    try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise ModelFileError(f"{p}: not a readable softmaxkit model file ({exc})") from None
-    with zf:
-        r = _Reader(p, zf)
-        if "format" not in r.names:
-            raise ModelFileError(
-                f"{p}: not a softmaxkit model file (no '{FORMAT}' format tag; "
-                f"found arrays {sorted(r.names)[:8]})"
-            )
-        if r.text("format") != FORMAT:
-            raise ModelFileError(f"{p}: not a softmaxkit model file (format tag is not '{FORMAT}')")
-        version = int(r.array("format_version", "iu", 0)[()])
-        if version > FORMAT_VERSION:
-            raise ModelFileError(
-                f"{p}: model format version {version} is newer than this softmaxkit reads "
-                f"({FORMAT_VERSION}); upgrade softmaxkit"
-            )
-        if version < 1:
-            raise r.fail("format_version", f"{version} (expected 1)")
-        for key in ("classes", "classes_kind", "coef", "intercept", "params_json", "n_iter"):
-            if key not in r.names:
-                raise r.fail(None, f"missing {key!r}")
-        kind = r.text("classes_kind")
-        if kind not in ("array", "object-str"):
-            raise r.fail("classes_kind", f"{kind!r} (expected 'array' or 'object-str')")
-        classes = r.array("classes", "U" if kind == "object-str" else "biufU", 1)
-        k = classes.shape[0]
-        if k < 2 or np.unique(classes).size != k:
-            raise r.fail("classes", f"needs at least 2 distinct classes, got {classes.tolist()[:10]}")
-        if classes.dtype.kind == "f" and not np.isfinite(classes).all():
-            raise r.fail("classes", "non-finite class labels")
-        if kind == "object-str":
-            classes = classes.astype(object)
-        coef = r.array("coef", "fi", 2)
-        if coef.shape[0] != k:
-            raise ModelFileError(
-                f"{p}: corrupt model file: inconsistent shapes (classes {classes.shape}, "
-                f"coef {coef.shape})"
-            )
-        d = coef.shape[1]
-        coef = r.floats("coef", (k, d), "coefficients")
-        intercept = r.floats("intercept", (k,), "coefficients")
-        n_iter = int(r.array("n_iter", "iu", 0)[()])
-        if n_iter < 0:
-            raise r.fail("n_iter", f"{n_iter} < 0")
-        params = r.json("params_json", "{}", dict)
-        metadata = r.json("metadata_json", "{}", dict)
-        history = r.json("history_json", "{}", dict)
-        if not all(isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)
-                   for v in history.values()):
-            raise r.fail("history_json", "expected lists of numbers")
-        valid = cls().get_params()
-        kwargs = {key: val for key, val in params.items() if key in valid}
-        if kwargs.get("dtype") in ("float64", "float32"):
-            kwargs["dtype"] = np.dtype(kwargs["dtype"]).type
-        cw = kwargs.get("class_weight")
-        if isinstance(cw, dict) and "__pairs__" in cw:
-            try:
-                kwargs["class_weight"] = {key: val for key, val in cw["__pairs__"]}
-            except (TypeError, ValueError):
-                raise r.fail("params_json", "bad class_weight pairs") from None
+    try:  # the tag first: a foreign archive's other members are never read
+        tag = read_npz(p, ["format"], max_bytes=_MAX_TEXT_BYTES, what=_WHAT)
+        arrays = read_npz(p, _FIELDS, max_bytes=_MAX_ARRAY_BYTES, what=_WHAT) if tag else {}
+    except FileNotFoundError:
+        raise
+    # read_npz reports what it finds as ValueError; a flipped compression-method byte
+    # can still surface from zipfile's other decompressors (OSError "Invalid data
+    # stream" from lzma/bz2, EOFError, NotImplementedError), so those are caught too
+    except (ValueError, OSError, EOFError, NotImplementedError, RuntimeError, zlib.error,
+            zipfile.BadZipFile) as exc:
+        msg = str(exc)
+        msg = msg[len(f"{p}: "):] if msg.startswith(f"{p}: ") else msg
+        raise ModelFileError(f"{p}: not a readable softmaxkit model file ({msg})") from None
+    r = _Reader(p, arrays)
+    if "format" not in r.names:
+        raise ModelFileError(f"{p}: not a softmaxkit model file (no '{FORMAT}' format tag)")
+    if r.text("format") != FORMAT:
+        raise ModelFileError(f"{p}: not a softmaxkit model file (format tag is not '{FORMAT}')")
+    version = int(r.array("format_version", "iu", 0)[()])
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{p}: model format version {version} is newer than this softmaxkit reads "
+            f"({FORMAT_VERSION}); upgrade softmaxkit"
+        )
+    if version < 1:
+        raise r.fail("format_version", f"{version} (expected 1)")
+    for key in ("classes", "classes_kind", "coef", "intercept", "params_json", "n_iter"):
+        if key not in r.names:
+            raise r.fail(None, f"missing {key!r}")
+    kind = r.text("classes_kind")
+    if kind not in ("array", "object-str"):
+        raise r.fail("classes_kind", f"{kind!r} (expected 'array' or 'object-str')")
+    classes = r.array("classes", "U" if kind == "object-str" else "biufU", 1)
+    k = classes.shape[0]
+    if k < 2 or np.unique(classes).size != k:
+        raise r.fail("classes", f"needs at least 2 distinct classes, got {classes.tolist()[:10]}")
+    if classes.dtype.kind == "f" and not np.isfinite(classes).all():
+        raise r.fail("classes", "non-finite class labels")
+    if kind == "object-str":
+        classes = classes.astype(object)
+    coef = r.array("coef", "fi", 2)
+    if coef.shape[0] != k:
+        raise ModelFileError(
+            f"{p}: corrupt model file: inconsistent shapes (classes {classes.shape}, "
+            f"coef {coef.shape})"
+        )
+    d = coef.shape[1]
+    coef = r.floats("coef", (k, d), "coefficients")
+    intercept = r.floats("intercept", (k,), "coefficients")
+    n_iter = int(r.array("n_iter", "iu", 0)[()])
+    if n_iter < 0:
+        raise r.fail("n_iter", f"{n_iter} < 0")
+    params = r.json("params_json", "{}", dict)
+    metadata = r.json("metadata_json", "{}", dict)
+    history = r.json("history_json", "{}", dict)
+    if not all(isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)
+               for v in history.values()):
+        raise r.fail("history_json", "expected lists of numbers")
+    valid = cls().get_params()
+    kwargs = {key: val for key, val in params.items() if key in valid}
+    if kwargs.get("dtype") in ("float64", "float32"):
+        kwargs["dtype"] = np.dtype(kwargs["dtype"]).type
+    cw = kwargs.get("class_weight")
+    if isinstance(cw, dict) and "__pairs__" in cw:
         try:
-            model = cls(**kwargs)
-            model._validate_params()
-        except (TypeError, ValueError) as exc:
-            raise r.fail("params_json", str(exc)) from None
-        has_std = "mean" in r.names or "scale" in r.names
-        if has_std != bool(model.standardize):
-            raise r.fail("mean" if model.standardize else "params_json",
-                         f"standardize={model.standardize} but mean/scale "
-                         f"{'missing' if model.standardize else 'present'}")
-        if has_std:
-            model.mean_ = r.floats("mean", (d,), "bad standardisation arrays")
-            model.scale_ = r.floats("scale", (d,), "bad standardisation arrays", positive=True)
-        if "feature_names_in" in r.names:
-            model.feature_names_in_ = r.array("feature_names_in", "U", 1, (d,)).astype(object)
+            kwargs["class_weight"] = {key: val for key, val in cw["__pairs__"]}
+        except (TypeError, ValueError):
+            raise r.fail("params_json", "bad class_weight pairs") from None
+    try:
+        model = cls(**kwargs)
+        model._validate_params()
+    except (TypeError, ValueError) as exc:
+        raise r.fail("params_json", str(exc)) from None
+    has_std = "mean" in r.names or "scale" in r.names
+    if has_std != bool(model.standardize):
+        raise r.fail("mean" if model.standardize else "params_json",
+                     f"standardize={model.standardize} but mean/scale "
+                     f"{'missing' if model.standardize else 'present'}")
+    if has_std:
+        model.mean_ = r.floats("mean", (d,), "bad standardisation arrays")
+        model.scale_ = r.floats("scale", (d,), "bad standardisation arrays", positive=True)
+    if "feature_names_in" in r.names:
+        model.feature_names_in_ = r.array("feature_names_in", "U", 1, (d,)).astype(object)
     model.classes_ = classes
     model.coef_ = coef
     model.intercept_ = intercept

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from scipy import optimize
 
 from ._objective import SoftmaxObjective
-from ..app.progress import Progress
+from .._progress import Progress
 
 __all__ = ["lbfgs", "minibatch", "Monitor", "AUTO_LR"]
 
