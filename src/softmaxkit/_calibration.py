@@ -80,21 +80,25 @@ def _probs_and_labels(probs_or_logits: Any, y: Any, from_logits: Any,
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty (no samples)")
-    arr = np.asarray(arr, dtype=np.float64)
     if from_logits:
         bad = np.isnan(arr) | (arr == np.inf)
         if bad.any():
             i, j = np.argwhere(bad)[0]
             raise ValueError(f"{name}[{i}, {j}] = {arr[i, j]!r}: logits must not be NaN or +inf")
-        probs = softmax(arr, axis=-1)
+        probs = softmax(np.asarray(arr, dtype=np.float64), axis=-1)
     else:
-        _check_probs(arr, name)
-        probs = arr
+        _check_probs(arr, name)  # in the caller's precision: float32 rows sum to 1 +- 3.5e-4
+        probs = np.asarray(arr, dtype=np.float64)
     labels = np.asarray(y)
     if labels.dtype.kind not in "iub":
         raise TypeError(f"y must hold integer class indices, got dtype {labels.dtype}")
     labels = _hard_target(labels, Rows(probs, (1,)), None)
     return probs, labels
+
+
+def _plain(v: Any) -> Any:
+    """A NumPy scalar as the Python scalar (for messages)."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 # ------------------------------------------------------------------ binning
@@ -365,7 +369,8 @@ def _nll_and_derivatives(b: float, z: np.ndarray, y: np.ndarray, sw: np.ndarray 
 def _fit_scale(z: np.ndarray, y: np.ndarray, sw: np.ndarray | None, tol: float, max_iter: int):
     """argmin_{b > 0} f(b) by Newton's method safeguarded by a bracket [lo, hi] with
     f'(lo) < 0 < f'(hi): a Newton step that leaves the bracket is replaced by
-    bisection. Returns (b, n_iter, converged)."""
+    bisection (or doubling, while no f'(hi) > 0 is known). Returns (b, n_iter, status),
+    status "converged", "separable" (the NLL falls all the way to T -> 0) or "max_iter"."""
     _, d1_0, _ = _nll_and_derivatives(0.0, z, y, sw)
     if not d1_0 < 0:
         raise ValueError(
@@ -383,20 +388,24 @@ def _fit_scale(z: np.ndarray, y: np.ndarray, sw: np.ndarray | None, tol: float, 
             lo = b
         else:
             hi = b
+        if d1 <= 0 and d2 == 0:
+            # every row puts all its probability (to rounding) on its label and the NLL
+            # still falls: the logits separate the labels, and the optimum is T -> 0
+            return b, n_iter, "separable"
         # Converged when the Newton step (or the bracket) is below tol relative to b.
         step = d1 / d2 if d2 > 0 else math.inf
         if abs(step) <= tol * b or (hi - lo) <= tol * b or d1 == 0:
-            return b, n_iter, True
+            return b, n_iter, "converged"
         new = b - step
         if not (lo < new < hi):
             if math.isinf(hi):
                 new = min(2.0 * b if d1 < 0 else b, B_MAX)
                 if b >= B_MAX:
-                    return B_MAX, n_iter, False
+                    return B_MAX, n_iter, "separable"
             else:
                 new = 0.5 * (lo + hi)
         b = new
-    return b, n_iter, False
+    return b, n_iter, "max_iter"
 
 
 def _fit_vector(z: np.ndarray, y: np.ndarray, sw: np.ndarray | None, tol: float, max_iter: int):
@@ -419,10 +428,10 @@ def _fit_vector(z: np.ndarray, y: np.ndarray, sw: np.ndarray | None, tol: float,
     loss, grad = f_grad(w, c)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        P = softmax(z * w + c, axis=-1) * wts[:, None]
-        Pz = P * z
+        Pu = softmax(z * w + c, axis=-1)
+        P, Pz = Pu * wts[:, None], Pu * z * wts[:, None]
         sq = np.sqrt(wts)[:, None]
-        A, Pn = Pz / sq, P / sq  # so that A^T A = sum_j wts_j (p z)(p z)^T, etc.
+        A, Pn = Pu * z * sq, Pu * sq  # so that A^T A = sum_j wts_j (p z)(p z)^T, etc.
         H = np.empty((2 * k, 2 * k))
         H[:k, :k] = np.diag(np.sum(Pz * z, axis=0)) - A.T @ A
         H[:k, k:] = np.diag(np.sum(Pz, axis=0)) - A.T @ Pn
@@ -590,8 +599,8 @@ class TemperatureScaling:
         idx = np.clip(idx, 0, classes.size - 1)
         unknown = classes[idx] != y
         if unknown.any():
-            raise ValueError(f"y holds {y[unknown][0]!r}, which is not one of the estimator's "
-                             f"classes {classes.tolist()}")
+            raise ValueError(f"y holds {_plain(y[unknown][0])!r}, which is not one of the "
+                             f"estimator's classes {classes.tolist()}")
         return idx.astype(np.int64)
 
     # ------------------------------------------------------------------ fit
@@ -629,22 +638,22 @@ class TemperatureScaling:
         self.classes_ = (np.arange(k) if self.estimator is None
                          else np.asarray(self.estimator.classes_))
         if method == "temperature":
-            b, self.n_iter_, ok = _fit_scale(z, target, sw, tol, int(self.max_iter))
+            b, self.n_iter_, status = _fit_scale(z, target, sw, tol, int(self.max_iter))
             self.temperature_ = 1.0 / b
             self.coef_, self.intercept_ = np.full(k, b), np.zeros(k)
         else:
             self.coef_, self.intercept_, self.n_iter_, ok = _fit_vector(
                 z, target, sw, tol, int(self.max_iter))
+            status = "converged" if ok else "max_iter"
             if hasattr(self, "temperature_"):
                 del self.temperature_
-        if not ok:
+        if status != "converged":
             from sklearn.exceptions import ConvergenceWarning
 
-            warnings.warn(
-                f"TemperatureScaling did not converge in {self.n_iter_} iterations"
-                + (" (the NLL still decreases at T = 1e-8: the logits separate the labels)"
-                   if method == "temperature" and self.temperature_ <= 1e-8 else ""),
-                ConvergenceWarning, stacklevel=2)
+            msg = (f"the logits separate the labels: the NLL keeps falling as T -> 0; stopped "
+                   f"at T = {self.temperature_:.3g}" if status == "separable" else
+                   f"TemperatureScaling did not converge in {self.n_iter_} iterations")
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
         self.nll_ = float(cross_entropy(self._scaled(z), target, sample_weight=sw))
         self.n_features_in_ = z.shape[1] if self.estimator is None else getattr(
             self.estimator, "n_features_in_", None)
@@ -774,7 +783,7 @@ def calibration_report(probs: npt.ArrayLike, y: npt.ArrayLike, path_prefix: Any,
         pos = np.clip(np.searchsorted(classes, y, sorter=order), 0, classes.size - 1)
         idx = order[pos]
         if (classes[idx] != y).any():
-            bad = y[classes[idx] != y][0]
+            bad = _plain(y[classes[idx] != y][0])
             raise ValueError(f"y holds {bad!r}, which is not one of classes {classes.tolist()}")
         y = idx
     probs, labels = _probs_and_labels(probs, y, False, "probs")

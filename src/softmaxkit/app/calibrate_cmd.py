@@ -59,7 +59,7 @@ def run(args) -> int:
     try:
         return _run(args)
     except _Fail as exc:
-        print(f"softmaxkit calibrate: error: {exc}", file=sys.stderr)
+        print(f"softmaxkit: error: {exc}", file=sys.stderr)
         return 2
 
 

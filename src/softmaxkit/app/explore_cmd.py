@@ -58,7 +58,7 @@ def run(args) -> int:
     """Run ``softmaxkit explore``; returns the exit status (2 on a user error)."""
 
     def fail(msg: str) -> int:
-        print(f"softmaxkit explore: error: {msg}", file=sys.stderr)
+        print(f"softmaxkit: error: {msg}", file=sys.stderr)
         return 2
 
     if not 0 <= args.port <= 65535:
