@@ -18,6 +18,7 @@ function num(v) {
 function fmt(v, digits = 6) {
   v = num(v);
   if (v === null || v === undefined) return "";
+  if (typeof v !== "number") return String(v);  // a typo, shown as typed
   if (Number.isNaN(v)) return "nan";
   if (v === Infinity) return "inf";
   if (v === -Infinity) return "-inf";
