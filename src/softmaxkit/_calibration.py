@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._losses import _check_probs, _hard_target, cross_entropy, cross_entropy_and_grad
+from ._losses import cross_entropy, cross_entropy_and_grad
 from ._softmax import log_softmax, softmax
-from ._validation import Rows, as_float_array, check_real
+from ._validation import as_float_array, check_bool, check_prob_rows, check_real, hard_target
 
 __all__ = [
     "expected_calibration_error",
@@ -69,8 +69,7 @@ def _check_choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
 def _probs_and_labels(probs_or_logits: Any, y: Any, from_logits: Any,
                       name: str = "probs_or_logits") -> tuple[np.ndarray, np.ndarray]:
     """(probabilities (n, K) float64, labels (n,) int64), checked."""
-    if not isinstance(from_logits, (bool, np.bool_)):
-        raise TypeError(f"from_logits must be a bool, got {from_logits!r}")
+    from_logits = check_bool(from_logits, "from_logits")
     arr, _ = as_float_array(probs_or_logits, name)
     if arr.ndim != 2 or arr.shape[1] < 2:
         raise ValueError(
@@ -87,12 +86,13 @@ def _probs_and_labels(probs_or_logits: Any, y: Any, from_logits: Any,
             raise ValueError(f"{name}[{i}, {j}] = {arr[i, j]!r}: logits must not be NaN or +inf")
         probs = softmax(np.asarray(arr, dtype=np.float64), axis=-1)
     else:
-        _check_probs(arr, name)  # in the caller's precision: float32 rows sum to 1 +- 3.5e-4
+        check_prob_rows(arr, name)  # in the caller's precision: float32 rows sum to 1 +- 3.5e-4
         probs = np.asarray(arr, dtype=np.float64)
     labels = np.asarray(y)
-    if labels.dtype.kind not in "iub":
+    if labels.dtype.kind not in "iu":
         raise TypeError(f"y must hold integer class indices, got dtype {labels.dtype}")
-    labels = _hard_target(labels, Rows(probs, (1,)), None)
+    labels = hard_target(labels, probs.shape[1], probs.shape[:1], None,
+                         f"one label per row of {name}")
     return probs, labels
 
 
@@ -591,9 +591,9 @@ class TemperatureScaling:
         if y.shape != (n,):
             raise ValueError(f"y has shape {y.shape}, expected ({n},)")
         if self.estimator is None:
-            if y.dtype.kind not in "iub":
-                raise TypeError(f"y must hold class indices (integers), got dtype {y.dtype}")
-            return _hard_target(y, Rows(np.empty((n, k)), (1,)), None)
+            if y.dtype.kind not in "iu":
+                raise TypeError(f"y must hold integer class indices, got dtype {y.dtype}")
+            return hard_target(y, k, (n,), None, "one label per row of X")
         classes = np.asarray(self.estimator.classes_)
         idx = np.searchsorted(classes, y)
         idx = np.clip(idx, 0, classes.size - 1)
