@@ -241,7 +241,7 @@ def test_torchmetrics_module_interface():
     ({"n_bins": True}, ValueError, "n_bins"),
     ({"norm": "l3"}, ValueError, "norm must be one of 'l1', 'l2', 'max', got 'l3'"),
     ({"strategy": "even"}, ValueError, "strategy must be one of"),
-    ({"from_logits": "yes"}, TypeError, "from_logits must be a bool"),
+    ({"from_logits": "yes"}, TypeError, "from_logits must be True or False"),
 ])
 def test_bad_options(kwargs, exc, match):
     with pytest.raises(exc, match=match):
