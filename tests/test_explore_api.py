@@ -110,6 +110,8 @@ def test_two_class_sigmoid_equals_softmax(client):
     ("{}", 422, "'logits' is required"),
     ("", 422, "'logits' is required"),
     ("not json", 400, "malformed JSON"),
+    ("[" * 30000 + "]" * 30000, 400, "malformed JSON"),
+    (b'{"logits": [1, 2]}\xff', 400, "malformed JSON"),
     ("[1, 2]", 422, "must be a JSON object"),
     ('{"logits": [1, 2], "temperature": 0}', 422, "'temperature' must be in (0.0"),
     ('{"logits": [1, 2], "temperature": -1}', 422, "'temperature'"),

@@ -210,7 +210,8 @@ def expected_calibration_error(
     probs, labels = _probs_and_labels(probs_or_logits, y, from_logits)
     conf, correct = _top_label(probs, labels)
     edges = _bin_edges(conf, n_bins, strategy)
-    return _ece_from_bins(*_bin_stats(conf, correct, edges), norm)
+    count, conf_sum, acc_sum = _bin_stats(conf, correct, edges)
+    return _ece_from_bins(count, conf_sum, acc_sum, norm)
 
 
 def classwise_calibration_error(
@@ -267,7 +268,8 @@ def classwise_calibration_error(
     for k in range(probs.shape[1]):
         conf = probs[:, k]
         edges = _bin_edges(conf, n_bins, strategy)
-        total += _ece_from_bins(*_bin_stats(conf, labels == k, edges), norm)
+        count, conf_sum, acc_sum = _bin_stats(conf, labels == k, edges)
+        total += _ece_from_bins(count, conf_sum, acc_sum, norm)
     return total / probs.shape[1]
 
 
@@ -517,6 +519,14 @@ class TemperatureScaling:
     >>> round(ts.temperature_, 1)
     3.0
     """
+
+    temperature_: float
+    coef_: np.ndarray
+    intercept_: np.ndarray
+    classes_: np.ndarray
+    n_iter_: int
+    nll_: float
+    n_features_in_: int | None
 
     def __init__(self, method: str = "temperature", *, estimator: Any = None,
                  tol: float = 1e-12, max_iter: int = 100):
