@@ -327,10 +327,29 @@ def test_same_or_lower_nll_than_scipy_minimize_scalar(seed):
     assert ts.temperature_ == pytest.approx(np.exp(ref.x), rel=1e-5)
 
 
+@given(seed=st.integers(0, 2**32 - 1), scale=st.floats(0.05, 20.0),
+       true_t=st.floats(0.3, 5.0))
+def test_temperature_scales_with_the_logits_and_ignores_row_shifts(seed, scale, true_t):
+    # T(c z) = c T(z) (the NLL depends on z / T only), and adding a constant to every
+    # logit of a row changes no softmax, so no temperature
+    rng = np.random.default_rng(seed)
+    z, y = synthetic(rng, 300, k=4, true_t=true_t)
+    base = smk.TemperatureScaling().fit(z, y).temperature_
+    assert smk.TemperatureScaling().fit(scale * z, y).temperature_ == pytest.approx(scale * base, rel=1e-9)
+    shifted = z + rng.normal(size=(300, 1)) * 10
+    assert smk.TemperatureScaling().fit(shifted, y).temperature_ == pytest.approx(base, rel=1e-9)
+
+
 def test_temperature_keeps_predictions_and_transform_divides(rng):
     z, y = synthetic(rng, 500)
-    ts = smk.TemperatureScaling().fit(z, y)
+    z.flags.writeable = False
+    before = z.copy()
+    ts = smk.TemperatureScaling().fit(z[:, ::1], y)
     assert_allclose(ts.transform(z), z / ts.temperature_, rtol=1e-15)
+    assert (z == before).all()  # the input is never modified
+    # a non-contiguous view gives the same fit
+    wide = np.repeat(z, 2, axis=1)[:, ::2]
+    assert smk.TemperatureScaling().fit(wide, y).temperature_ == ts.temperature_
     assert_allclose(ts.predict_proba(z), smk.softmax(z, temperature=ts.temperature_), rtol=1e-13)
     assert_allclose(ts.predict_log_proba(z), smk.log_softmax(z / ts.temperature_), rtol=1e-13)
     assert (ts.predict(z) == np.argmax(z, axis=1)).all()

@@ -785,6 +785,16 @@ def calibration_report(probs: npt.ArrayLike, y: npt.ArrayLike, path_prefix: Any,
         ``accuracy``, ``mean_confidence``, ``n_bins``, ``strategy``,
         ``reliability`` (``bin_edges``, ``count``, ``confidence``, ``accuracy``
         lists, None for empty bins) and ``reliability_png`` (the file written).
+
+    Examples
+    --------
+    >>> import os, tempfile, softmaxkit as smk
+    >>> p = [[0.9, 0.1], [0.9, 0.1], [0.1, 0.9], [0.7, 0.3]]
+    >>> folder = tempfile.mkdtemp()
+    >>> rep = smk.calibration_report(p, [0, 0, 1, 1], os.path.join(folder, "test"), n_bins=5)
+    >>> round(rep["ece"], 12), rep["accuracy"], os.path.basename(rep["reliability_png"])
+    (0.25, 0.75, 'test_reliability.png')
+    >>> import shutil; shutil.rmtree(folder)
     """
     y = np.asarray(y)
     if classes is not None:
