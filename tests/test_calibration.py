@@ -263,6 +263,8 @@ def test_bad_inputs():
         smk.expected_calibration_error([[0.5, 0.5]], [0.0])
     with pytest.raises(ValueError, match="must not be NaN"):
         smk.expected_calibration_error([[np.nan, 1.0]], [0], from_logits=True)
+    with pytest.raises(ValueError, match="row 1 is all -inf"):
+        smk.expected_calibration_error([[0.0, 1.0], [-np.inf, -np.inf]], [0, 0], from_logits=True)
     with pytest.raises(ValueError, match="empty"):
         smk.expected_calibration_error(np.empty((0, 3)), np.empty(0, int))
     with pytest.raises(TypeError, match="real numbers"):
@@ -394,6 +396,19 @@ def test_sample_weight_equals_repetition(rng):
     av = smk.TemperatureScaling("vector").fit(z, y, sample_weight=w)
     bv = smk.TemperatureScaling("vector").fit(np.repeat(z, w, axis=0), np.repeat(y, w))
     assert av.nll_ == pytest.approx(bv.nll_, rel=1e-10)
+
+
+def test_huge_logits_are_scaled_not_overflowed(rng):
+    z, y = synthetic(rng, 400)
+    small = smk.TemperatureScaling().fit(z, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning from b z or z^2
+        huge = smk.TemperatureScaling().fit(z * 1e300, y)
+        vec = smk.TemperatureScaling("vector").fit(z * 1e300, y)
+    assert huge.temperature_ == pytest.approx(small.temperature_ * 1e300, rel=1e-9)
+    assert huge.nll_ == pytest.approx(small.nll_, rel=1e-9)
+    assert_allclose(huge.predict_proba(z * 1e300), small.predict_proba(z), rtol=1e-8)
+    assert vec.nll_ <= huge.nll_ + 1e-12
 
 
 def test_float32_logits(rng):

@@ -84,6 +84,10 @@ def _probs_and_labels(probs_or_logits: Any, y: Any, from_logits: Any,
         if bad.any():
             i, j = np.argwhere(bad)[0]
             raise ValueError(f"{name}[{i}, {j}] = {arr[i, j]!r}: logits must not be NaN or +inf")
+        empty = np.all(arr == -np.inf, axis=1)
+        if empty.any():
+            i = int(np.flatnonzero(empty)[0])
+            raise ValueError(f"{name} row {i} is all -inf: no class has any probability")
         probs = softmax(np.asarray(arr, dtype=np.float64), axis=-1)
     else:
         check_prob_rows(arr, name)  # in the caller's precision: float32 rows sum to 1 +- 3.5e-4
@@ -647,13 +651,20 @@ class TemperatureScaling:
                                  f"({n},)")
         self.classes_ = (np.arange(k) if self.estimator is None
                          else np.asarray(self.estimator.classes_))
+        # The NLL depends on the logits only through b z (or w z + c): solving on
+        # z / s with s = max |z| and dividing the scale by s afterwards is the same
+        # problem, and keeps b z and the curvature's z^2 finite for logits near 1e308.
+        s_ = float(np.max(np.abs(z)))
+        s_ = s_ if s_ > 0 else 1.0
+        zs = z / s_
         if method == "temperature":
-            b, self.n_iter_, status = _fit_scale(z, target, sw, tol, int(self.max_iter))
-            self.temperature_ = 1.0 / b
-            self.coef_, self.intercept_ = np.full(k, b), np.zeros(k)
+            b, self.n_iter_, status = _fit_scale(zs, target, sw, tol, int(self.max_iter))
+            self.temperature_ = s_ / b
+            self.coef_, self.intercept_ = np.full(k, b / s_), np.zeros(k)
         else:
-            self.coef_, self.intercept_, self.n_iter_, ok = _fit_vector(
-                z, target, sw, tol, int(self.max_iter))
+            w, self.intercept_, self.n_iter_, ok = _fit_vector(
+                zs, target, sw, tol, int(self.max_iter))
+            self.coef_ = w / s_
             status = "converged" if ok else "max_iter"
             if hasattr(self, "temperature_"):
                 del self.temperature_
