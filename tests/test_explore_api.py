@@ -266,6 +266,20 @@ def test_explore_parser_and_bad_port(capsys):
         busy.close()
 
 
+def test_explore_without_the_extra_says_how_to_install(monkeypatch, capsys):
+    from softmaxkit.app import explore_cmd
+
+    parser = argparse.ArgumentParser(prog="softmaxkit")
+    explore_cmd.add_parser(parser.add_subparsers(dest="command"))
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn -> ImportError
+    assert explore_cmd.run(parser.parse_args(["explore"])) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'softmaxkit[explore]'" in err[0]
+    monkeypatch.undo()
+    assert explore_cmd.run(parser.parse_args(["explore", "--max-train-seconds", "0"])) == 2
+    assert "--max-train-seconds must be > 0" in capsys.readouterr().err
+
+
 _SERVE = """
 import argparse, sys
 from softmaxkit.app import explore_cmd
