@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 import softmaxkit as smk
@@ -96,6 +98,10 @@ def test_two_class_sigmoid_equals_softmax(client):
     assert d["max_abs_difference"] < 1e-15
     assert len(d["curve"]["x"]) == len(d["curve"]["sigmoid"]) == 81
     assert_allclose(d["curve"]["sigmoid"], smk.sigmoid(np.array(d["curve"]["x"])))
+    r = client.post("/api/two_class", json={"logits": [0.0, 1e6], "temperature": 1e-303})
+    assert r.status_code == 422 and "must be finite" in r.json()["error"]
+    r = client.post("/api/two_class", json={"logits": [1, 2, 3]})
+    assert r.status_code == 422 and "exactly 2 numbers, got 3" in r.json()["error"]
 
 
 @pytest.mark.parametrize("body, status, needle", [
@@ -125,6 +131,43 @@ def test_bad_requests_get_a_clear_json_4xx(client, body, status, needle):
     r = client.post("/api/softmax", content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text
     assert needle in r.json()["error"]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**30, 10**30)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
+_fields = st.fixed_dictionaries({}, optional={
+    "logits": _json | st.lists(st.floats(-1e7, 1e7) | st.integers(-10, 10), max_size=70),
+    "temperature": _json | st.floats(0, 1e7), "label": _json | st.integers(-2, 70),
+    "dtype": _json | st.sampled_from(["float32", "float64"]),
+})
+
+
+_valid = st.fixed_dictionaries(
+    {"logits": st.lists(st.floats(-1e6, 1e6) | st.integers(-1000, 1000), min_size=1, max_size=3)},
+    optional={"temperature": st.floats(1e-3, 100.0), "dtype": st.sampled_from(["float32", "float64"])},
+)
+
+
+@given(body=_valid | _fields | _json, path=st.sampled_from(["/api/softmax", "/api/two_class"]))
+@settings(max_examples=80)
+def test_any_json_gets_an_answer_never_a_500(body, path):
+    client = _PROPERTY_CLIENT
+    r = client.post(path, json=body)
+    event(f"status {r.status_code}")
+    assert r.status_code in (200, 400, 413, 422), (r.status_code, r.text)
+    if r.status_code != 200:
+        assert isinstance(r.json()["error"], str) and r.json()["error"]
+    else:
+        d = r.json()
+        p = np.array([num(v) for v in d.get("probabilities", d.get("softmax"))], dtype=float)
+        assert np.isfinite(p).all() and abs(p.sum() - 1) < 1e-5
+
+
+_PROPERTY_CLIENT = TestClient(create_app(), raise_server_exceptions=True)
 
 
 def test_a_million_logits_are_refused_unread(client):

@@ -193,14 +193,14 @@ async def api_two_class(request: Request) -> Response:
     z = _logits(data, n=2)
     t = _number(data, "temperature", 1.0, lo=0.0, hi=1e6, open_lo=True)
     d = (z[1] - z[0]) / t
+    if not (math.isfinite(z[0] / t) and math.isfinite(z[1] / t) and math.isfinite(d)):
+        raise ApiError(422, f"logits / temperature must be finite, got {z} / {t!r}")
     p = smk.softmax(np.array(z), temperature=t)
-    s1 = float(smk.sigmoid(np.float64(d)))
+    sig = smk.sigmoid(np.array([-d, d]))  # [1 - sigmoid(d), sigmoid(d)]
     grid = np.linspace(-10.0, 10.0, 81)
     return _ok({
-        "logits": z, "temperature": t, "difference": d,
-        "sigmoid": [float(smk.sigmoid(np.float64(-d))), s1],
-        "softmax": p,
-        "max_abs_difference": float(np.max(np.abs(p - [float(smk.sigmoid(np.float64(-d))), s1]))),
+        "logits": z, "temperature": t, "difference": d, "sigmoid": sig, "softmax": p,
+        "max_abs_difference": float(np.max(np.abs(p - sig))),
         "curve": {"x": grid, "sigmoid": smk.sigmoid(grid)},
     })
 
