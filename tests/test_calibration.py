@@ -643,7 +643,7 @@ def test_calibrate_command_stores_the_temperature(overfitted_model, capsys):
     assert cal["method"] == "temperature" and cal["n_samples"] == len(y_cal)
     assert cal["nll_after"] < cal["nll_before"] and cal["ece_after"] < cal["ece_before"]
     assert_allclose(cal_model.coef_, smk.SoftmaxRegression.load(d / "m.npz").coef_)
-    assert not [f for f in os.listdir(d) if f.endswith(".tmp")]
+    assert not [f for f in os.listdir(d) if f.startswith(".")]  # no temporary file left
 
 
 def test_calibrate_command_vector(overfitted_model, capsys):
@@ -659,7 +659,8 @@ def test_calibrate_command_vector(overfitted_model, capsys):
 
 
 @pytest.mark.parametrize("case, needle", [
-    ("same", "is the input model"),
+    ("same", "is the --model file: refusing to overwrite an input"),
+    ("samedata", "is the --data file: refusing to overwrite an input"),
     ("missing", "no such file"),
     ("nolabels", "labels"),
     ("features", "features, the model expects 64"),
@@ -674,6 +675,8 @@ def test_calibrate_command_user_errors(overfitted_model, tmp_path, capsys, case,
     model, data, out, extra = d / "m.npz", d / "val.npz", tmp_path / "o.npz", []
     if case == "same":
         out = model
+    elif case == "samedata":
+        out = data
     elif case == "missing":
         model = tmp_path / "nope.npz"
     elif case == "nolabels":

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -722,19 +721,13 @@ class TemperatureScaling:
 # ------------------------------------------------------------------ report and plot
 
 
-def _atomic_write_png(fig, path: Path) -> None:
-    """Write the figure next to ``path`` under a temporary name, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _atomic_write_png(fig: Any, path: Path) -> None:
+    """Write the figure as PNG through app.io's atomic_path (a temporary file in the
+    same folder, renamed over ``path`` only when complete)."""
+    from .app.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def plot_reliability_diagram(curve: ReliabilityCurve, path: Any = None, *,

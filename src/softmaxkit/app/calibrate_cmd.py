@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from .io import atomic_path, refuse_overwrite
 
 __all__ = ["add_parser", "run"]
 
@@ -104,8 +104,11 @@ def _run(args) -> int:
     if args.bins < 1:
         raise _Fail(f"--bins must be >= 1, got {args.bins}")
     model_path, out = Path(args.model), Path(args.out)
-    if out.exists() and model_path.exists() and os.path.samefile(out, model_path):
-        raise _Fail(f"--out {out} is the input model: write the calibrated model to a new file")
+    try:
+        refuse_overwrite({"--out": out}, {"--model": model_path, "--data": args.data,
+                                          "--labels": args.labels})
+    except ValueError as exc:
+        raise _Fail(str(exc)) from None
     if not out.resolve().parent.is_dir():
         raise _Fail(f"--out {out}: folder {out.resolve().parent} does not exist")
     model = _load_model(model_path)
@@ -154,14 +157,7 @@ def _run(args) -> int:
     meta = dict(getattr(model, "metadata_", {}) or {})
     meta["calibration"] = cal
     # Written under a temporary name in the same folder, then renamed: never a half file.
-    fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         model.save(tmp, metadata=meta)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     print(f"calibrated model written to {out} (metadata 'calibration': {json.dumps({k: cal[k] for k in ('method',) + (('temperature',) if 'temperature' in cal else ())})})")
     return 0
