@@ -371,7 +371,8 @@ def _nll_and_derivatives(b: float, z: np.ndarray, y: np.ndarray, sw: np.ndarray 
     return float(loss), d1, d2
 
 
-def _fit_scale(z: np.ndarray, y: np.ndarray, sw: np.ndarray | None, tol: float, max_iter: int):
+def _fit_scale(z: np.ndarray, y: np.ndarray, sw: np.ndarray | None, tol: float, max_iter: int,
+               b0: float = 1.0):
     """argmin_{b > 0} f(b) by Newton's method safeguarded by a bracket [lo, hi] with
     f'(lo) < 0 < f'(hi): a Newton step that leaves the bracket is replaced by
     bisection (or doubling, while no f'(hi) > 0 is known). Returns (b, n_iter, status),
@@ -384,8 +385,8 @@ def _fit_scale(z: np.ndarray, y: np.ndarray, sw: np.ndarray | None, tol: float, 
             "temperature is optimal"
         )
     lo, hi = 0.0, math.inf
-    b, n_iter = 1.0, 0
-    B_MAX = 1e8  # T >= 1e-8: the NLL still falling there means the logits separate the labels
+    b, n_iter = b0, 0
+    B_MAX = 1e8  # T >= 1e-8 max|z|: the NLL still falling there means the logits separate the labels
     while n_iter < max_iter:
         n_iter += 1
         _, d1, d2 = _nll_and_derivatives(b, z, y, sw)
@@ -657,7 +658,9 @@ class TemperatureScaling:
         s_ = s_ if s_ > 0 else 1.0
         zs = z / s_
         if method == "temperature":
-            b, self.n_iter_, status = _fit_scale(zs, target, sw, tol, int(self.max_iter))
+            # start from T = 1 in the caller's units: b = s on z / s
+            b, self.n_iter_, status = _fit_scale(zs, target, sw, tol, int(self.max_iter),
+                                                 b0=min(s_, 1e8))
             self.temperature_ = s_ / b
             self.coef_, self.intercept_ = np.full(k, b / s_), np.zeros(k)
         else:
