@@ -101,6 +101,16 @@ from ._losses import (
 # estimator, data, explain
 from .app.explain import explain, explain_sigmoid
 
+# calibration
+from ._calibration import (
+    ReliabilityCurve,
+    TemperatureScaling,
+    calibration_report,
+    classwise_calibration_error,
+    expected_calibration_error,
+    reliability_curve,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -183,6 +193,13 @@ __all__ = [
     "datasets",
     "explain",
     "explain_sigmoid",
+    # calibration
+    "expected_calibration_error",
+    "classwise_calibration_error",
+    "reliability_curve",
+    "ReliabilityCurve",
+    "TemperatureScaling",
+    "calibration_report",
 ]
 
 
