@@ -36,6 +36,18 @@ def _opinfos():
     return [op for op in common.op_db if op.name in OURS]
 
 
+def _with_constant_targets(samples):
+    """Each sample as given, and again with its tensor arguments (targets, weights)
+    detached when some require grad: torch's samples make float targets require grad,
+    which sends them to torch; the detached copy runs our kernels on the same data."""
+    for sample in samples:
+        yield sample, ""
+        if any(isinstance(a, torch.Tensor) and a.requires_grad for a in sample.args):
+            args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in sample.args)
+            kwargs = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in sample.kwargs.items()}
+            yield common.SampleInput(sample.input, args=args, kwargs=kwargs), " (targets detached)"
+
+
 def test_opinfo_samples_match_or_pass_through(monkeypatch):
     kernel_calls = [0]
     for name in SEAMS:
@@ -58,7 +70,7 @@ def test_opinfo_samples_match_or_pass_through(monkeypatch):
         for dtype in DTYPES:
             if dtype not in op.supported_dtypes("cpu"):
                 continue
-            for sample in op.sample_inputs("cpu", dtype, requires_grad=True):
+            for sample, variant in _with_constant_targets(op.sample_inputs("cpu", dtype, requires_grad=True)):
                 x, args, kwargs = sample.input, sample.args, sample.kwargs
                 before = kernel_calls[0]
                 out = ours(x, *args, **kwargs)
@@ -73,7 +85,7 @@ def test_opinfo_samples_match_or_pass_through(monkeypatch):
                     (g_ref,) = torch.autograd.grad(ref, x, w, allow_unused=True)
                     torch.testing.assert_close(g_ours, g_ref, equal_nan=True,
                                                msg=lambda m: f"{where} (gradient): {m}")
-                counts[(label, str(dtype).replace("torch.", ""), route)] += 1
+                counts[(label + variant, str(dtype).replace("torch.", ""), route)] += 1
     print("\nOpInfo samples (op, dtype, route): count")
     for key in sorted(counts):
         print("  ", *key, counts[key])

@@ -280,7 +280,7 @@ def test_kernels_on_cpu_floats_and_torch_elsewhere(monkeypatch):
     assert sm.calls == 1
     # passed to torch (and still right): bfloat16, a meta-device tensor (standing in
     # for CUDA/MPS), a target or class weight that requires grad, a weight of another
-    # dtype, an int32 target, an unknown reduction
+    # dtype, a uint8 target, an unknown reduction
     xb = x.detach().bfloat16().requires_grad_(True)
     torch.testing.assert_close(smt.cross_entropy(xb, t), F.cross_entropy(xb, t))
     assert smt.cross_entropy(x.to("meta"), t.to("meta")).device.type == "meta"
@@ -293,7 +293,7 @@ def test_kernels_on_cpu_floats_and_torch_elsewhere(monkeypatch):
         smt.cross_entropy(x, t, weight=w).backward()
     with pytest.raises(RuntimeError, match="scalar type"):  # torch's own error
         smt.cross_entropy(x, t, weight=torch.ones(5, dtype=F64))
-    torch.testing.assert_close(smt.cross_entropy(x, t.int()), F.cross_entropy(x, t.int()))
+    torch.testing.assert_close(smt.cross_entropy(x, t.byte()), F.cross_entropy(x, t.byte()))
     with pytest.raises(ValueError, match="reduction"):
         smt.cross_entropy(x, t, reduction="avg")
     with pytest.raises(IndexError):
