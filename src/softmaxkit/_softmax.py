@@ -16,12 +16,12 @@ Conventions shared by every function here (see docs/semantics.md):
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Literal, overload
 
 import numpy as np
 
-from . import _config
-from ._kernels import _softmax as _ext
+from . import _kernels
+from ._typing import ArrayLike, Axis, FloatArray, IntArray
 from ._validation import (
     Rows,
     as_float_array,
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-def _finish(y: np.ndarray, result_dtype: np.dtype, out: np.ndarray | None, scalar: bool):
+def _finish(y: np.ndarray, result_dtype: np.dtype, out: np.ndarray | None, scalar: bool) -> Any:
     """Cast to the result dtype, copy into ``out`` when given, unwrap 0-d results."""
     if out is not None:
         np.copyto(out, y, casting="unsafe")
@@ -64,7 +64,8 @@ def _masked(x: np.ndarray, where: Any) -> np.ndarray:
     return np.where(w, x, np.array(-np.inf, dtype=x.dtype))
 
 
-def _rowwise_forward(kernel, x, axis, temperature, where, out):
+def _rowwise_forward(kernel: Callable[..., None], x: Any, axis: Any, temperature: Any,
+                     where: Any, out: np.ndarray | None) -> Any:
     arr, result_dtype = as_float_array(x, "x")
     inv_t = 1.0 / check_temperature(temperature)
     axes = normalize_axes(axis, arr.ndim)
@@ -81,13 +82,14 @@ def _rowwise_forward(kernel, x, axis, temperature, where, out):
         and not np.shares_memory(out, arr)
     )
     y2d = out.reshape(rows.rows, rows.cols) if direct else np.empty_like(rows.block)
-    kernel(rows.block, y2d, rows.rows, rows.cols, inv_t, _config.get_num_threads())
+    kernel(rows.block, y2d, inv_temperature=inv_t)
     if direct:
         return out
     return _finish(rows.restore(y2d), result_dtype, out, arr.ndim == 0 and out is None)
 
 
-def softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
+def softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
+            where: ArrayLike | None = None, out: np.ndarray | None = None) -> FloatArray:
     r"""Softmax along ``axis``: ``exp(x_i / T) / sum_j exp(x_j / T)``.
 
     Computed stably as ``exp((x - max) / T) / sum(exp((x - max) / T))``: the
@@ -131,10 +133,11 @@ def softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
     >>> smk.softmax([123.0, 456.0, 789.0])
     array([5.75274406e-290, 2.39848787e-145, 1.00000000e+000])
     """
-    return _rowwise_forward(_ext.softmax, x, axis, temperature, where, out)
+    return _rowwise_forward(_kernels.softmax_rows, x, axis, temperature, where, out)
 
 
-def log_softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
+def log_softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
+                where: ArrayLike | None = None, out: np.ndarray | None = None) -> FloatArray:
     r"""Logarithm of softmax along ``axis``: ``x_i/T - logsumexp(x/T)``.
 
     Computed as ``(x - max)/T - log(sum(exp((x - max)/T)))``. The sum is at least 1,
@@ -152,10 +155,20 @@ def log_softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
     ...     print(np.log(smk.softmax([1000.0, 1.0])))
     [  0. -inf]
     """
-    return _rowwise_forward(_ext.log_softmax, x, axis, temperature, where, out)
+    return _rowwise_forward(_kernels.log_softmax_rows, x, axis, temperature, where, out)
 
 
-def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, where=None):
+@overload
+def logsumexp(x: ArrayLike, axis: Axis = ..., *, b: ArrayLike | None = ...,
+              keepdims: bool = ..., return_sign: Literal[False] = ...,
+              where: ArrayLike | None = ...) -> FloatArray: ...
+@overload
+def logsumexp(x: ArrayLike, axis: Axis = ..., *, b: ArrayLike | None = ...,
+              keepdims: bool = ..., return_sign: Literal[True],
+              where: ArrayLike | None = ...) -> tuple[FloatArray, FloatArray]: ...
+def logsumexp(x: ArrayLike, axis: Axis = -1, *, b: ArrayLike | None = None,
+              keepdims: bool = False, return_sign: bool = False,
+              where: ArrayLike | None = None) -> Any:
     r"""``log(sum(b * exp(x)))`` along ``axis``, without overflow.
 
     Parameters
@@ -194,12 +207,13 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, where=No
     arr = _masked(arr, where)
     rows = Rows(arr, axes)
     res = np.empty(rows.rows, dtype=arr.dtype)
-    _ext.logsumexp(rows.block, res, rows.rows, rows.cols, _config.get_num_threads())
+    _kernels.logsumexp_rows(rows.block, res)
     res = rows.restore_reduced(res, keepdims).astype(result_dtype, copy=False)
     return res[()] if res.ndim == 0 else res
 
 
-def _logsumexp_scaled(arr, result_dtype, axes, b, keepdims, return_sign, where):
+def _logsumexp_scaled(arr: np.ndarray, result_dtype: np.dtype, axes: tuple[int, ...], b: Any,
+                      keepdims: bool, return_sign: bool, where: Any) -> Any:
     """logsumexp with weights b and/or a sign: NumPy, SciPy's algorithm."""
     if b is None:
         bb = np.ones_like(arr)
@@ -236,7 +250,7 @@ def _logsumexp_scaled(arr, result_dtype, axes, b, keepdims, return_sign, where):
     return (res, sign) if return_sign else res
 
 
-def _elementwise(kernel, x, out):
+def _elementwise(kernel: Callable[..., None], x: Any, out: np.ndarray | None) -> Any:
     arr, result_dtype = as_float_array(x, "x")
     if out is not None:
         check_out(out, arr.shape, result_dtype)
@@ -248,13 +262,13 @@ def _elementwise(kernel, x, out):
         and not np.shares_memory(out, arr)
     )
     y = out.reshape(-1) if direct else np.empty_like(flat)
-    kernel(flat, y, flat.size, _config.get_num_threads())
+    kernel(flat, y)
     if direct:
         return out
     return _finish(y.reshape(arr.shape), result_dtype, out, arr.ndim == 0 and out is None)
 
 
-def sigmoid(x, *, out=None):
+def sigmoid(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     r"""The logistic sigmoid ``1 / (1 + exp(-x))``, elementwise.
 
     Exact limits at the ends: 0 for ``-inf``, 1 for ``+inf``; NaN stays NaN.
@@ -265,10 +279,10 @@ def sigmoid(x, *, out=None):
     >>> smk.sigmoid([2.0, 3.0, 5.0, 6.0])
     array([0.88079708, 0.95257413, 0.99330715, 0.99752738])
     """
-    return _elementwise(_ext.sigmoid, x, out)
+    return _elementwise(_kernels.sigmoid_flat, x, out)
 
 
-def log_sigmoid(x, *, out=None):
+def log_sigmoid(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     r"""``log(sigmoid(x)) = -softplus(-x)``, elementwise, finite for every finite x.
 
     Examples
@@ -277,10 +291,10 @@ def log_sigmoid(x, *, out=None):
     >>> float(smk.log_sigmoid(-800.0))  # log(sigmoid) would be log(0) = -inf
     -800.0
     """
-    return _elementwise(_ext.log_sigmoid, x, out)
+    return _elementwise(_kernels.log_sigmoid_flat, x, out)
 
 
-def softplus(x, *, out=None):
+def softplus(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     r"""``log(1 + exp(x))``, elementwise, without overflow or cancellation.
 
     Piecewise as scikit-learn's loss module: ``exp(x)`` below -37,
@@ -293,10 +307,10 @@ def softplus(x, *, out=None):
     >>> float(smk.softplus(1000.0))
     1000.0
     """
-    return _elementwise(_ext.softplus, x, out)
+    return _elementwise(_kernels.softplus_flat, x, out)
 
 
-def hardmax(x, axis=-1):
+def hardmax(x: ArrayLike, axis: Axis = -1) -> FloatArray:
     """One-hot of the argmax along ``axis`` (the first index on ties).
 
     The limit of ``softmax(x, temperature=T)`` as T goes to 0 when the maximum is
@@ -323,7 +337,7 @@ def hardmax(x, axis=-1):
     return _finish(rows.restore(y), result_dtype, None, arr.ndim == 0)
 
 
-def _pair(a, g, names):
+def _pair(a: Any, g: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray, np.dtype]:
     """Two same-shape float arrays in a common compute dtype."""
     a_arr, a_res = as_float_array(a, names[0])
     g_arr, g_res = as_float_array(g, names[1])
@@ -336,16 +350,17 @@ def _pair(a, g, names):
     return a_arr.astype(work, copy=False), g_arr.astype(work, copy=False), result
 
 
-def _rowwise_backward(kernel, a, g, axis, names):
+def _rowwise_backward(kernel: Callable[..., None], a: Any, g: Any, axis: Any,
+                      names: tuple[str, str]) -> Any:
     a_arr, g_arr, result_dtype = _pair(a, g, names)
     axes = normalize_axes(axis, a_arr.ndim)
     ra, rg = Rows(a_arr, axes), Rows(g_arr, axes)
     dx = np.empty_like(ra.block)
-    kernel(ra.block, rg.block, dx, ra.rows, ra.cols, _config.get_num_threads())
+    kernel(ra.block, rg.block, dx)
     return _finish(ra.restore(dx), result_dtype, None, a_arr.ndim == 0)
 
 
-def softmax_backward(probs, grad_output, axis=-1):
+def softmax_backward(probs: ArrayLike, grad_output: ArrayLike, axis: Axis = -1) -> FloatArray:
     r"""Gradient of ``softmax`` with respect to its input, from its output.
 
     ``dx = p * (g - sum(p * g))`` along ``axis``, where ``p = softmax(x)`` and ``g``
@@ -362,10 +377,10 @@ def softmax_backward(probs, grad_output, axis=-1):
     >>> smk.softmax_backward(p, np.array([1.0, 0.0, 0.0]))  # d p[0] / dx
     array([ 0.08192507, -0.02203304, -0.05989202])
     """
-    return _rowwise_backward(_ext.softmax_backward, probs, grad_output, axis, ("probs", "grad_output"))
+    return _rowwise_backward(_kernels.softmax_backward_rows, probs, grad_output, axis, ("probs", "grad_output"))
 
 
-def log_softmax_backward(log_probs, grad_output, axis=-1):
+def log_softmax_backward(log_probs: ArrayLike, grad_output: ArrayLike, axis: Axis = -1) -> FloatArray:
     r"""Gradient of ``log_softmax`` with respect to its input, from its output.
 
     ``dx = g - exp(lp) * sum(g)`` along ``axis``. Entries with ``lp == -inf``
@@ -379,11 +394,11 @@ def log_softmax_backward(log_probs, grad_output, axis=-1):
     array([-0.5,  0.5])
     """
     return _rowwise_backward(
-        _ext.log_softmax_backward, log_probs, grad_output, axis, ("log_probs", "grad_output")
+        _kernels.log_softmax_backward_rows, log_probs, grad_output, axis, ("log_probs", "grad_output")
     )
 
 
-def sigmoid_backward(s, grad_output):
+def sigmoid_backward(s: ArrayLike, grad_output: ArrayLike) -> FloatArray:
     r"""Gradient of ``sigmoid`` with respect to its input, from its output:
     ``dx = g * s * (1 - s)``.
 
@@ -397,11 +412,13 @@ def sigmoid_backward(s, grad_output):
     s_c = np.ascontiguousarray(s_arr).reshape(-1)
     g_c = np.ascontiguousarray(g_arr).reshape(-1)
     dx = np.empty_like(s_c)
-    _ext.sigmoid_backward(s_c, g_c, dx, s_c.size, 1, _config.get_num_threads())
+    _kernels.sigmoid_backward_flat(s_c, g_c, dx)
     return _finish(dx.reshape(s_arr.shape), result_dtype, None, s_arr.ndim == 0)
 
 
-def sample(logits, *, axis=-1, temperature=1.0, size=None, rng=None):
+def sample(logits: ArrayLike, *, axis: int = -1, temperature: float = 1.0,
+           size: int | tuple[int, ...] | None = None,
+           rng: np.random.Generator | int | None = None) -> int | IntArray:
     """Draw class indices from ``softmax(logits / temperature)`` along ``axis``.
 
     Uses the Gumbel-max trick: ``argmax(logits / T + G)`` with ``G`` standard

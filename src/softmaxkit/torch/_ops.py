@@ -21,15 +21,18 @@ d) Tensors reach NumPy as views of their memory (``detach().numpy()``; lazily ne
    or conjugated views are resolved first, a copy only then), and results come back
    with ``torch.from_numpy`` (no copy).
 e) The seam to softmaxkit's core is the few ``_np_*`` functions below: the only
-   places that reach into ``softmaxkit._losses`` / ``_softmax``.
+   places that call the core (the kernel seam ``softmaxkit._kernels``, the label check
+   of ``softmaxkit._validation`` and the softmax family). They take per-row losses
+   and per-row upstream gradients, which the loss objects' reduced
+   ``loss_gradient`` does not give, and class weights of any sign (torch's).
 """
 from typing import Optional
 
 import numpy as np
 import torch
 
-from .. import _losses, _softmax
-from .._validation import Rows
+from .. import _kernels, _softmax
+from .._validation import hard_target
 
 # ----------------------------------------------------------------- the kernel seam
 
@@ -41,9 +44,9 @@ def _np(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
     return t.detach().resolve_conj().resolve_neg().numpy()
 
 
-def _rows(x: np.ndarray) -> Rows:
-    """A (rows, C) block, C-contiguous (copied only when it is not)."""
-    return Rows(x, (1,))
+def _labels(target: np.ndarray, n_classes: int, ignore_index: int) -> np.ndarray:
+    """Class indices as flat int64, each in [0, C) or ignore_index (else ValueError)."""
+    return hard_target(target, n_classes, target.shape, ignore_index)
 
 
 def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None):
@@ -54,32 +57,29 @@ def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None):
     (rows, C) are read as given. ``grad_scale``: None (no gradient) or per-row float64
     multipliers ``dloss``; ignored rows get a zero gradient row whatever their dloss.
     """
-    rows = _rows(x)
-    w = None if weight is None else np.ascontiguousarray(weight, dtype=rows.block.dtype)
+    x = np.ascontiguousarray(x)
+    w = None if weight is None else np.ascontiguousarray(weight, dtype=x.dtype)
     if target.ndim == 2:  # class probabilities
-        q = np.ascontiguousarray(target, dtype=rows.block.dtype)
-        loss, grad = _losses._ce_soft_rows(rows.block, q, weight=w, label_smoothing=eps,
-                                           grad_scale=grad_scale)
-        return loss, np.ones(rows.rows), grad
-    t = _losses._hard_target(target, rows, ignore_index)
+        q = np.ascontiguousarray(target, dtype=x.dtype)
+        loss, grad = _kernels.ce_soft_rows(x, q, weight=w, label_smoothing=eps, dloss=grad_scale)
+        return loss, np.ones(x.shape[0]), grad
+    t = _labels(target, x.shape[1], ignore_index)
     if grad_scale is not None:
         # 0 * inf is NaN: an all-ignored "mean" has dloss = 1/0, but ignored rows have
         # no gradient at all (torch's convention).
         grad_scale = np.where(t != ignore_index, grad_scale, 0.0)
-    return _losses._ce_rows(rows.block, t, weight=w, ignore_index=ignore_index,
-                            label_smoothing=eps, grad_scale=grad_scale)
+    return _kernels.ce_hard_rows(x, t, weight=w, ignore_index=ignore_index,
+                                 label_smoothing=eps, dloss=grad_scale)
 
 
 def _np_nll_rows(x, target, weight, ignore_index):
     """Per-row ``-weight[y] * x[y]`` of (rows, C) log-probabilities: (loss, row weight)."""
-    rows = _rows(x)
-    t = _losses._hard_target(target, rows, ignore_index)
-    live = t != ignore_index
-    idx = np.flatnonzero(live)
-    roww = np.zeros(rows.rows)
+    t = _labels(target, x.shape[1], ignore_index)
+    idx = np.flatnonzero(t != ignore_index)
+    roww = np.zeros(x.shape[0])
     roww[idx] = 1.0 if weight is None else weight[t[idx]]
-    loss = np.zeros(rows.rows)
-    loss[idx] = -roww[idx] * rows.block[idx, t[idx]]  # torch's arithmetic: 0 * -inf is NaN
+    loss = np.zeros(x.shape[0])
+    loss[idx] = -roww[idx] * x[idx, t[idx]]  # torch's arithmetic: 0 * -inf is NaN
     return loss, roww
 
 
