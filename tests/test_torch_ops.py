@@ -338,3 +338,17 @@ def test_custom_op_registrations(name):
     """torch.library.opcheck: schema, fake (meta) implementation, autograd registration
     and AOT dispatch agree with the real op."""
     torch.library.opcheck(getattr(torch.ops.softmaxkit, name).default, OPCHECK[name](gen(5)))
+
+
+def test_torch_func_transforms_go_to_torch(monkeypatch):
+    """torch.func (grad, hessian, vmap) has no rules for custom ops: inside a transform
+    the call is torch's, and right."""
+    ce = Counter(monkeypatch, "_np_ce_rows")
+    x = torch.randn(4, 3, dtype=F64)
+    t = torch.tensor([0, 2, 1, 1])
+    h = torch.func.hessian(lambda x: smt.cross_entropy(x, t))(x)
+    torch.testing.assert_close(h, torch.func.hessian(lambda x: F.cross_entropy(x, t))(x))
+    torch.testing.assert_close(torch.vmap(lambda r: smt.softmax(r, 0))(x), F.softmax(x, 1))
+    assert ce.calls == 0
+    smt.cross_entropy(x, t)
+    assert ce.calls == 1

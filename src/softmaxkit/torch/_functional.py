@@ -40,7 +40,11 @@ def _constant(*tensors: torch.Tensor | None) -> bool:
 
 
 def _kernel_float(x: torch.Tensor) -> bool:
-    return x.dtype in _KERNEL_DTYPES and not torch.jit.is_tracing()
+    """A float32/float64 input outside torch.jit tracing and torch.func transforms
+    (``grad``, ``vmap``, ``hessian``: custom ops have no functorch rules, torch's
+    functions do). Under torch.compile the transform check folds away."""
+    return (x.dtype in _KERNEL_DTYPES and not torch.jit.is_tracing()
+            and (torch.compiler.is_compiling() or not torch._C._are_functorch_transforms_active()))
 
 
 def _legacy(size_average, reduce, reduction: str) -> str:
