@@ -154,12 +154,15 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="1/8 of the rows, 2 training steps")
     parser.add_argument("--sections", default="bf16,train", help="comma-separated: bf16, train")
     parser.add_argument("--threads", type=int, default=2, help="threads for torch and softmaxkit")
-    parser.add_argument("--repeat", type=int, default=5, help="timed repetitions (best is kept)")
-    parser.add_argument("--steps", type=int, default=20, help="training steps")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="timed repetitions, the best is kept (default 5, 2 with --quick)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default 20, 3 with --quick)")
     parser.add_argument("--backend", default="inductor", help="torch.compile backend")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.repeat, args.steps = min(args.repeat, 2), min(args.steps, 3)
+    if args.repeat is None:
+        args.repeat = 2 if args.quick else 5
+    if args.steps is None:
+        args.steps = 3 if args.quick else 20
     print(f"# softmaxkit.torch benchmark: torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     sections = {s.strip() for s in args.sections.split(",")}
