@@ -223,17 +223,24 @@ def _threads_in_subprocess(env_extra: dict[str, str], code: str = "") -> str:
     res = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, env=env,
                          timeout=120)
     assert res.returncode == 0, res.stderr
-    return (res.stdout + res.stderr).strip()
+    return res.stdout.strip() + ("\n" + res.stderr.strip() if res.stderr.strip() else "")
 
 
 def test_env_thread_counts():
     assert _threads_in_subprocess({"OMP_NUM_THREADS": "1"}) == "1"
     assert _threads_in_subprocess({"OMP_NUM_THREADS": "3,2"}) == "3"
     assert _threads_in_subprocess({"OMP_NUM_THREADS": "1", "SOFTMAXKIT_NUM_THREADS": "2"}) == "2"
-    # a bad value warns, naming the variable, and the default is used
-    out = _threads_in_subprocess({"SOFTMAXKIT_NUM_THREADS": "99999999999"})
-    assert "SOFTMAXKIT_NUM_THREADS" in out and "must be" in out and "Traceback" not in out
-    assert out.splitlines()[-1].strip().isdigit()
+    # a bad OMP_NUM_THREADS warns, naming the variable, and the default is used
+    out = _threads_in_subprocess({"OMP_NUM_THREADS": "99999999999"})
+    assert "OMP_NUM_THREADS" in out and "must be" in out
+    assert out.splitlines()[0].strip().isdigit()
+    # a bad SOFTMAXKIT_NUM_THREADS is refused at import, as any other bad value of ours
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["SOFTMAXKIT_NUM_THREADS"] = "99999999999"
+    res = subprocess.run([sys.executable, "-c", "import softmaxkit"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert res.returncode != 0
+    assert "SOFTMAXKIT_NUM_THREADS must be a positive integer, got '99999999999'" in res.stderr
 
 
 def test_threadpoolctl_limits_apply():

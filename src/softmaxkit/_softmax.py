@@ -23,6 +23,7 @@ import numpy as np
 from . import _kernels
 from ._typing import ArrayLike, Axis, FloatArray, IntArray
 from ._validation import (
+    WIDE,
     Rows,
     as_float_array,
     broadcast_where,
@@ -48,11 +49,12 @@ __all__ = [
 
 def _finish(y: np.ndarray, result_dtype: np.dtype, out: np.ndarray | None, scalar: bool) -> Any:
     """Cast to the result dtype, copy into ``out`` when given, unwrap 0-d results."""
-    if out is not None:
-        np.copyto(out, y, casting="unsafe")
-        return out
-    if y.dtype != result_dtype:
-        y = y.astype(result_dtype)
+    with np.errstate(over="ignore"):  # beyond the result dtype's range rounds to +-inf
+        if out is not None:
+            np.copyto(out, y, casting="unsafe")
+            return out
+        if y.dtype != result_dtype:
+            y = y.astype(result_dtype)
     return y[()] if scalar else y
 
 
@@ -64,25 +66,60 @@ def _masked(x: np.ndarray, where: Any) -> np.ndarray:
     return np.where(w, x, np.array(-np.inf, dtype=x.dtype))
 
 
+# float32 kernels take 1/T as a float32: outside [FLT_MIN, FLT_MAX] it would round to
+# inf or 0 (or lose digits as a subnormal) and turn the row's max entry into 0 * inf =
+# NaN. Such extreme temperatures are computed in float64 and rounded to the result.
+_F32_TINY, _F32_MAX = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+
+
+def _wide_softmax(x: np.ndarray, axes: tuple[int, ...], inv_t: float, log: bool) -> np.ndarray:
+    """softmax / log_softmax in NumPy at x's own (long double) precision, with the
+    kernels' conventions: +inf entries share the mass, an all -inf row gives 0 / -inf,
+    NaN poisons its row."""
+    with np.errstate(all="ignore"):
+        m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
+        top = m == np.inf
+        x = np.where(top, np.where(x == np.inf, 0.0, -np.inf), x)
+        m = np.where(np.isfinite(m), m, 0.0)
+        s = (x - m) * x.dtype.type(inv_t)
+        lse = np.log(np.sum(np.exp(s), axis=axes, keepdims=True))
+        empty = lse == -np.inf
+        lse = np.where(empty, 0.0, lse)
+        y = np.where(empty, -np.inf, s - lse)
+    return y if log else np.exp(y)
+
+
 def _rowwise_forward(kernel: Callable[..., None], x: Any, axis: Any, temperature: Any,
                      where: Any, out: np.ndarray | None) -> Any:
-    arr, result_dtype = as_float_array(x, "x")
+    arr, result_dtype = as_float_array(x, "x", keep_wide=True)
     inv_t = 1.0 / check_temperature(temperature)
     axes = normalize_axes(axis, arr.ndim)
     if out is not None:
         check_out(out, arr.shape, result_dtype)
-    arr = _masked(arr, where)
-    rows = Rows(arr, axes)
+    masked = _masked(arr, where)
+    if arr.dtype == WIDE:
+        y = _wide_softmax(masked, axes, inv_t, kernel is _kernels.log_softmax_rows)
+        return _finish(y, result_dtype, out, arr.ndim == 0 and out is None)
+    if arr.dtype == np.float32 and not _F32_TINY <= inv_t <= _F32_MAX:
+        masked = masked.astype(np.float64)
+    rows = Rows(masked, axes)
     # Write straight into out= when it is already the kernel's layout.
     direct = (
         out is not None
         and rows.identity
         and out.dtype == arr.dtype
         and out.flags.c_contiguous
+        and out.dtype == rows.block.dtype
         and not np.shares_memory(out, arr)
     )
     y2d = out.reshape(rows.rows, rows.cols) if direct else np.empty_like(rows.block)
     kernel(rows.block, y2d, inv_temperature=inv_t)
+    if where is not None:
+        # Excluded entries are exactly 0 / -inf even in a row an included NaN poisons
+        # (docs/semantics.md; JAX's choice).
+        fill = -np.inf if kernel is _kernels.log_softmax_rows else 0.0
+        excluded = Rows(np.ascontiguousarray(~broadcast_where(where, arr.shape)), axes).block
+        np.copyto(y2d, fill, where=excluded)
     if direct:
         return out
     return _finish(rows.restore(y2d), result_dtype, out, arr.ndim == 0 and out is None)
@@ -200,10 +237,10 @@ def logsumexp(x: ArrayLike, axis: Axis = -1, *, b: ArrayLike | None = None,
     >>> float(smk.logsumexp([1000.0, 1000.0]))  # 1000 + log 2
     1000.6931471805599
     """
-    arr, result_dtype = as_float_array(x, "x")
+    arr, result_dtype = as_float_array(x, "x", keep_wide=True)
+    if b is not None or return_sign or arr.dtype == WIDE:
+        return _logsumexp_scaled(arr, result_dtype, axis, b, keepdims, return_sign, where)
     axes = normalize_axes(axis, arr.ndim)
-    if b is not None or return_sign:
-        return _logsumexp_scaled(arr, result_dtype, axes, b, keepdims, return_sign, where)
     arr = _masked(arr, where)
     rows = Rows(arr, axes)
     res = np.empty(rows.rows, dtype=arr.dtype)
@@ -212,22 +249,27 @@ def logsumexp(x: ArrayLike, axis: Axis = -1, *, b: ArrayLike | None = None,
     return res[()] if res.ndim == 0 else res
 
 
-def _logsumexp_scaled(arr: np.ndarray, result_dtype: np.dtype, axes: tuple[int, ...], b: Any,
+def _logsumexp_scaled(arr: np.ndarray, result_dtype: np.dtype, axis: Any, b: Any,
                       keepdims: bool, return_sign: bool, where: Any) -> Any:
-    """logsumexp with weights b and/or a sign: NumPy, SciPy's algorithm."""
+    """logsumexp with weights b and/or a sign, or in long double: NumPy, SciPy's
+    algorithm. ``x`` and ``b`` broadcast first, then ``axis`` applies to the
+    broadcast shape, and the result dtype is that of ``x`` and ``b`` together
+    (``np.result_type``, floats kept), as in SciPy."""
     if b is None:
         bb = np.ones_like(arr)
     else:
-        bb, _ = as_float_array(b, "b")
+        bb, b_result = as_float_array(b, "b", keep_wide=True)
         try:
-            bb = np.broadcast_to(bb, np.broadcast_shapes(bb.shape, arr.shape))
+            shape = np.broadcast_shapes(bb.shape, arr.shape)
         except ValueError:
             raise ValueError(
                 f"b with shape {bb.shape} does not broadcast to x's shape {arr.shape}"
             ) from None
-        if bb.shape != arr.shape:
-            arr = np.broadcast_to(arr, bb.shape)
-        bb = bb.astype(arr.dtype, copy=False)
+        result_dtype = np.result_type(result_dtype, b_result)
+        work = np.result_type(arr.dtype, bb.dtype)
+        arr = np.broadcast_to(arr.astype(work, copy=False), shape)
+        bb = np.broadcast_to(bb.astype(work, copy=False), shape)
+    axes = normalize_axes(axis, arr.ndim)
     if where is not None:
         bb = np.where(broadcast_where(where, arr.shape), bb, 0)
     live = bb != 0
@@ -250,10 +292,23 @@ def _logsumexp_scaled(arr: np.ndarray, result_dtype: np.dtype, axes: tuple[int, 
     return (res, sign) if return_sign else res
 
 
+def _wide_elementwise(kernel: Callable[..., None], x: np.ndarray) -> np.ndarray:
+    """sigmoid, log_sigmoid or softplus in NumPy at long double precision."""
+    with np.errstate(over="ignore", under="ignore"):
+        if kernel is _kernels.sigmoid_flat:
+            e = np.exp(-np.abs(x))  # never overflows
+            return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        sign = -1 if kernel is _kernels.log_sigmoid_flat else 1  # log_sigmoid(x) = -softplus(-x)
+        z = sign * x
+        return sign * (np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))
+
+
 def _elementwise(kernel: Callable[..., None], x: Any, out: np.ndarray | None) -> Any:
-    arr, result_dtype = as_float_array(x, "x")
+    arr, result_dtype = as_float_array(x, "x", keep_wide=True)
     if out is not None:
         check_out(out, arr.shape, result_dtype)
+    if arr.dtype == WIDE:
+        return _finish(_wide_elementwise(kernel, arr), result_dtype, out, arr.ndim == 0 and out is None)
     flat = np.ascontiguousarray(arr).reshape(-1)
     direct = (
         out is not None

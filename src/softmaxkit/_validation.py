@@ -54,9 +54,19 @@ __all__ = [
 REDUCTIONS = ("none", "sum", "mean")
 
 
-def compute_dtype(dtype: np.dtype, name: str) -> tuple[np.dtype, np.dtype]:
-    """(dtype the kernels compute in, dtype returned to the caller) for an input dtype."""
+# long double where it is wider than float64 (x86: 80-bit extended in 16 bytes).
+WIDE = np.dtype(np.longdouble) if np.finfo(np.longdouble).nmant > 52 else None
+
+
+def compute_dtype(dtype: Any, name: str, keep_wide: bool = False) -> tuple[np.dtype, np.dtype]:
+    """(dtype the kernels compute in, dtype returned to the caller) for an input dtype.
+
+    ``keep_wide``: a long double input is computed (in NumPy, by the caller) and
+    returned as long double, as SciPy does, instead of as float64.
+    """
     dtype = np.dtype(dtype)
+    if dtype.kind == "f" and not dtype.isnative:  # big-endian float32 is float32
+        dtype = dtype.newbyteorder("=")
     if dtype.kind == "f":
         if dtype == np.float32:
             return np.dtype(np.float32), np.dtype(np.float32)
@@ -64,6 +74,8 @@ def compute_dtype(dtype: np.dtype, name: str) -> tuple[np.dtype, np.dtype]:
             return np.dtype(np.float64), np.dtype(np.float64)
         if dtype == np.float16:
             return np.dtype(np.float32), np.dtype(np.float16)
+        if keep_wide and WIDE is not None and dtype == WIDE:
+            return WIDE, WIDE
         return np.dtype(np.float64), np.dtype(np.float64)
     if dtype.kind in "iub":
         return np.dtype(np.float64), np.dtype(np.float64)
@@ -72,8 +84,10 @@ def compute_dtype(dtype: np.dtype, name: str) -> tuple[np.dtype, np.dtype]:
     )
 
 
-def as_float_array(x: Any, name: str = "x") -> tuple[np.ndarray, np.dtype]:
-    """``x`` as an ndarray in the dtype the kernels compute in, and the result dtype.
+def as_float_array(x: Any, name: str = "x", keep_wide: bool = False
+                   ) -> tuple[np.ndarray, np.dtype]:
+    """``x`` as an ndarray in the dtype the kernels compute in, and the result dtype
+    (``keep_wide`` as in :func:`compute_dtype`).
 
     The returned array may be the caller's own (never written to) or a converted copy.
     """
@@ -84,7 +98,7 @@ def as_float_array(x: Any, name: str = "x") -> tuple[np.ndarray, np.dtype]:
             arr = np.asarray(x)
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
-    work, result = compute_dtype(arr.dtype, name)
+    work, result = compute_dtype(arr.dtype, name, keep_wide)
     if arr.dtype != work:
         arr = arr.astype(work)
     return arr, result
@@ -98,6 +112,9 @@ def normalize_axes(axis: Any, ndim: int, name: str = "axis") -> tuple[int, ...]:
     """
     if axis is None:
         return tuple(range(ndim))
+    if ndim == 0 and isinstance(axis, numbers.Integral) and not isinstance(axis, bool) \
+            and int(axis) in (0, -1):
+        return ()  # a 0-d input's one value is its own class axis, as torch's dim=0
     items = axis if isinstance(axis, tuple) else (axis,)
     out = []
     for a in items:
@@ -278,7 +295,7 @@ def check_weights(value: Any, shape: tuple[int, ...], dtype: Any, name: str,
         raise ValueError(
             f"{name} must be finite and >= 0, got {arr[pos].item()!r} at {name}{fmt_pos(pos)}"
         )
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")  # keeps a 0-d array 0-d
 
 
 def check_class_weight(value: Any, name: str = "weight") -> np.ndarray:

@@ -178,6 +178,8 @@ class BCEWithLogitsLoss(_Elementwise):
         with np.errstate(invalid="ignore"):
             loss = (np.where(a != 0, a * _softplus64(-zd), 0.0)
                     + np.where(b != 0, b * _softplus64(zd), 0.0))
+        # A NaN logit is NaN whatever the weights (torch's result; docs/losses.md).
+        loss = np.where(np.isnan(zd), np.nan, loss)
         grad = None
         if want_grad:
             with np.errstate(over="ignore"):

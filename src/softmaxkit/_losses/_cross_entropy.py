@@ -49,6 +49,20 @@ __all__ = [
 PROB_FLOOR = 1e-7
 
 
+# Weights whose product exceeds this are rescaled for a "mean" (see _batch).
+_HUGE = 2.0**500
+
+
+def _same_or_disjoint(out: np.ndarray, block: np.ndarray) -> bool:
+    """Whether a kernel may write ``out`` while reading ``block``: the same memory
+    (each row is read fully before it is written) or none in common. A partial
+    overlap (a shifted view of one buffer) is neither."""
+    if not np.shares_memory(out, block):
+        return True
+    return (out.__array_interface__["data"][0] == block.__array_interface__["data"][0]
+            and out.strides == block.strides)
+
+
 class _Batch(NamedTuple):
     """One call's arrays, checked and in the kernels' layout."""
 
@@ -141,7 +155,17 @@ class CrossEntropyLoss:
         if w is None or w.shape[0] != n_classes:
             if self.weight.shape != (n_classes,):
                 raise ValueError(f"weight has shape {self.weight.shape}, expected ({n_classes},)")
-            w = self._weight_as[dtype] = np.ascontiguousarray(self.weight, dtype=dtype)
+            top = np.finfo(dtype).max
+            if (self.weight > top).any():
+                if self.reduction != "mean":  # a mean is rescaled in _batch instead
+                    i = int(np.argmax(self.weight > top))
+                    raise ValueError(
+                        f"weight[{i}] = {float(self.weight[i])!r} is beyond the range of {np.dtype(dtype)} "
+                        f"(the input's dtype), so the weighted loss cannot be represented")
+                w = np.ascontiguousarray(self.weight / self.weight.max(), dtype=dtype)
+            else:
+                w = np.ascontiguousarray(self.weight, dtype=dtype)
+            self._weight_as[dtype] = w
         return w
 
     # ------------------------------------------------------------- checked calls
@@ -175,6 +199,16 @@ class CrossEntropyLoss:
             roww[live] = 1.0 if w is None else w[t[live]]
         if not self.from_logits:
             check_prob_rows(rows.block, "input")
+        if self.reduction == "mean" and _HUGE < (1.0 if w is None else float(w.max(initial=0))) \
+                * (1.0 if sw is None else float(sw.max(initial=0))):
+            # The weighted mean does not depend on the weights' scale; weights this
+            # large would overflow the per-row losses or the denominator to inf, so
+            # the mean is taken over the weights divided by their maximum.
+            if w is not None:
+                wmax = w.max()
+                w, roww = w / wmax, roww / wmax
+            if sw is not None:
+                sw = sw / sw.max()
         denom = float((roww if sw is None else roww * sw).sum())
         return _Batch(rows, result_dtype, w, t, q, sw, denom)
 
@@ -198,13 +232,17 @@ class CrossEntropyLoss:
             # out= in the kernel's layout takes the gradient directly (no allocation, no
             # copy); the kernel reads each row before writing it, so out may be the input.
             direct = (want_grad and out is not None and rows.identity
-                      and out.dtype == dtype and out.flags.c_contiguous)
+                      and out.dtype == dtype and out.flags.c_contiguous
+                      and _same_or_disjoint(out, rows.block))
             per_row, _, grad2d = _kernels.ce_hard_rows(
                 rows.block, b.target, weight=b.weight, ignore_index=self.ignore_index,
                 label_smoothing=eps, dloss=dloss,
                 grad_out=out.reshape(rows.rows, rows.cols) if direct and out is not None else None)
+        if dtype == np.float32 and (eps or b.q is not None) and self.from_logits:
+            per_row, grad2d = self._refine_f32(b, per_row, grad2d, dloss)
         if b.sample_weight is not None:
-            per_row = per_row * b.sample_weight
+            # a zero sample weight excludes its row, even one whose loss is inf
+            per_row = np.where(b.sample_weight != 0, per_row * b.sample_weight, 0.0)
         loss = _reduction.reduce(per_row, self.reduction, b.denom, b.result_dtype,
                                  rows.batch_shape)
         if not want_grad:
@@ -216,6 +254,38 @@ class CrossEntropyLoss:
             np.copyto(out, g, casting="unsafe")
             return loss, out
         return loss, g.astype(b.result_dtype) if g.dtype != b.result_dtype else g
+
+    def _refine_f32(self, b: _Batch, per_row: np.ndarray, grad2d: np.ndarray | None,
+                    dloss: float | np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows of a float32 block whose smoothing or soft-label term overflowed.
+
+        Those terms sum ``x - max`` over the row, which overflows float32 when the row
+        spans more than float32's range (``[-3e38, 3e38]``); the exact loss is finite.
+        Such rows (an inf loss from finite logits) are recomputed in float64; a cheap
+        check over the per-row losses, so normal rows pay nothing.
+        """
+        bad = ~np.isfinite(per_row)
+        if not bad.any():
+            return per_row, grad2d
+        bad &= np.isfinite(b.rows.block).all(axis=1)
+        if not bad.any():
+            return per_row, grad2d
+        idx = np.flatnonzero(bad)
+        x64 = b.rows.block[idx].astype(np.float64)
+        w64 = None if b.weight is None else b.weight.astype(np.float64)
+        d64 = dloss if dloss is None or np.ndim(dloss) == 0 else np.asarray(dloss)[idx]
+        if b.q is not None:
+            l64, g64 = _kernels.ce_soft_rows(x64, b.q[idx].astype(np.float64), weight=w64,
+                                             label_smoothing=self.label_smoothing, dloss=d64)
+        else:
+            l64, _, g64 = _kernels.ce_hard_rows(
+                x64, cast(np.ndarray, b.target)[idx], weight=w64, ignore_index=self.ignore_index,
+                label_smoothing=self.label_smoothing, dloss=d64)
+        per_row = per_row.copy()
+        per_row[idx] = l64
+        if grad2d is not None and g64 is not None:
+            grad2d[idx] = g64
+        return per_row, grad2d
 
     def loss(self, input: ArrayLike, target: ArrayLike, *, axis: int = -1,
              sample_weight: ArrayLike | None = None) -> Loss:

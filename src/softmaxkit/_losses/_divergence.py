@@ -50,7 +50,8 @@ class KLDivLoss:
             bad = ~(td >= 0)
             if bad.any():
                 pos = where_first(bad)
-                raise ValueError(f"p must hold probabilities >= 0, got {t[pos].item()!r} at p{fmt_pos(pos)}")
+                raise ValueError(f"p must hold probabilities >= 0, got {t[pos].item()!r} at "
+                                 f"p{fmt_pos(pos)} (NaN is rejected)")
             pt = td
             with np.errstate(divide="ignore", invalid="ignore"):
                 # p log p - p log q, with 0 log 0 = 0 and p = 0 terms left out
@@ -95,7 +96,8 @@ def kl_div(log_q: ArrayLike, p: ArrayLike, *, log_target: bool = False,
     log_q : array_like
         Log-probabilities of the model (the ``input`` of PyTorch).
     p : array_like
-        Target probabilities (>= 0), or their logs with ``log_target=True``; same shape.
+        Target probabilities (>= 0; NaN is a ValueError), or their logs with
+        ``log_target=True`` (any value; a NaN gives NaN, as in PyTorch); same shape.
     log_target : bool, default False
     reduction : {"mean", "batchmean", "sum", "none"}, default "mean"
         PyTorch's: "mean" averages over all elements (not the mathematical KL);
