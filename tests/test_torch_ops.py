@@ -352,3 +352,14 @@ def test_torch_func_transforms_go_to_torch(monkeypatch):
     assert ce.calls == 0
     smt.cross_entropy(x, t)
     assert ce.calls == 1
+
+
+def test_bce_with_logits_at_infinities_and_nan():
+    """A NaN logit is NaN whatever the weights (torch's result); an infinite logit with
+    the matching label costs 0 (torch: NaN, a documented difference)."""
+    x = torch.tensor([float("nan"), float("nan"), float("inf"), -float("inf")], dtype=F64)
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=F64)
+    ours = smt.binary_cross_entropy_with_logits(x, y, reduction="none", pos_weight=torch.zeros(4, dtype=F64))
+    ref = F.binary_cross_entropy_with_logits(x, y, reduction="none", pos_weight=torch.zeros(4, dtype=F64))
+    assert torch.isnan(ours[:2]).all() and torch.isnan(ref[:2]).all()
+    assert ours[2:].tolist() == [0.0, 0.0]

@@ -87,14 +87,16 @@ def _np_bce_with_logits(x, y, weight, pos_weight):
     """Elementwise ``weight * (pos_weight y softplus(-x) + (1 - y) softplus(x))``, float64.
 
     softplus is softmaxkit's kernel (finite, no cancellation for every finite x);
-    terms with a zero coefficient are left out as in softmaxkit.binary_cross_entropy_with_logits.
-    Weights may be negative (torch accepts them)."""
+    terms with a zero coefficient are left out and a NaN logit gives NaN, as in
+    softmaxkit.binary_cross_entropy_with_logits. Weights may be negative (torch accepts
+    them; the core's checked loss object refuses them, hence this formula here)."""
     xd, yd = x.astype(np.float64), y.astype(np.float64)
     a = yd if pos_weight is None else pos_weight.astype(np.float64) * yd
     b = 1.0 - yd
     with np.errstate(invalid="ignore"):
         loss = (np.where(a != 0, a * _softmax.softplus(-xd), 0.0)
                 + np.where(b != 0, b * _softmax.softplus(xd), 0.0))
+    loss = np.where(np.isnan(xd), np.nan, loss)  # a NaN logit is NaN whatever the weights (torch)
     if weight is not None:
         loss = loss * weight.astype(np.float64)
     return np.asarray(loss, dtype=np.float64)
