@@ -63,8 +63,10 @@ def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None):
         q = np.ascontiguousarray(target, dtype=x.dtype)
         loss, grad = _kernels.ce_soft_rows(x, q, weight=w, label_smoothing=eps, dloss=grad_scale)
         return loss, np.ones(x.shape[0]), grad
-    t = _labels(target, x.shape[1], ignore_index)
-    if grad_scale is not None:
+    if grad_scale is None:
+        t = _labels(target, x.shape[1], ignore_index)
+    else:  # the backward: the forward checked these labels (and the kernel never reads out of bounds)
+        t = np.ascontiguousarray(target.reshape(-1), dtype=np.int64)
         # 0 * inf is NaN: an all-ignored "mean" has dloss = 1/0, but ignored rows have
         # no gradient at all (torch's convention).
         grad_scale = np.where(t != ignore_index, grad_scale, 0.0)
