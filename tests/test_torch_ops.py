@@ -280,7 +280,7 @@ def test_kernels_on_cpu_floats_and_torch_elsewhere(monkeypatch):
     assert sm.calls == 1
     # passed to torch (and still right): bfloat16, a meta-device tensor (standing in
     # for CUDA/MPS), a target or class weight that requires grad, a weight of another
-    # dtype, a uint8 target, an unknown reduction
+    # dtype, a uint8 target, an unknown reduction, a label_smoothing out of [0, 1]
     xb = x.detach().bfloat16().requires_grad_(True)
     torch.testing.assert_close(smt.cross_entropy(xb, t), F.cross_entropy(xb, t))
     assert smt.cross_entropy(x.to("meta"), t.to("meta")).device.type == "meta"
@@ -298,6 +298,8 @@ def test_kernels_on_cpu_floats_and_torch_elsewhere(monkeypatch):
         smt.cross_entropy(x, t, reduction="avg")
     with pytest.raises(IndexError):
         smt.softmax(x, 2)
+    with pytest.raises(RuntimeError, match="label_smoothing"):
+        smt.cross_entropy(x, t, label_smoothing=2.0)
     assert (ce.calls, sm.calls) == (3, 1)
 
 
@@ -340,6 +342,7 @@ def test_custom_op_registrations(name):
     torch.library.opcheck(getattr(torch.ops.softmaxkit, name).default, OPCHECK[name](gen(5)))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch.func's own
 def test_torch_func_transforms_go_to_torch(monkeypatch):
     """torch.func (grad, hessian, vmap) has no rules for custom ops: inside a transform
     the call is torch's, and right."""

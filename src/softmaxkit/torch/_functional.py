@@ -130,6 +130,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         and _cpu(input, target, weight)
         and _constant(target, weight)
         and reduction in _REDUCTIONS
+        and isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing <= 1.0
         and _class_rows_ok(input, target, weight, soft)
     )
     if not fast:
