@@ -13,6 +13,7 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from . import _ops  # noqa: F401  (registers torch.ops.softmaxkit.*)
 
@@ -92,8 +93,10 @@ def _class_rows_ok(input, target, weight, soft: bool) -> bool:
     return target.dtype == torch.int64 and tuple(target.shape) == batch
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
-                  reduce=None, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                  size_average: bool | None = None, ignore_index: int = -100,
+                  reduce: bool | None = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
     r"""Drop-in :func:`torch.nn.functional.cross_entropy` on softmaxkit's fused kernel.
 
     Same signature, defaults, values and gradients (of every order): ``input`` is
@@ -142,8 +145,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return _reduce_rows(loss_rows, roww, batch, reduction, input.dtype)
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-             reduction="mean"):
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+             size_average: bool | None = None, ignore_index: int = -100,
+             reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     r"""Drop-in :func:`torch.nn.functional.nll_loss`: ``loss_n = -weight[y_n] input[n, y_n]``.
 
     ``input`` holds log-probabilities, (C,), (N, C) or (N, C, d1, ..., dK); "mean"
@@ -189,8 +193,10 @@ def _broadcasts_to(t: torch.Tensor | None, shape) -> bool:
         return False
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
-                                     reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     size_average: bool | None = None, reduce: bool | None = None,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None
+                                     ) -> Tensor:
     r"""Drop-in :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
 
     .. math:: \ell = w \, [p\, y \operatorname{softplus}(-x) + (1 - y) \operatorname{softplus}(x)]
@@ -226,7 +232,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return _reduce_elements(loss, reduction, input.dtype)
 
 
-def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None,
+           reduce: bool | None = None, reduction: str = "mean", log_target: bool = False) -> Tensor:
     r"""Drop-in :func:`torch.nn.functional.kl_div` (``input`` holds log-probabilities).
 
     Pointwise ``target (log target - input)`` (``exp(target) (target - input)`` with
@@ -285,7 +292,8 @@ def _softmax_on_kernels(input, dim) -> bool:
             and input.numel() > 0)
 
 
-def softmax(input, dim=None, _stacklevel=3, dtype=None):
+def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+            dtype: torch.dtype | None = None) -> Tensor:
     r"""Drop-in :func:`torch.nn.functional.softmax`: ``exp(x_i) / sum_j exp(x_j)`` along ``dim``.
 
     Computed as softmaxkit.softmax does (shifted by the row max; exact to < 1 ulp in
@@ -302,14 +310,15 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     if dim is None:  # torch's legacy implicit dimension, with its warning
-        dim = F._get_softmax_dim("softmax", input.dim(), 3)
+        dim = F._get_softmax_dim("softmax", input.dim(), 3)  # type: ignore[attr-defined]
     kdim = _softmax_dim(input.dim(), dim)
     if not _softmax_on_kernels(input, kdim):
         return F.softmax(input, dim)
     return torch.ops.softmaxkit.softmax(input, kdim)
 
 
-def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+                dtype: torch.dtype | None = None) -> Tensor:
     r"""Drop-in :func:`torch.nn.functional.log_softmax`: ``x_i - logsumexp(x)`` along ``dim``.
 
     Never ``log(0)``: ``[1000.0, 1.0]`` gives ``[0, -999]``. Routing as :func:`softmax`.
@@ -323,7 +332,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     if dim is None:  # torch's legacy implicit dimension, with its warning
-        dim = F._get_softmax_dim("log_softmax", input.dim(), 3)
+        dim = F._get_softmax_dim("log_softmax", input.dim(), 3)  # type: ignore[attr-defined]
     kdim = _softmax_dim(input.dim(), dim)
     if not _softmax_on_kernels(input, kdim):
         return F.log_softmax(input, dim)

@@ -37,11 +37,13 @@ from .._validation import hard_target
 # ----------------------------------------------------------------- the kernel seam
 
 
-def _np(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
+def _np(t: torch.Tensor) -> np.ndarray:
     """A NumPy view of a CPU tensor's memory (a copy only for neg/conj-bit views)."""
-    if t is None:
-        return None
     return t.detach().resolve_conj().resolve_neg().numpy()
+
+
+def _np_opt(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
+    return None if t is None else _np(t)
 
 
 def _labels(target: np.ndarray, n_classes: int, ignore_index: int) -> np.ndarray:
@@ -132,7 +134,7 @@ def cross_entropy_rows(input: torch.Tensor, target: torch.Tensor, weight: Option
                        ignore_index: int, label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row losses (float64 (n,)) and row weights (float64 (n,), the "mean"
     denominator's terms) of (n, C) logits; target (n,) int64 or (n, C) probabilities."""
-    loss, roww, _ = _np_ce_rows(_np(input), _np(target), _np(weight), ignore_index, label_smoothing)
+    loss, roww, _ = _np_ce_rows(_np(input), _np(target), _np_opt(weight), ignore_index, label_smoothing)
     return _from_np(loss), _from_np(roww)
 
 
@@ -148,7 +150,7 @@ def cross_entropy_rows_backward(grad_rows: torch.Tensor, input: torch.Tensor, ta
                                 label_smoothing: float) -> torch.Tensor:
     """``dloss[:, None] * d loss_row / d input``: the fused C kernel, one pass."""
     scale = np.ascontiguousarray(_np(grad_rows), dtype=np.float64)
-    _, _, grad = _np_ce_rows(_np(input), _np(target), _np(weight), ignore_index, label_smoothing,
+    _, _, grad = _np_ce_rows(_np(input), _np(target), _np_opt(weight), ignore_index, label_smoothing,
                              grad_scale=scale)
     return _from_np(grad)
 
@@ -230,7 +232,7 @@ cross_entropy_rows_backward.register_autograd(_ce_bwd_bwd, setup_context=_ce_bwd
 def nll_loss_rows(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor],
                   ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row ``-weight[y] input[y]`` (float64 (n,)) and row weights of (n, C) log-probabilities."""
-    loss, roww = _np_nll_rows(_np(input), _np(target), _np(weight), ignore_index)
+    loss, roww = _np_nll_rows(_np(input), _np(target), _np_opt(weight), ignore_index)
     return _from_np(loss), _from_np(roww)
 
 
