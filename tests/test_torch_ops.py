@@ -366,3 +366,39 @@ def test_bce_with_logits_at_infinities_and_nan():
     ref = F.binary_cross_entropy_with_logits(x, y, reduction="none", pos_weight=torch.zeros(4, dtype=F64))
     assert torch.isnan(ours[:2]).all() and torch.isnan(ref[:2]).all()
     assert ours[2:].tolist() == [0.0, 0.0]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 6), c=st.integers(1, 5), extra=st.sampled_from([(), (2,), (1, 3)]),
+       soft=st.booleans(), weighted=st.sampled_from([None, "pos", "mixed"]),
+       eps=st.sampled_from([0.0, 0.1, 1.0]), reduction=st.sampled_from(["mean", "sum", "none"]),
+       f32=st.booleans(), seed=st.integers(0, 2**16))
+def test_hypothesis_cross_entropy_value_and_gradients(n, c, extra, soft, weighted, eps, reduction, f32, seed):
+    """Random shapes (empty batches included), targets, class weights of any sign,
+    smoothing and reductions: value and gradient (random upstream) equal torch's."""
+    dtype = torch.float32 if f32 else F64
+    g = gen(seed)
+    x = (4 * torch.randn((n, c) + extra, generator=g, dtype=dtype)).requires_grad_(True)
+    if soft:
+        t = torch.softmax(torch.randn((n, c) + extra, generator=g, dtype=dtype), 1)
+    else:
+        t = torch.randint(0, c, (n,) + extra, generator=g)
+        t.view(-1)[::4] = -100
+    w = None
+    if weighted:
+        w = torch.rand(c, generator=g, dtype=dtype) + 0.1
+        if weighted == "mixed":
+            w = w - 0.6
+    kw = dict(weight=w, label_smoothing=eps, reduction=reduction)
+    ours, ref = smt.cross_entropy(x, t, **kw), F.cross_entropy(x, t, **kw)
+    tol = dict(rtol=1e-4, atol=1e-5) if f32 else dict(rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ours, ref, equal_nan=True, **tol)
+    up = torch.randn(ref.shape, generator=g, dtype=dtype)
+    (g1,) = torch.autograd.grad(ours, x, up)
+    (r1,) = torch.autograd.grad(ref, x, up)
+    torch.testing.assert_close(g1, r1, equal_nan=True, **tol)
