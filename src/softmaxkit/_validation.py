@@ -37,6 +37,8 @@ __all__ = [
     "check_real",
     "check_bool",
     "check_temperature",
+    "check_softcap",
+    "check_z_loss",
     "check_reduction",
     "check_smoothing",
     "check_ignore_index",
@@ -186,6 +188,24 @@ def check_real(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     return float(value)
+
+
+def check_softcap(softcap: Any, name: str = "softcap") -> float | None:
+    """None, or a logit soft-cap (Gemma's ``c * tanh(z / c)``): finite and > 0."""
+    if softcap is None:
+        return None
+    c = check_real(softcap, name)
+    if not math.isfinite(c) or c <= 0.0:
+        raise ValueError(f"{name} must be None or a finite number > 0, got {softcap!r}")
+    return c
+
+
+def check_z_loss(z_loss: Any, name: str = "z_loss") -> float:
+    """The PaLM z-loss coefficient: a finite number >= 0."""
+    c = check_real(z_loss, name)
+    if not math.isfinite(c) or c < 0.0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {z_loss!r}")
+    return c
 
 
 def check_temperature(temperature: Any, name: str = "temperature") -> float:
