@@ -17,7 +17,7 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
-from .io import atomic_open, check_npz, refuse_overwrite, same_file
+from .._io import atomic_open, check_npz, refuse_overwrite, same_file
 
 __all__ = ["predict", "load_model", "PredictResult"]
 
@@ -38,7 +38,7 @@ class PredictResult:
 def load_model(path: str | os.PathLike[str]) -> Any:
     """Load a model file, refusing anything else in one clear error.
 
-    The archive's headers and sizes are checked first (:func:`~softmaxkit.app.io.check_npz`),
+    The archive's headers and sizes are checked first (:func:`~softmaxkit._io.check_npz`),
     so a hostile or corrupt file costs no more than its headers; then
     ``SoftmaxRegression.load`` reads it.
 

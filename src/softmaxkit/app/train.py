@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .io import atomic_open, atomic_path, refuse_overwrite
+from .._io import atomic_open, atomic_path, refuse_overwrite
 
 __all__ = ["train", "TrainResult", "REPORT_FILES", "check_labels"]
 

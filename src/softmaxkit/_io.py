@@ -86,7 +86,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     Examples
     --------
     >>> import os, tempfile
-    >>> from softmaxkit.app.io import atomic_path
+    >>> from softmaxkit._io import atomic_path
     >>> d = tempfile.mkdtemp(); f = os.path.join(d, "out.txt")
     >>> with atomic_path(f) as tmp:
     ...     _ = tmp.write_text("done")
@@ -235,7 +235,7 @@ def read_npz(
     Examples
     --------
     >>> import os, tempfile, numpy as np
-    >>> from softmaxkit.app.io import read_npz
+    >>> from softmaxkit._io import read_npz
     >>> f = os.path.join(tempfile.mkdtemp(), "a.npz")
     >>> np.savez_compressed(f, X=np.eye(2), junk=np.zeros(10**6))
     >>> read_npz(f, ["X"])["X"].tolist()  # "junk" is never inflated

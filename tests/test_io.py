@@ -1,4 +1,4 @@
-"""softmaxkit.app.io: atomic writes, never over an input, bounded .npz reading."""
+"""softmaxkit._io: atomic writes, never over an input, bounded .npz reading."""
 import io
 import os
 import stat
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from softmaxkit.app.io import (
+from softmaxkit._io import (
     DEFLATE_MAX_RATIO,
     atomic_open,
     atomic_path,
