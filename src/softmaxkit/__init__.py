@@ -50,7 +50,6 @@ from ._activation_grads import (
     log_sigmoid_backward,
     logsumexp_backward,
     softplus_backward,
-    softplus_scaled,
 )
 
 # focal, poly-1 and hinge losses
@@ -149,7 +148,6 @@ __all__ = [
     "logsumexp_backward",
     "log_sigmoid_backward",
     "softplus_backward",
-    "softplus_scaled",
     "focal_loss",
     "focal_loss_grad",
     "focal_loss_and_grad",
