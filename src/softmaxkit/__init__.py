@@ -50,7 +50,6 @@ from ._activation_grads import (
     log_sigmoid_backward,
     logsumexp_backward,
     softplus_backward,
-    softplus_scaled,
 )
 
 # focal, poly-1 and hinge losses
@@ -101,6 +100,16 @@ from ._losses import (
 # estimator, data, explain
 from .app.explain import explain, explain_sigmoid
 
+# calibration
+from ._calibration import (
+    ReliabilityCurve,
+    TemperatureScaling,
+    calibration_report,
+    classwise_calibration_error,
+    expected_calibration_error,
+    reliability_curve,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -139,7 +148,6 @@ __all__ = [
     "logsumexp_backward",
     "log_sigmoid_backward",
     "softplus_backward",
-    "softplus_scaled",
     "focal_loss",
     "focal_loss_grad",
     "focal_loss_and_grad",
@@ -183,6 +191,13 @@ __all__ = [
     "datasets",
     "explain",
     "explain_sigmoid",
+    # calibration
+    "expected_calibration_error",
+    "classwise_calibration_error",
+    "reliability_curve",
+    "ReliabilityCurve",
+    "TemperatureScaling",
+    "calibration_report",
 ]
 
 

@@ -229,9 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's options")
     b.set_defaults(func=_cmd_bench)
 
+    from . import calibrate_cmd, explore_cmd
     from .sample_cmd import add_sample_parser
 
     add_sample_parser(sub)  # softmaxkit sample: its func is app.sample_cmd.run_sample
+    calibrate_cmd.add_parser(sub)  # softmaxkit calibrate: app.calibrate_cmd.run
+    explore_cmd.add_parser(sub)  # softmaxkit explore: app.explore_cmd.run
     return parser
 
 
