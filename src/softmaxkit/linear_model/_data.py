@@ -11,6 +11,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_array, validate_data
 
+from .._validation import check_prob_rows
 from ._chunks import NpyRows, as_row_source
 from ._dask import DaskRows, is_dask, prepare_dask
 
@@ -47,20 +48,11 @@ def prepare(est: Any, X: Any, y: Any, sample_weight: Any, *, reset: bool, classe
     if sp.issparse(X):
         X.sort_indices()
     if soft:
+        # the one check of probability rows (tolerance sqrt(eps) of y's own dtype)
+        check_prob_rows(np.asarray(y), "y (a 2-D array: one column of class probabilities "
+                        "per class)", "pass class labels as a 1-D array")
         Y = np.asarray(y, dtype=np.float64)
         k = Y.shape[1]
-        if not np.isfinite(Y).all() or (Y < 0).any() or (Y > 1).any():
-            raise ValueError(
-                "y as a 2-D array must hold class probabilities in [0, 1] (one column "
-                "per class); got values outside [0, 1] or not finite"
-            )
-        sums = Y.sum(axis=1)
-        if not np.allclose(sums, 1.0, rtol=0, atol=1e-6):
-            bad = int(np.argmax(np.abs(sums - 1.0)))
-            raise ValueError(
-                f"y as a 2-D array must hold class probabilities summing to 1 per row; "
-                f"row {bad} sums to {sums[bad]:.6g}"
-            )
         new_classes = np.arange(k) if classes is None else np.asarray(classes)
         if new_classes.shape != (k,):
             raise ValueError(f"classes has {new_classes.size} entries but y has {k} probability columns")
