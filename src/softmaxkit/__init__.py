@@ -8,6 +8,8 @@ The class axis is ``axis=-1`` everywhere. Results keep the input's float dtype
 (float16 is computed in float32; ints and bools become float64). Inputs are never
 modified. See docs/semantics.md for masked rows, infinities and NaN.
 """
+from typing import TYPE_CHECKING, Any
+
 from ._config import get_num_threads, set_num_threads
 from ._softmax import (
     hardmax,
@@ -203,7 +205,12 @@ __all__ = [
 
 # SoftmaxRegression and datasets need scikit-learn and SciPy (about 0.8 s to import):
 # loaded on first use (PEP 562), so `import softmaxkit` stays fast.
-def __getattr__(name):
+if TYPE_CHECKING:  # what mypy sees; at run time they load on first use (below)
+    from . import datasets
+    from .linear_model import SoftmaxRegression
+
+
+def __getattr__(name: str) -> Any:
     if name == "SoftmaxRegression":
         from .linear_model import SoftmaxRegression
 
@@ -215,5 +222,5 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | {"SoftmaxRegression", "datasets"})
