@@ -1,19 +1,11 @@
 """Backward passes against 4th-order finite differences, and against PyTorch."""
 import numpy as np
+from fd import fd_grad
 import pytest
 
 import softmaxkit as smk
 
 
-def fd_grad(f, x, h=1e-4):
-    """Gradient of scalar f at x by the 4th-order central stencil
-    (-f(x+2h) + 8f(x+h) - 8f(x-h) + f(x-2h)) / 12h, one coordinate at a time."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (-f(x + 2 * e) + 8 * f(x + e) - 8 * f(x - e) + f(x - 2 * e)) / (12 * h)
-    return g
 
 
 @pytest.mark.parametrize("axis", [-1, 0])

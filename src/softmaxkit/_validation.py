@@ -43,6 +43,7 @@ __all__ = [
     "check_smoothing",
     "check_ignore_index",
     "check_weights",
+    "check_broadcasts",
     "check_class_weight",
     "check_prob_rows",
     "hard_target",
@@ -301,18 +302,24 @@ def real_array(value: Any, name: str) -> np.ndarray:
     return arr
 
 
+def check_broadcasts(arr: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """``arr`` itself when it broadcasts to ``shape`` exactly (ValueError otherwise)."""
+    try:
+        fits = np.broadcast_shapes(arr.shape, shape) == tuple(shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{name} with shape {arr.shape} does not broadcast to {tuple(shape)}")
+    return arr
+
+
 def check_weights(value: Any, shape: tuple[int, ...], dtype: Any, name: str,
                   broadcast: bool = False) -> np.ndarray:
     """Weights: real, finite, >= 0, of ``shape`` (or broadcastable to it), as a
     C-contiguous array of ``dtype``."""
     arr = real_array(value, name)
     if broadcast:
-        try:
-            fits = np.broadcast_shapes(arr.shape, shape) == tuple(shape)
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ValueError(f"{name} with shape {arr.shape} does not broadcast to {tuple(shape)}")
+        check_broadcasts(arr, shape, name)
     elif arr.shape != tuple(shape):
         raise ValueError(f"{name} has shape {arr.shape}, expected {tuple(shape)}")
     bad = ~np.isfinite(arr) | (arr < 0) if arr.dtype.kind == "f" else arr < 0

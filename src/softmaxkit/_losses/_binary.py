@@ -14,6 +14,7 @@ from .. import _kernels, _reduction
 from .._typing import ArrayLike, FloatArray, Loss
 from .._validation import (
     as_float_array,
+    check_broadcasts,
     check_reduction,
     check_smoothing,
     check_weights,
@@ -62,15 +63,7 @@ def _elementwise_weight(value: Any, name: str) -> np.ndarray | None:
 
 
 def _broadcast(w: np.ndarray | None, shape: tuple[int, ...], name: str) -> np.ndarray | None:
-    if w is None:
-        return None
-    try:
-        fits = np.broadcast_shapes(w.shape, shape) == tuple(shape)
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(f"{name} with shape {w.shape} does not broadcast to {tuple(shape)}")
-    return w
+    return None if w is None else check_broadcasts(w, shape, name)
 
 
 def _softplus64(x: np.ndarray) -> np.ndarray:
