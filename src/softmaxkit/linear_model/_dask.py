@@ -156,13 +156,9 @@ def prepare_dask(est: Any, X: Any, y: Any, reset: bool, dtype: Any) -> tuple[Das
     n, d = X.shape
     if y.shape[0] != n:
         raise ValueError(f"X has {n} rows but y has {y.shape[0]}")
-    if reset:
-        est.n_features_in_ = d
-        if hasattr(est, "feature_names_in_"):
-            del est.feature_names_in_
-    elif d != est.n_features_in_:
-        raise ValueError(f"X has {d} features, but {type(est).__name__} is expecting "
-                         f"{est.n_features_in_} features as input")
+    from ._data import check_n_features  # _data imports this module
+
+    check_n_features(est, d, reset)
     X = X.rechunk({1: -1}).astype(dtype)
     parts = client.compute(list(X.to_delayed().ravel()))
     starts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(int).tolist()

@@ -88,9 +88,9 @@ def prepare(est: Any, X: Any, y: Any, sample_weight: Any, *, reset: bool, classe
     return X, target, np.ascontiguousarray(sw), truth
 
 
-def _prepare_rows(est, src: NpyRows, y, soft, reset, dtype):
-    """The checks validate_data makes, for rows that stay in their file."""
-    n, d = src.shape
+def check_n_features(est: Any, d: int, reset: bool) -> None:
+    """validate_data's feature-count bookkeeping, for X that validate_data cannot see
+    (rows in a file, a dask array): record ``d`` on reset, else check it."""
     if reset:
         est.n_features_in_ = d
         if hasattr(est, "feature_names_in_"):
@@ -98,6 +98,12 @@ def _prepare_rows(est, src: NpyRows, y, soft, reset, dtype):
     elif d != est.n_features_in_:
         raise ValueError(f"X has {d} features, but {type(est).__name__} is expecting "
                          f"{est.n_features_in_} features as input")
+
+
+def _prepare_rows(est, src: NpyRows, y, soft, reset, dtype):
+    """The checks validate_data makes, for rows that stay in their file."""
+    n, d = src.shape
+    check_n_features(est, d, reset)
     y = check_array(y, ensure_2d=False, dtype=np.float64 if soft else None, ensure_all_finite=soft)
     if y.ndim == 2 and not soft:
         y = y.ravel()
