@@ -35,6 +35,8 @@ __all__ = [
     "check_real",
     "check_temperature",
     "broadcast_where",
+    "check_ignore_index",
+    "class_labels",
 ]
 
 
@@ -176,3 +178,44 @@ def broadcast_where(where: Any, shape: tuple[int, ...], name: str = "where") -> 
         raise ValueError(
             f"{name} with shape {w.shape} does not broadcast to the input's shape {tuple(shape)}"
         ) from None
+
+
+def check_ignore_index(ignore_index: Any, name: str = "ignore_index") -> int | None:
+    """``ignore_index`` as an int in int64's range, or None (TypeError/ValueError)."""
+    if ignore_index is None:
+        return None
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{name} must be an int or None, got {ignore_index!r}")
+    value = int(ignore_index)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{name} must fit in int64, got {value}")
+    return value
+
+
+def class_labels(target: Any, n_classes: int, ignore_index: int | None,
+                 name: str = "target") -> np.ndarray:
+    """Integer class labels as a flat C-contiguous int64 array (a copy when converted).
+
+    Every label must be in ``[0, n_classes)`` or equal ``ignore_index``; the first that
+    is neither raises ValueError naming its position and its value. uint64 labels
+    above int64's range are rejected before the conversion (they would wrap to
+    negative numbers, possibly to ``ignore_index``). ``ignore_index`` must already be
+    checked (:func:`check_ignore_index`).
+    """
+    t = target if isinstance(target, np.ndarray) else np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an array of integer class indices, got dtype {t.dtype}")
+    big = t > np.iinfo(np.int64).max if t.dtype == np.uint64 else np.zeros(t.shape, bool)
+    t64 = t.astype(np.int64)  # wraps only where `big`, which is rejected below
+    bad = big | (t64 < 0) | (t64 >= n_classes)
+    if ignore_index is not None:
+        bad &= ~((t64 == ignore_index) & ~big)
+    if bad.any():
+        flat = int(np.flatnonzero(bad.reshape(-1))[0])
+        pos = np.unravel_index(flat, t.shape)
+        where = "[" + ", ".join(str(int(i)) for i in pos) + "]"
+        also = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+        raise ValueError(
+            f"{name}{where} = {t[pos].item()} is not a class index in [0, {n_classes}){also}"
+        )
+    return np.ascontiguousarray(t64.reshape(-1))
