@@ -203,6 +203,8 @@ def _chunk_rows(n: int, v: int, hdim: int, itemsize: int, nbuf: int, chunk_size:
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
         return max(1, min(int(chunk_size), n))
+    if n == 0:
+        return 1
     budget = max(CHUNK_FLOOR_BYTES, CHUNK_FRACTION * n * v * itemsize)
     per_row = (nbuf * v + hdim) * itemsize + 64  # the buffers, gh scratch, O(1) per row
     rows = max(1, min(n, int(budget // per_row)))
