@@ -66,8 +66,17 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from . import _config
-from ._validation import check_ignore_index, check_real, check_temperature, class_labels, compute_dtype
+from . import _config, _kernels, _reduction
+from ._validation import (
+    check_bool,
+    check_ignore_index,
+    check_real,
+    check_reduction,
+    check_smoothing,
+    check_temperature,
+    compute_dtype,
+    hard_target,
+)
 
 __all__ = [
     "linear_cross_entropy",
@@ -84,7 +93,6 @@ CHUNK_FLOOR_BYTES = 32 * 2**20
 CHUNK_FRACTION = 0.03
 
 OUTPUTS = ("lse", "logprob", "entropy", "argmax")
-_REDUCTIONS = ("none", "sum", "mean")
 
 
 class LinearCrossEntropyResult(NamedTuple):
@@ -259,11 +267,8 @@ def _prepare(hidden, weight, target, bias, class_weight, ignore_index, label_smo
     if b is not None:
         b = np.ascontiguousarray(b, dtype=work)
 
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    eps = check_real(label_smoothing, "label_smoothing")
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    check_reduction(reduction)
+    eps = check_smoothing(label_smoothing)
     zl = check_real(z_loss, "z_loss")
     if not (math.isfinite(zl) and zl >= 0.0):
         raise ValueError(f"z_loss must be a finite number >= 0, got {z_loss!r}")
@@ -276,9 +281,8 @@ def _prepare(hidden, weight, target, bias, class_weight, ignore_index, label_smo
     outs = _check_outputs(outputs)
     ignore = check_ignore_index(ignore_index)
 
-    t = class_labels(target, n_classes, ignore)
-    if t.shape != (n,):
-        raise ValueError(f"target must have shape (N,) = ({n},), got shape {np.shape(target)}")
+    t = target if isinstance(target, np.ndarray) else np.asarray(target)
+    t = hard_target(t, n_classes, (n,), ignore, "(N,), one label per row of hidden")
     counted = np.ones(n, dtype=bool) if ignore is None else t != ignore
 
     cw = None
@@ -354,8 +358,6 @@ def _pass(p: _Problem, coef: _Coef | None = None, need: tuple = (False, False, F
     logprob_i + coef.entropy[i] * entropy_i`` that ``need`` asks for (hidden, weight,
     bias; with ``p.logits`` the first is the gradient of the logits). ``coef=None``:
     no gradient."""
-    from ._losses import _ce_rows
-
     n = p.target.shape[0]
     if p.logits is None:
         hdim, v = p.hidden.shape[1], p.weight.shape[0]
@@ -408,9 +410,9 @@ def _pass(p: _Problem, coef: _Coef | None = None, need: tuple = (False, False, F
             z += bias
         if simple:
             scale = _rows(coef.loss, start, stop) * inv_t if want_grad else None
-            rows_loss, _, _ = _ce_rows(
+            rows_loss, _, _ = _kernels.ce_hard_rows(
                 z, p.target[start:stop], weight=p.class_weight, ignore_index=p.ignore_index,
-                label_smoothing=p.label_smoothing, grad_scale=scale,
+                label_smoothing=p.label_smoothing, dloss=scale,
                 grad_out=z if want_grad else None,  # dL/dz overwrites z, row by row
                 nthreads=nthreads,
             )
@@ -563,20 +565,14 @@ def _stats_chunk(p: _Problem, z: np.ndarray, spare: list, start: int, stop: int,
 
 
 def _reduce(p: _Problem, loss_rows: np.ndarray, reduction: str):
-    if reduction == "none":
-        return loss_rows.astype(p.result_dtype)
-    total = float(loss_rows.sum())
-    if reduction == "mean":
-        # An empty or all-ignored batch is 0/0 = NaN, as in PyTorch.
-        total = total / p.total_weight if p.total_weight > 0 else math.nan
-    return p.result_dtype.type(total)
+    # An empty or all-ignored batch is 0/0 = NaN, as in PyTorch.
+    return _reduction.reduce(loss_rows, reduction, p.total_weight, p.result_dtype)
 
 
 def _grad_scale(p: _Problem, reduction: str) -> float:
-    # mean: d(sum / total_weight) = d(sum) / total_weight; nothing counted: zeros.
-    if reduction == "mean":
-        return 1.0 / p.total_weight if p.total_weight > 0 else 0.0
-    return 1.0  # sum, and for "none" the gradient of the sum of the per-row losses
+    # mean: d(sum / total_weight) = d(sum) / total_weight; nothing counted: zeros;
+    # sum, and for "none" the gradient of the sum of the per-row losses: 1.
+    return _reduction.mean_scale(reduction, p.total_weight)
 
 
 def _run(p: _Problem, grad_scale: Any = None, need: tuple = (False, False, False)):
@@ -804,8 +800,7 @@ def linear_cross_entropy_full(
     p = _prepare(hidden, weight, target, bias, class_weight, ignore_index, label_smoothing,
                  reduction, chunk_size, z_loss=z_loss, softcap=softcap, temperature=temperature,
                  outputs=outputs)
-    if not isinstance(grad, (bool, np.bool_)):
-        raise TypeError(f"grad must be True or False, got {grad!r}")
+    grad = check_bool(grad, "grad")
     coef = _Coef(loss=_upstream(p, reduction, grad_output)) if grad else None
     res = _pass(p, coef, (True, True, True) if grad else (False,) * 3)
     z_rows = res.z_rows if res.z_rows is not None else np.zeros_like(res.loss_rows)
