@@ -222,13 +222,15 @@ def _chunk_rows(n: int, v: int, hdim: int, itemsize: int, nbuf: int, chunk_size:
 
 def _prepare(hidden, weight, target, bias, class_weight, ignore_index, label_smoothing,
              reduction, chunk_size, *, z_loss=0.0, softcap=None, temperature=1.0,
-             outputs=(), logits=None, n_classes=None, vocab_start=0,
+             outputs=(), logits=None, n_classes=None, vocab_start=0, chunk_classes=None,
              grad_coef=False) -> _Problem:
     """Validate every argument and bring the arrays to one compute dtype.
 
     ``logits`` (N, V_local) replaces ``hidden`` and ``weight`` (vocab-parallel
     cross-entropy of given logits). ``n_classes`` and ``vocab_start`` place this
-    process's classes in the whole vocabulary (one process: all of it). A
+    process's classes in the whole vocabulary (one process: all of it); every
+    process must then use the same chunks (their collectives pair up), so the chunk
+    is sized from ``chunk_classes`` (the largest shard) rather than the local V. A
     ``class_weight`` is given for the whole vocabulary.
     """
     if logits is None:
@@ -248,8 +250,9 @@ def _prepare(hidden, weight, target, bias, class_weight, ignore_index, label_smo
         arrays = [z0]
     if n_classes is None:
         n_classes, vocab_start = v, 0
-        if v == 0:
-            raise ValueError("weight must have at least one row (class), got shape (0, H)")
+    if v == 0:
+        what = "weight must have at least one row (class), got shape (0, H)"
+        raise ValueError(what if logits is None else "logits must have at least one class (column)")
     b = None if bias is None else _float_matrix(bias, "bias", 1)
     if b is not None and b.shape != (v,):
         raise ValueError(f"bias must have shape (V,) = ({v},), got shape {b.shape}")
@@ -312,7 +315,8 @@ def _prepare(hidden, weight, target, bias, class_weight, ignore_index, label_smo
     nbuf = 1
     if cap is not None or zl > 0 or outs or grad_coef or n_classes != v:
         nbuf = 2 + (cap is not None) + ("entropy" in outs or grad_coef)
-    chunk = _chunk_rows(n, v, hdim, work.itemsize, nbuf, chunk_size)
+    chunk = _chunk_rows(n, v if chunk_classes is None else int(chunk_classes), hdim,
+                        work.itemsize, nbuf, chunk_size)
     return _Problem(h, w, z0, t, b, cw, ignore, eps, chunk, result, total, counted,
                     roww, zl, cap, temp, outs, int(n_classes), int(vocab_start), wsum)
 

@@ -91,14 +91,43 @@ def _check_tensor(t: Any, name: str) -> None:
         raise ValueError(f"{name} is on {t.device}: softmaxkit's fused linear cross-entropy runs on the CPU")
 
 
-def _prepare(hidden, weight, bias, target, class_weight, o: _Opts, reduction=None,
+class _Parallel(NamedTuple):
+    """Vocab parallelism (softmaxkit._torch_distributed): this process holds classes
+    vocab_start : vocab_start + V_local of n_classes; ``comm`` all-reduces the row
+    statistics; ``logits``: the first tensor is a logits shard, not ``hidden``."""
+
+    comm: Any
+    vocab_start: int
+    n_classes: int
+    chunk_classes: int
+    logits: bool
+
+
+def _prepare(hidden, weight, bias, target, class_weight, o: _Opts, par: _Parallel | None,
              grad_coef=False):
+    kw = {}
+    if par is not None:
+        kw = dict(n_classes=par.n_classes, vocab_start=par.vocab_start,
+                  chunk_classes=par.chunk_classes)
+        if par.logits:
+            kw["logits"] = _numpy(hidden)
     return _linear_ce._prepare(
-        _numpy(hidden), _numpy(weight), _numpy(target), _numpy(bias), _numpy(class_weight),
-        o.ignore_index, o.label_smoothing, reduction or o.reduction, o.chunk_size,
+        None if "logits" in kw else _numpy(hidden), _numpy(weight), _numpy(target), _numpy(bias),
+        _numpy(class_weight), o.ignore_index, o.label_smoothing, o.reduction, o.chunk_size,
         z_loss=o.z_loss, softcap=o.softcap, temperature=o.temperature, outputs=o.outputs,
-        grad_coef=grad_coef,
+        grad_coef=grad_coef, **kw,
     )
+
+
+def _pass(p, coef, need, par: _Parallel | None):
+    """_linear_ce._pass, and the all-reduce of grad_hidden across the vocab shards."""
+    if par is None:
+        return _linear_ce._pass(p, coef, need)
+    res = _linear_ce._pass(p, coef, need, par.comm)
+    gh = res.grads[0]
+    if gh is not None and not par.logits:
+        par.comm.sum_inplace(gh)  # each shard's dz @ W_shard is a partial sum
+    return res
 
 
 def _out(a: Any, like: torch.Tensor) -> torch.Tensor:
@@ -110,20 +139,23 @@ class _FusedLinearCE(torch.autograd.Function):
     for), argmax (int64, not differentiable)."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, target, class_weight, o: _Opts):
+    def forward(ctx, hidden, weight, bias, target, class_weight, o: _Opts,
+                par: _Parallel | None = None):
         need = tuple(ctx.needs_input_grad[:3])
         if bias is None:
             need = (need[0], need[1], False)
-        p = _prepare(hidden, weight, bias, target, class_weight, o)
-        ctx.opts, ctx.need, ctx.total_weight = o, need, p.total_weight
+        if weight is None:
+            need = (need[0], False, need[2])
+        p = _prepare(hidden, weight, bias, target, class_weight, o, par)
+        ctx.opts, ctx.need, ctx.total_weight, ctx.par = o, need, p.total_weight, par
         ctx.grads = None
         one_pass = any(need) and o.reduction != "none" and not (set(o.outputs) & set(_DIFF_OUTPUTS))
         if one_pass:
             coef = _linear_ce._Coef(loss=_linear_ce._grad_scale(p, o.reduction))
-            res = _linear_ce._pass(p, coef, need)
+            res = _pass(p, coef, need, par)
             ctx.grads = tuple(None if g is None else torch.from_numpy(g) for g in res.grads)
         else:
-            res = _linear_ce._pass(p)
+            res = _pass(p, None, need, par)
         ctx.save_for_backward(hidden, weight, bias, target, class_weight)
         z_rows = res.z_rows if res.z_rows is not None else np.zeros_like(res.loss_rows)
         outs = [_out(_linear_ce._reduce(p, res.loss_rows, o.reduction), hidden),
@@ -151,7 +183,7 @@ class _FusedLinearCE(torch.autograd.Function):
             grads = [None if g is None else
                      (g * (0.0 if g_loss is None else g_loss.to(g.dtype))).to(t.dtype)
                      for g, t in zip(ctx.grads, like)]
-            return grads[0], grads[1], grads[2], None, None, None
+            return grads[0], grads[1], grads[2], None, None, None, None
         if g_lse is not None and g_lse.numel() and bool(g_lse.any()):
             raise NotImplementedError(
                 "the gradient of lse is not implemented; differentiate logprob, entropy, "
@@ -169,11 +201,12 @@ class _FusedLinearCE(torch.autograd.Function):
                                 z_loss=_scaled(per_row(g_z), scale),
                                 logprob=per_row(g_lp), entropy=per_row(g_ent))
         p = _prepare(hidden, weight, bias, target, class_weight, o._replace(outputs=()),
-                     grad_coef=True)
-        res = _linear_ce._pass(p, coef, ctx.need)
+                     ctx.par, grad_coef=True)
+        res = _pass(p, coef, ctx.need, ctx.par)
+        like = (hidden, weight if weight is not None else hidden, bias if bias is not None else hidden)
         grads = [None if g is None else torch.from_numpy(g).to(t.dtype)
-                 for g, t in zip(res.grads, (hidden, weight, bias if bias is not None else hidden))]
-        return grads[0], grads[1], grads[2], None, None, None
+                 for g, t in zip(res.grads, like)]
+        return grads[0], grads[1], grads[2], None, None, None, None
 
 
 def _scaled(c: Any, scale: float) -> Any:
@@ -190,13 +223,15 @@ def _opts(ignore_index, label_smoothing, reduction, z_loss, softcap, temperature
                  outputs, chunk_size)
 
 
-def _apply(hidden, weight, target, bias, class_weight, o: _Opts) -> LinearCrossEntropyOutput:
+def _apply(hidden, weight, target, bias, class_weight, o: _Opts,
+           par: _Parallel | None = None) -> LinearCrossEntropyOutput:
     for t, name in ((hidden, "hidden"), (weight, "weight"), (target, "target"), (bias, "bias"),
                     (class_weight, "class_weight")):
         _check_tensor(t, name)
     if class_weight is not None and class_weight.requires_grad:
         raise ValueError("class_weight must not require grad (it is not differentiated)")
-    loss, z, lse, lp, ent, am = _FusedLinearCE.apply(hidden, weight, bias, target, class_weight, o)
+    loss, z, lse, lp, ent, am = _FusedLinearCE.apply(hidden, weight, bias, target, class_weight,
+                                                     o, par)
     want = set(o.outputs)
     accuracy = None
     if "argmax" in want:
