@@ -149,7 +149,9 @@ class _FusedLinearCE(torch.autograd.Function):
         p = _prepare(hidden, weight, bias, target, class_weight, o, par)
         ctx.opts, ctx.need, ctx.total_weight, ctx.par = o, need, p.total_weight, par
         ctx.grads = None
-        one_pass = any(need) and o.reduction != "none" and not (set(o.outputs) & set(_DIFF_OUTPUTS))
+        # lse is returned but not differentiated, so it does not force a recompute
+        one_pass = (any(need) and o.reduction != "none"
+                    and not (set(o.outputs) & {"logprob", "entropy"}))
         if one_pass:
             coef = _linear_ce._Coef(loss=_linear_ce._grad_scale(p, o.reduction))
             res = _pass(p, coef, need, par)
