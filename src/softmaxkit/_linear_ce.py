@@ -18,16 +18,18 @@ below), with one reused (chunk, V) buffer:
 Design notes (measured on the 2-core reference machine, see
 docs/linear_cross_entropy.md for the numbers):
 
-a) All three products go through SciPy's BLAS wrappers (``scipy.linalg.blas``),
-   none through NumPy's ``matmul``. NumPy and SciPy wheels each bundle their own
-   OpenBLAS with its own thread pool, and an idle OpenBLAS pool keeps spinning for
-   a while after each call; alternating the two pools per chunk made them fight
-   over the cores. SciPy's GEMM is also the only one that accumulates
-   (``beta=1``), which ``grad_weight`` needs.
-b) Each product is called in the operand layout that BLAS runs fast for a chunk
-   of a few hundred rows: ``dz @ weight`` as ``(dz^T)^T (weight^T)^T`` into a
-   Fortran-ordered scratch block ran at 27-37 GFLOP/s where the "NN" layout that
-   ``matmul`` picks ran at 7-12 GFLOP/s (256-row chunks, V=32000).
+a) ``z = hidden @ weight.T`` and ``grad_hidden = dz @ weight`` use NumPy's
+   ``matmul``; ``grad_weight += dz.T @ hidden`` uses SciPy's BLAS GEMM with
+   ``beta=1`` (``C = A B + C`` in place), which ``matmul`` cannot do (a (V, H)
+   temporary would be as large as ``grad_weight``). The two libraries bundle
+   separate OpenBLAS builds; mixing them was measured and costs nothing (CPU time
+   of the three whole products: 1.075 s all NumPy, 1.068 s mixed, 1.066 s all SciPy).
+b) ``dz @ weight`` has the vocabulary as its inner dimension, and OpenBLAS is slow
+   at it for chunks of a few hundred rows in ``matmul``'s direct layout: CPU time
+   per row of chunk 0.34-0.40 ms through the transpose ``weight.T @ dz.T`` at 128-384
+   rows against 1.3-2.1 ms direct; direct is faster again from 768 rows (0.34 ms
+   against 0.84 ms). So chunks below :data:`GH_DIRECT_ROWS` rows use the transpose
+   into a scratch block (H=512, V=32000 float32, 2 threads; whole batch: 0.37 ms).
 c) The chunk is sized from the shape: the largest chunk whose buffers fit in
    ``max(32 MiB, 3% of the (N, V) logits)`` (``chunk_size=`` overrides it), then
    evened out so the last chunk is not a sliver.
@@ -91,6 +93,11 @@ __all__ = [
 # of grad_weight per chunk start to cost; 32 MiB is 256 rows at V=32768 float32.
 CHUNK_FLOOR_BYTES = 32 * 2**20
 CHUNK_FRACTION = 0.03
+
+# grad_hidden's product for chunks of fewer rows goes through its transpose (design
+# note b); measured crossover between 384 (transpose 3.9x faster) and 768 rows (direct
+# 2.5x faster), H=512, V=32000 float32, 2 threads.
+GH_DIRECT_ROWS = 512
 
 OUTPUTS = ("lse", "logprob", "entropy", "argmax")
 
@@ -406,8 +413,9 @@ def _pass(p: _Problem, coef: _Coef | None = None, need: tuple = (False, False, F
         z = buf[:r]
         if p.logits is None:
             hc = p.hidden[start:stop]
-            # z^T (V, r) = weight (V, H) @ hc^T (H, r): "TN" on the F-ordered views.
-            _into(gemm(alpha, p.weight.T, hc.T, beta=0.0, c=z.T, trans_a=1, overwrite_c=1), z)
+            np.matmul(hc, p.weight.T, out=z)
+            if alpha != 1.0:
+                z *= dtype.type(alpha)
         else:
             z[...] = p.logits[start:stop]
         if bias is not None:
@@ -432,12 +440,14 @@ def _pass(p: _Problem, coef: _Coef | None = None, need: tuple = (False, False, F
                 grad_h[start:stop] = dz
         else:
             if need[0]:
-                # grad_h rows (r, H) = dz @ weight, as "TT" into an F-ordered scratch:
-                # 3-5x faster than the "NN" layout for chunks of a few hundred rows.
-                ghf = gh_scratch[: r * hdim].reshape(hdim, r).T
-                _into(gemm(1.0, dz.T, p.weight.T, beta=0.0, c=ghf, trans_a=1, trans_b=1,
-                           overwrite_c=1), ghf)
-                grad_h[start:stop] = ghf
+                # grad_h rows (r, H) = dz @ weight. Below GH_DIRECT_ROWS rows, as its
+                # transpose weight^T @ dz^T into a scratch block (design note b).
+                if r < GH_DIRECT_ROWS:
+                    ght = gh_scratch[: r * hdim].reshape(hdim, r)
+                    np.matmul(p.weight.T, dz.T, out=ght)
+                    grad_h[start:stop] = ght.T
+                else:
+                    np.matmul(dz, p.weight, out=grad_h[start:stop])
             if need[1]:
                 # grad_w^T (H, V) += hc^T (H, r) @ dz (r, V), in place (beta=1).
                 _into(gemm(1.0, hc.T, dz.T, beta=1.0, c=grad_w.T, trans_b=1, overwrite_c=1),
