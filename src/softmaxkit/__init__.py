@@ -15,12 +15,58 @@ from ._softmax import (
     log_softmax,
     log_softmax_backward,
     logsumexp,
-    sample,
     sigmoid,
     sigmoid_backward,
     softmax,
     softmax_backward,
     softplus,
+)
+
+# sampling and sparse softmax
+from ._sampling import (
+    Sample,
+    gumbel_softmax,
+    gumbel_softmax_backward,
+    sample,
+    sampling_probs,
+)
+from ._entmax import (
+    entmax15,
+    entmax15_backward,
+    entmax_bisect,
+    entmax_bisect_backward,
+    entmax_loss,
+    entmax_loss_and_grad,
+    entmax_loss_grad,
+    sparsemax,
+    sparsemax_backward,
+    sparsemax_loss,
+    sparsemax_loss_and_grad,
+    sparsemax_loss_grad,
+)
+
+# backward passes of logsumexp, log_sigmoid, softplus (beta, threshold)
+from ._activation_grads import (
+    log_sigmoid_backward,
+    logsumexp_backward,
+    softplus_backward,
+    softplus_scaled,
+)
+
+# focal, poly-1 and hinge losses
+from ._losses._focal import (
+    focal_loss,
+    focal_loss_and_grad,
+    focal_loss_grad,
+    multi_margin_loss,
+    multi_margin_loss_and_grad,
+    multi_margin_loss_grad,
+    poly1_cross_entropy,
+    poly1_cross_entropy_and_grad,
+    poly1_cross_entropy_grad,
+    sigmoid_focal_loss,
+    sigmoid_focal_loss_and_grad,
+    sigmoid_focal_loss_grad,
 )
 
 # fused linear + cross-entropy
@@ -58,7 +104,17 @@ from ._losses import (
 )
 
 # estimator, data, explain
-from ._explain import explain, explain_sigmoid
+from .app.explain import explain, explain_sigmoid
+
+# calibration
+from ._calibration import (
+    ReliabilityCurve,
+    TemperatureScaling,
+    calibration_report,
+    classwise_calibration_error,
+    expected_calibration_error,
+    reliability_curve,
+)
 
 __version__ = "0.1.0"
 
@@ -77,7 +133,40 @@ __all__ = [
     "softmax_backward",
     "log_softmax_backward",
     "sigmoid_backward",
+    # sampling and sparse softmax
     "sample",
+    "Sample",
+    "sampling_probs",
+    "gumbel_softmax",
+    "gumbel_softmax_backward",
+    "sparsemax",
+    "entmax15",
+    "entmax_bisect",
+    "sparsemax_backward",
+    "entmax15_backward",
+    "entmax_bisect_backward",
+    "sparsemax_loss",
+    "sparsemax_loss_grad",
+    "sparsemax_loss_and_grad",
+    "entmax_loss",
+    "entmax_loss_grad",
+    "entmax_loss_and_grad",
+    "logsumexp_backward",
+    "log_sigmoid_backward",
+    "softplus_backward",
+    "softplus_scaled",
+    "focal_loss",
+    "focal_loss_grad",
+    "focal_loss_and_grad",
+    "sigmoid_focal_loss",
+    "sigmoid_focal_loss_grad",
+    "sigmoid_focal_loss_and_grad",
+    "poly1_cross_entropy",
+    "poly1_cross_entropy_grad",
+    "poly1_cross_entropy_and_grad",
+    "multi_margin_loss",
+    "multi_margin_loss_grad",
+    "multi_margin_loss_and_grad",
     # losses: objects (options checked once) and functions
     "CrossEntropyLoss",
     "NLLLoss",
@@ -111,6 +200,13 @@ __all__ = [
     "datasets",
     "explain",
     "explain_sigmoid",
+    # calibration
+    "expected_calibration_error",
+    "classwise_calibration_error",
+    "reliability_curve",
+    "ReliabilityCurve",
+    "TemperatureScaling",
+    "calibration_report",
 ]
 
 

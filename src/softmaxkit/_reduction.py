@@ -43,15 +43,17 @@ def reduce(per_row: np.ndarray, reduction: str, denom: float, result_dtype: Any,
     a 0-d result unwrapped to a NumPy scalar.
     """
     dtype = np.dtype(result_dtype)
-    if reduction == "none":
-        out = per_row.astype(dtype)
-        if batch_shape is not None:
-            out = out.reshape(batch_shape)
-        return out[()] if out.ndim == 0 else out
-    total = float(per_row.sum())
-    if reduction == "sum":
-        return dtype.type(total)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # Rounding a loss beyond the result dtype's range (float16's 65504) to inf is the
+    # right rounding, not an overflow to warn about.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if reduction == "none":
+            out = per_row.astype(dtype)
+            if batch_shape is not None:
+                out = out.reshape(batch_shape)
+            return out[()] if out.ndim == 0 else out
+        total = float(per_row.sum())
+        if reduction == "sum":
+            return dtype.type(total)
         return dtype.type(total / denom if denom != 0 else np.nan)
 
 

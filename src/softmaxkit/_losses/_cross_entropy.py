@@ -23,7 +23,10 @@ from .._validation import (
     check_prob_rows,
     check_reduction,
     check_smoothing,
+    check_softcap,
+    check_temperature,
     check_weights,
+    check_z_loss,
     class_rows,
     hard_target,
     real_array,
@@ -63,6 +66,23 @@ def _same_or_disjoint(out: np.ndarray, block: np.ndarray) -> bool:
             and out.strides == block.strides)
 
 
+def _transform_logits(z: np.ndarray, softcap: float | None, temperature: float,
+                      want_grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """``z' = softcap * tanh(z / softcap) / T`` (Gemma's soft-capping first, as part
+    of the model; an RL sampler's temperature last), and ``dz'/dz`` when a gradient
+    is wanted: ``(1 - tanh**2) / T``. The definition the fused linear path uses too."""
+    if softcap is None:
+        return z / z.dtype.type(temperature), (np.full(1, 1.0 / temperature, z.dtype)
+                                               if want_grad else None)
+    th = np.tanh(z / z.dtype.type(softcap))
+    zt = th * z.dtype.type(softcap / temperature)
+    chain = None
+    if want_grad:
+        chain = 1 - th * th
+        chain *= z.dtype.type(1.0 / temperature)
+    return zt, chain
+
+
 class _Batch(NamedTuple):
     """One call's arrays, checked and in the kernels' layout."""
 
@@ -72,6 +92,7 @@ class _Batch(NamedTuple):
     target: np.ndarray | None  # (rows,) int64 (hard labels)
     q: np.ndarray | None  # (rows, C) class probabilities (soft labels)
     sample_weight: np.ndarray | None  # (rows,) float64
+    row_weight: np.ndarray  # (rows,) float64: w[y] (hard labels; 0 if ignored) or 1
     denom: float  # the "mean" denominator
 
 
@@ -125,12 +146,20 @@ class CrossEntropyLoss:
 
     def __init__(self, *, weight: ArrayLike | None = None, ignore_index: int | None = None,
                  label_smoothing: float = 0.0, reduction: str = "mean",
-                 from_logits: bool = True) -> None:
+                 from_logits: bool = True, z_loss: float = 0.0,
+                 softcap: float | None = None, temperature: float = 1.0) -> None:
         self.from_logits = check_bool(from_logits, "from_logits")
         self.reduction = check_reduction(reduction)
         self.label_smoothing = check_smoothing(label_smoothing)
         self.ignore_index = check_ignore_index(ignore_index)
         self.weight = None if weight is None else check_class_weight(weight)
+        self.z_loss = check_z_loss(z_loss)
+        self.softcap = check_softcap(softcap)
+        self.temperature = check_temperature(temperature)
+        self._transformed = self.softcap is not None or self.temperature != 1.0
+        if not self.from_logits and (self._transformed or self.z_loss):
+            raise ValueError("z_loss, softcap and temperature apply to logits "
+                             "(from_logits=True), not to probabilities")
         self._weight_as: dict[np.dtype, np.ndarray] = {}
 
     def __repr__(self) -> str:
@@ -145,6 +174,9 @@ class CrossEntropyLoss:
             opts.append(f"reduction={self.reduction!r}")
         if not self.from_logits:
             opts.append("from_logits=False")
+        for name, default in (("z_loss", 0.0), ("softcap", None), ("temperature", 1.0)):
+            if getattr(self, name) != default:
+                opts.append(f"{name}={getattr(self, name)!r}")
         return f"CrossEntropyLoss({', '.join(opts)})"
 
     def _class_weight(self, n_classes: int, dtype: np.dtype) -> np.ndarray | None:
@@ -210,7 +242,7 @@ class CrossEntropyLoss:
             if sw is not None:
                 sw = sw / sw.max()
         denom = float((roww if sw is None else roww * sw).sum())
-        return _Batch(rows, result_dtype, w, t, q, sw, denom)
+        return _Batch(rows, result_dtype, w, t, q, sw, roww, denom)
 
     def _compute(self, b: _Batch, want_grad: bool, out: np.ndarray | None = None
                  ) -> tuple[Any, np.ndarray | None]:
@@ -219,6 +251,9 @@ class CrossEntropyLoss:
         eps = self.label_smoothing
         grad2d = None
         direct = False
+        z, chain = rows.block, None
+        if self._transformed:
+            z, chain = _transform_logits(z, self.softcap, self.temperature, want_grad)
         if not self.from_logits:
             per_row, dldp = _ce_probs_rows(rows.block, b.target, b.q, b.weight,
                                            self.ignore_index, eps, want_grad)
@@ -226,20 +261,25 @@ class CrossEntropyLoss:
                 g = np.broadcast_to(np.asarray(dloss, dtype=np.float64), (rows.rows,))
                 grad2d = (dldp * g[:, None]).astype(dtype)
         elif b.q is not None:
-            per_row, grad2d = _kernels.ce_soft_rows(rows.block, b.q, weight=b.weight,
+            per_row, grad2d = _kernels.ce_soft_rows(z, b.q, weight=b.weight,
                                                     label_smoothing=eps, dloss=dloss)
         else:
             # out= in the kernel's layout takes the gradient directly (no allocation, no
             # copy); the kernel reads each row before writing it, so out may be the input.
-            direct = (want_grad and out is not None and rows.identity
-                      and out.dtype == dtype and out.flags.c_contiguous
+            direct = (want_grad and out is not None and rows.identity and chain is None
+                      and not self.z_loss and out.dtype == dtype and out.flags.c_contiguous
                       and _same_or_disjoint(out, rows.block))
             per_row, _, grad2d = _kernels.ce_hard_rows(
-                rows.block, b.target, weight=b.weight, ignore_index=self.ignore_index,
+                z, b.target, weight=b.weight, ignore_index=self.ignore_index,
                 label_smoothing=eps, dloss=dloss,
                 grad_out=out.reshape(rows.rows, rows.cols) if direct and out is not None else None)
-        if dtype == np.float32 and (eps or b.q is not None) and self.from_logits:
+        if dtype == np.float32 and (eps or b.q is not None) and self.from_logits \
+                and not self._transformed:
             per_row, grad2d = self._refine_f32(b, per_row, grad2d, dloss)
+        if self.z_loss:
+            per_row, grad2d = self._add_z_loss(b, z, per_row, grad2d, dloss)
+        if chain is not None and grad2d is not None:
+            grad2d *= chain  # back through z' = softcap tanh(z / softcap) / T
         if b.sample_weight is not None:
             # a zero sample weight excludes its row, even one whose loss is inf
             per_row = np.where(b.sample_weight != 0, per_row * b.sample_weight, 0.0)
@@ -253,7 +293,28 @@ class CrossEntropyLoss:
         if out is not None:
             np.copyto(out, g, casting="unsafe")
             return loss, out
-        return loss, g.astype(b.result_dtype) if g.dtype != b.result_dtype else g
+        with np.errstate(over="ignore"):  # float16 rounds large gradients to inf
+            return loss, g.astype(b.result_dtype) if g.dtype != b.result_dtype else g
+
+    def _add_z_loss(self, b: _Batch, z: np.ndarray, per_row: np.ndarray,
+                    grad2d: np.ndarray | None, dloss: float | np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """PaLM's auxiliary ``z_loss * w[y] * lse(z)**2`` per counted row (the row's
+        class weight, so a "mean" divides both terms by the same total weight; the
+        same definition as the fused linear path), and its gradient
+        ``2 z_loss w[y] lse softmax(z)``."""
+        lse = np.empty(z.shape[0], dtype=z.dtype)
+        _kernels.logsumexp_rows(z, lse)
+        lse64 = lse.astype(np.float64)
+        zw = self.z_loss * b.row_weight
+        with np.errstate(invalid="ignore", over="ignore"):
+            per_row = per_row + np.where(zw != 0, zw * lse64 * lse64, 0.0)
+            if grad2d is not None and dloss is not None:
+                coef = np.where(zw != 0, 2.0 * zw * lse64, 0.0) * dloss
+                live = np.flatnonzero(coef)
+                p = np.exp(z[live] - lse[live, None])
+                grad2d[live] += (coef[live, None] * p).astype(grad2d.dtype)
+        return per_row, grad2d
 
     def _refine_f32(self, b: _Batch, per_row: np.ndarray, grad2d: np.ndarray | None,
                     dloss: float | np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -325,6 +386,10 @@ class CrossEntropyLoss:
         (n,); ``grad_out`` None or a C-contiguous (n, C) array of raw's dtype (it may
         be ``raw``). "none" returns the sum. Costs little more than the kernel call.
         """
+        if self._transformed or self.z_loss:  # the options' own passes: the full path
+            b = self._batch(raw, target, -1, sample_weight)
+            value, grad = self._compute(b, True, grad_out)
+            return float(np.sum(value)), cast(np.ndarray, grad)
         n, n_classes = raw.shape
         w = None if self.weight is None else self._class_weight(n_classes, raw.dtype)
         soft = target.ndim == 2
@@ -455,6 +520,16 @@ _CE_DOC_PARAMS = """
         divides by the summed weights ``sum_i sample_weight_i * weight[y_i]`` of the
         rows counted (PyTorch's weighted mean); with soft targets by
         ``sum_i sample_weight_i`` (the number of rows without sample weights).
+    z_loss : float >= 0, default 0
+        PaLM's auxiliary loss: ``z_loss * w[y] * logsumexp(z')**2`` is added to each
+        counted row's loss (``w[y]`` its class weight, 1 for soft labels), which
+        keeps the softmax normaliser near 1. The returned loss includes it.
+    softcap : float > 0, optional
+        Gemma's logit soft-capping: the logits become ``softcap * tanh(z / softcap)``
+        (so ``+-inf`` become ``+-softcap``), gradient included.
+    temperature : float > 0, default 1
+        The logits are divided by it after soft-capping: ``z' = cap(z) / T``.
+        These three options mean the same in :func:`linear_cross_entropy`.
 """
 
 
@@ -471,7 +546,9 @@ def _with_params(func: _F) -> _F:
 def cross_entropy(input: ArrayLike, target: ArrayLike, *, axis: int = -1,
                   from_logits: bool = True, weight: ArrayLike | None = None,
                   sample_weight: ArrayLike | None = None, ignore_index: int | None = None,
-                  label_smoothing: float = 0.0, reduction: str = "mean") -> Loss:
+                  label_smoothing: float = 0.0, reduction: str = "mean",
+                  z_loss: float = 0.0, softcap: float | None = None,
+                  temperature: float = 1.0) -> Loss:
     r"""Cross-entropy between the softmax of logits and labels.
 
     For a row with logits ``z``, class weights ``w``, smoothing ``eps`` and label y:
@@ -504,7 +581,8 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, *, axis: int = -1,
     """
     return CrossEntropyLoss(weight=weight, ignore_index=ignore_index,
                             label_smoothing=label_smoothing, reduction=reduction,
-                            from_logits=from_logits).loss(input, target, axis=axis,
+                            from_logits=from_logits, z_loss=z_loss, softcap=softcap,
+                            temperature=temperature).loss(input, target, axis=axis,
                                                           sample_weight=sample_weight)
 
 
@@ -513,7 +591,9 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, *, axis: int = -1,
                        from_logits: bool = True, weight: ArrayLike | None = None,
                        sample_weight: ArrayLike | None = None, ignore_index: int | None = None,
                        label_smoothing: float = 0.0, reduction: str = "mean",
-                       out: np.ndarray | None = None) -> FloatArray:
+                       out: np.ndarray | None = None, z_loss: float = 0.0,
+                       softcap: float | None = None, temperature: float = 1.0
+                       ) -> FloatArray:
     r"""Gradient of :func:`cross_entropy` with respect to ``input``.
 
     From logits, per row: ``scale * (a p - eps / C w - (1 - eps) w[y] onehot(y))`` with
@@ -543,7 +623,8 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, *, axis: int = -1,
     return cross_entropy_and_grad(input, target, axis=axis, from_logits=from_logits,
                                   weight=weight, sample_weight=sample_weight,
                                   ignore_index=ignore_index, label_smoothing=label_smoothing,
-                                  reduction=reduction, out=out)[1]
+                                  reduction=reduction, out=out, z_loss=z_loss, softcap=softcap,
+                                  temperature=temperature)[1]
 
 
 @_with_params
@@ -551,8 +632,9 @@ def cross_entropy_and_grad(input: ArrayLike, target: ArrayLike, *, axis: int = -
                            from_logits: bool = True, weight: ArrayLike | None = None,
                            sample_weight: ArrayLike | None = None,
                            ignore_index: int | None = None, label_smoothing: float = 0.0,
-                           reduction: str = "mean", out: np.ndarray | None = None
-                           ) -> tuple[Loss, FloatArray]:
+                           reduction: str = "mean", out: np.ndarray | None = None,
+                           z_loss: float = 0.0, softcap: float | None = None,
+                           temperature: float = 1.0) -> tuple[Loss, FloatArray]:
     r"""``(cross_entropy(...), cross_entropy_grad(...))`` from one fused pass.
 
     On integer labels from logits, one C kernel visits each row once: a max pass, an
@@ -576,7 +658,8 @@ def cross_entropy_and_grad(input: ArrayLike, target: ArrayLike, *, axis: int = -
     """
     return CrossEntropyLoss(weight=weight, ignore_index=ignore_index,
                             label_smoothing=label_smoothing, reduction=reduction,
-                            from_logits=from_logits).loss_and_grad(
+                            from_logits=from_logits, z_loss=z_loss, softcap=softcap,
+                            temperature=temperature).loss_and_grad(
         input, target, axis=axis, sample_weight=sample_weight, out=out)
 
 
