@@ -548,3 +548,41 @@ def test_uint64_label_does_not_wrap_to_ignore_index():
 def test_bad_options(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         smk.linear_cross_entropy_full(np.ones((2, 3)), np.ones((4, 3)), [0, 1], **kwargs)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(z_loss=1e-3, softcap=5.0, label_smoothing=0.1)])
+def test_default_chunk_keeps_extra_memory_within_the_share_of_the_logits(rng, monkeypatch, options):
+    # The default buffer budget is max(floor, 3% of the N x V logits); with the floor
+    # set to 0 the tracemalloc peak beyond the gradients must stay within 3% of the
+    # logits plus the O(N) per-row numbers.
+    monkeypatch.setattr(_linear_ce, "CHUNK_FLOOR_BYTES", 0)
+    n, h, v = 2048, 8, 4096
+    hidden, weight, bias, target = problem(rng, n=n, h=h, v=v)
+    p = _linear_ce._prepare(hidden, weight, target, bias, None, None, 0.0, "mean", None,
+                            z_loss=options.get("z_loss", 0.0), softcap=options.get("softcap"))
+    assert 16 <= p.chunk < 100  # 3% of 64 MiB is ~61 rows of one buffer
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        loss, grads = smk.linear_cross_entropy_and_grad(hidden, weight, target, bias=bias, **options)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    extra = peak - sum(g.nbytes for g in grads)
+    logits_bytes = n * v * 8
+    assert extra <= 0.03 * logits_bytes + 64 * n * 8, (extra, 0.03 * logits_bytes)
+
+
+def test_chunk_rule_from_the_shape():
+    mib = 2**20
+    # small logits: the 32 MiB floor; 4096 x 32768 float32 -> ~252 rows, evened to 241
+    c = _linear_ce._chunk_rows(4096, 32768, 1024, 4, 1, None)
+    assert c * 32768 * 4 <= 32 * mib and c == 241
+    # large logits: 3% of 8192 x 262144 float32 (8 GiB) = 245.8 MiB
+    c = _linear_ce._chunk_rows(8192, 262144, 2048, 4, 1, None)
+    assert 200 <= c and c * 262144 * 4 <= 0.03 * 8192 * 262144 * 4
+    # two buffers (the options' path) halve it; whole batch when it fits
+    assert _linear_ce._chunk_rows(4096, 32768, 1024, 4, 2, None) < 130
+    assert _linear_ce._chunk_rows(100, 1000, 10, 8, 1, None) == 100
+    assert _linear_ce._chunk_rows(100, 1000, 10, 8, 1, 7) == 7
