@@ -152,6 +152,23 @@ def vocab_parallel_linear_cross_entropy(
         The loss, the z-loss, and the per-row outputs, equal on every process.
         ``hidden`` receives the whole gradient on every process (all-reduced),
         ``weight_shard`` and ``bias_shard`` their own rows'.
+
+    Examples
+    --------
+    A group of one process (torchrun starts many; see docs/linear_cross_entropy.md):
+
+    >>> import tempfile, torch, torch.distributed as dist
+    >>> from softmaxkit._torch_distributed import vocab_parallel_linear_cross_entropy
+    >>> store = tempfile.NamedTemporaryFile(delete=False).name
+    >>> dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
+    >>> h = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    >>> w = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    >>> t = torch.tensor([0, 5, 2, 1])
+    >>> out = vocab_parallel_linear_cross_entropy(h, w, t, outputs=("entropy",))
+    >>> out.loss.backward()
+    >>> dist.destroy_process_group()
+    >>> bool(torch.isclose(out.loss, torch.nn.functional.cross_entropy(h @ w.T, t)))
+    True
     """
     _check_2d(weight_shard, "weight_shard")
     par = _parallel(weight_shard.shape[0], weight_shard.dtype, group, vocab_start, vocab_size,
