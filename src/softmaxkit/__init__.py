@@ -50,7 +50,6 @@ from ._activation_grads import (
     log_sigmoid_backward,
     logsumexp_backward,
     softplus_backward,
-    softplus_scaled,
 )
 
 # focal, poly-1 and hinge losses
@@ -154,7 +153,6 @@ __all__ = [
     "logsumexp_backward",
     "log_sigmoid_backward",
     "softplus_backward",
-    "softplus_scaled",
     "focal_loss",
     "focal_loss_grad",
     "focal_loss_and_grad",
@@ -214,7 +212,7 @@ __all__ = [
 # loaded on first use (PEP 562), so `import softmaxkit` stays fast.
 def __getattr__(name):
     if name == "SoftmaxRegression":
-        from ._regression import SoftmaxRegression
+        from .linear_model import SoftmaxRegression
 
         return SoftmaxRegression
     if name == "datasets":

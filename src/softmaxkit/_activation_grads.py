@@ -23,6 +23,7 @@ from ._typing import ArrayLike, Axis, FloatArray
 from ._validation import Rows, as_float_array, check_real, normalize_axes
 
 __all__ = ["logsumexp_backward", "log_sigmoid_backward", "softplus_backward", "softplus_scaled"]
+# softplus_scaled is the beta/threshold path of smk.softplus (not exported on its own).
 
 
 def _same_shape(x: Any, g: Any) -> tuple[np.ndarray, np.ndarray, np.dtype]:
@@ -77,12 +78,12 @@ def softplus_scaled(x: ArrayLike, *, beta: float = 1.0, threshold: float | None 
     :math:`\beta x > \mathrm{threshold}` (``threshold=None``: never; the exact value is
     computed everywhere, PyTorch's default is 20).
 
-    To become ``smk.softplus(x, beta=..., threshold=...)``.
+    ``smk.softplus(x, beta=..., threshold=...)`` calls it.
 
     Examples
     --------
     >>> import softmaxkit as smk
-    >>> float(smk.softplus_scaled(1.0, beta=2.0))  # log(1 + e^2) / 2
+    >>> float(smk.softplus(1.0, beta=2.0))  # log(1 + e^2) / 2
     1.0634640055214863
     """
     b, th = _check_beta_threshold(beta, threshold)

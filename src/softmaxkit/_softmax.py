@@ -348,7 +348,8 @@ def log_sigmoid(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     return _elementwise(_kernels.log_sigmoid_flat, x, out)
 
 
-def softplus(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
+def softplus(x: ArrayLike, *, beta: float = 1.0, threshold: float | None = None,
+             out: np.ndarray | None = None) -> FloatArray:
     r"""``log(1 + exp(x))``, elementwise, without overflow or cancellation.
 
     Piecewise as scikit-learn's loss module: ``exp(x)`` below -37,
@@ -360,7 +361,22 @@ def softplus(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     >>> import softmaxkit as smk
     >>> float(smk.softplus(1000.0))
     1000.0
+
+    PyTorch's ``beta`` and ``threshold``: ``log(1 + exp(beta x)) / beta``, and ``x``
+    where ``beta x > threshold`` (None, the default here: never; PyTorch's is 20):
+
+    >>> float(smk.softplus(1.0, beta=2.0))
+    1.0634640055214863
     """
+    if beta != 1.0 or threshold is not None:  # PyTorch's scaled form
+        from ._activation_grads import softplus_scaled
+
+        y = softplus_scaled(x, beta=beta, threshold=threshold)
+        if out is None:
+            return y
+        check_out(out, np.shape(y), np.asarray(y).dtype)
+        np.copyto(out, y)
+        return out
     return _elementwise(_kernels.softplus_flat, x, out)
 
 

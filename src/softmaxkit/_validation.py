@@ -406,7 +406,7 @@ def check_prob_rows(p: np.ndarray, name: str, hint: str = "pass logits with from
         i, j = where_first(bad)
         raise ValueError(
             f"{name} holds probabilities, but row {i}, class {j} is "
-            f"{p[i, j].item()!r}: probabilities must be in [0, 1]"
+            f"{p[i, j].item()!r}: expected probabilities in [0, 1]"
         )
     if p.shape[1] == 0:
         return

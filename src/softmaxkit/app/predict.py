@@ -50,7 +50,7 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     ValueError
         "--model PATH: not a softmaxkit model file (...)", or a corrupt model.
     """
-    from .._regression import SoftmaxRegression
+    from ..linear_model import SoftmaxRegression
 
     p = Path(os.fspath(path))
     if not p.exists():

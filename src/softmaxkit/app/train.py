@@ -122,7 +122,7 @@ def train(
     from sklearn.utils._param_validation import InvalidParameterError
 
     from .. import datasets
-    from .._regression import SoftmaxRegression
+    from ..linear_model import SoftmaxRegression
 
     if not 0.0 <= test_size < 1.0:
         raise ValueError(f"--test-size must be in [0, 1), got {test_size}")
