@@ -598,7 +598,7 @@ def _run(p: _Problem, grad_scale: Any = None, need: tuple = (False, False, False
     return res.loss_rows, res.grads
 
 
-def _upstream(p: _Problem, reduction: str, grad_output: Any) -> Any:
+def _dloss_from_caller(p: _Problem, reduction: str, grad_output: Any) -> Any:
     """The per-row multipliers of the gradient for ``reduction`` and the caller's
     ``grad_output`` (a scalar, or (N,) for "none"; None means 1)."""
     n = p.target.shape[0]
@@ -763,7 +763,7 @@ def linear_cross_entropy_and_grad(
     """
     p = _prepare(hidden, weight, target, bias, class_weight, ignore_index, label_smoothing,
                  reduction, chunk_size, z_loss=z_loss, softcap=softcap, temperature=temperature)
-    coef = _Coef(loss=_upstream(p, reduction, grad_output))
+    coef = _Coef(loss=_dloss_from_caller(p, reduction, grad_output))
     res = _pass(p, coef, (True, True, True))
     return _reduce(p, res.loss_rows, reduction), _cast_grads(p, res.grads)
 
@@ -815,7 +815,7 @@ def linear_cross_entropy_full(
                  reduction, chunk_size, z_loss=z_loss, softcap=softcap, temperature=temperature,
                  outputs=outputs)
     grad = check_bool(grad, "grad")
-    coef = _Coef(loss=_upstream(p, reduction, grad_output)) if grad else None
+    coef = _Coef(loss=_dloss_from_caller(p, reduction, grad_output)) if grad else None
     res = _pass(p, coef, (True, True, True) if grad else (False,) * 3)
     z_rows = res.z_rows if res.z_rows is not None else np.zeros_like(res.loss_rows)
     accuracy = None
