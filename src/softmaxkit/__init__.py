@@ -71,7 +71,12 @@ from ._losses._focal import (
 )
 
 # fused linear + cross-entropy
-from ._linear_ce import linear_cross_entropy, linear_cross_entropy_and_grad
+from ._linear_ce import (
+    LinearCrossEntropyResult,
+    linear_cross_entropy,
+    linear_cross_entropy_and_grad,
+    linear_cross_entropy_full,
+)
 
 # losses
 from ._losses import (
@@ -188,6 +193,8 @@ __all__ = [
     # fused linear + cross-entropy
     "linear_cross_entropy",
     "linear_cross_entropy_and_grad",
+    "linear_cross_entropy_full",
+    "LinearCrossEntropyResult",
     # estimator, data, explain
     "SoftmaxRegression",
     "datasets",

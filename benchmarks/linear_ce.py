@@ -1,0 +1,212 @@
+"""Fused linear + cross-entropy at every size: time against the three GEMMs alone and
+the unfused path, extra memory against the (N, V) logits, and torch's
+``F.linear_cross_entropy`` as a column when the installed torch has it.
+
+    python benchmarks/linear_ce.py --quick            # two small points (a minute)
+    python benchmarks/linear_ce.py                    # the issue's grid (hours, quiet machine)
+    python benchmarks/linear_ce.py --points 4096,1024,32768 --curve   # + chunk trade-off
+
+Every time is the best over ``--rounds`` rounds, the variants interleaved within a
+round so a burst of load hits them alike. "GEMMs" is the three products the
+gradient needs (``hidden @ W.T``, ``dz @ W``, ``dz.T @ hidden``) with preallocated
+outputs, the faster of NumPy's and SciPy's BLAS; the fused path runs on SciPy's.
+"extra" is the tracemalloc peak beyond the inputs and the gradients (a separate,
+untimed call); the bound is ``max(32 MiB, 3% of the N x V logits)``. Points whose
+unfused path would not fit in memory are skipped and listed.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+GRID_N = (1024, 4096, 8192)
+GRID_H = (512, 1024, 2048)
+GRID_V = (32000, 65536, 131072, 262144)
+QUICK = ((1024, 512, 32000), (2048, 512, 32768))
+MiB = 2**20
+
+
+def _avail_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
+
+
+def _problem(n, h, v, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    hidden = (rng.standard_normal((n, h), dtype=np.float32) * 0.5).astype(dtype)
+    weight = (rng.standard_normal((v, h), dtype=np.float32) / np.sqrt(h)).astype(dtype)
+    target = rng.integers(0, v, size=n)
+    return hidden, weight, target
+
+
+def _variants(hidden, weight, target, smk, torch, chunk=None):
+    from scipy.linalg.blas import dgemm, sgemm
+
+    n, h = hidden.shape
+    v = weight.shape[0]
+    gemm = sgemm if hidden.dtype == np.float32 else dgemm
+    z = np.empty((n, v), hidden.dtype)
+    gh = np.empty((n, h), hidden.dtype)
+    gw = np.empty((v, h), hidden.dtype)
+
+    def gemms_numpy():
+        np.matmul(hidden, weight.T, out=z)
+        np.matmul(z, weight, out=gh)
+        np.matmul(z.T, hidden, out=gw)
+
+    def gemms_scipy():
+        gemm(1.0, weight.T, hidden.T, c=z.T, trans_a=1, overwrite_c=1)
+        gemm(1.0, z.T, weight.T, trans_a=1, trans_b=1)
+        gemm(1.0, hidden.T, z.T, c=gw.T, trans_b=1, overwrite_c=1)
+
+    def fused():
+        smk.linear_cross_entropy_and_grad(hidden, weight, target, chunk_size=chunk)
+
+    def unfused():
+        logits = hidden @ weight.T
+        _, g = smk.cross_entropy_and_grad(logits, target)
+        del logits
+        return g @ weight, g.T @ hidden
+
+    out = {"gemms_numpy": gemms_numpy, "gemms_scipy": gemms_scipy, "fused": fused,
+           "unfused": unfused}
+    F = getattr(getattr(torch, "nn", None), "functional", None) if torch else None
+    if F is not None and hasattr(F, "linear_cross_entropy"):
+        th, tw, tt = torch.from_numpy(hidden), torch.from_numpy(weight), torch.from_numpy(target)
+
+        def torch_lce():
+            x = th.detach().requires_grad_(True)
+            w = tw.detach().requires_grad_(True)
+            F.linear_cross_entropy(x, w, tt).backward()
+
+        out["torch"] = torch_lce
+    return out, (z, gh, gw)
+
+
+def _extra_memory(fn, grads_bytes: int) -> int:
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        fn()
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    return max(0, peak - grads_bytes)
+
+
+def measure(n, h, v, *, rounds, dtype, smk, torch, chunk=None, log=print) -> dict:
+    hidden, weight, target = _problem(n, h, v, dtype)
+    fns, scratch = _variants(hidden, weight, target, smk, torch, chunk)
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    del scratch
+    itemsize = np.dtype(dtype).itemsize
+    grads = (n * h + v * h) * itemsize
+    logits = n * v * itemsize
+    row = {"N": n, "H": h, "V": v, "chunk": chunk, **best,
+           "gemms": min(best["gemms_numpy"], best["gemms_scipy"]),
+           "logits_MiB": logits / MiB,
+           "fused_extra_MiB": _extra_memory(fns["fused"], grads) / MiB,
+           "unfused_extra_MiB": _extra_memory(fns["unfused"], grads) / MiB,
+           "bound_MiB": max(32 * MiB, 0.03 * logits) / MiB}
+    log(_fmt_row(row), flush=True)
+    return row
+
+
+HEADER = ("| N | H | V | GEMMs s | fused | unfused | torch | fused extra MiB (bound) | "
+          "unfused extra MiB |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+
+def _fmt_row(r: dict) -> str:
+    g = r["gemms"]
+    tor = f"{r['torch'] / g:.2f}x" if "torch" in r else "n/a"
+    return (f"| {r['N']} | {r['H']} | {r['V']} | {g:.3f} | {r['fused'] / g:.2f}x | "
+            f"{r['unfused'] / g:.2f}x | {tor} | {r['fused_extra_MiB']:.0f} "
+            f"({r['bound_MiB']:.0f}) | {r['unfused_extra_MiB']:.0f} |")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="two small points only")
+    ap.add_argument("--points", nargs="*", default=None, metavar="N,H,V",
+                    help="explicit points instead of the grid")
+    ap.add_argument("--rounds", type=int, default=3, help="best of this many rounds (3)")
+    ap.add_argument("--threads", type=int, default=2, help="BLAS and kernel threads (2)")
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--curve", action="store_true",
+                    help="also time chunk sizes 64..2048 at each point (the trade-off curve)")
+    ap.add_argument("--no-torch", action="store_true", help="leave out torch's column")
+    args = ap.parse_args(argv)
+    if args.rounds < 1 or args.threads < 1:
+        ap.error("--rounds and --threads must be >= 1")
+
+    from threadpoolctl import threadpool_limits
+
+    import softmaxkit as smk
+
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch  # noqa: F811
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            torch = None
+    smk.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    dtype = np.dtype(args.dtype)
+    if args.points:
+        try:
+            points = [tuple(int(x) for x in p.split(",")) for p in args.points]
+            assert all(len(p) == 3 for p in points)
+        except (ValueError, AssertionError):
+            ap.error("--points takes N,H,V triples, e.g. 4096,1024,32768")
+    elif args.quick:
+        points = list(QUICK)
+    else:
+        points = [(n, h, v) for n in GRID_N for h in GRID_H for v in GRID_V]
+    print(f"# linear CE, {dtype}, {args.threads} threads, best of {args.rounds}; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print("# times are ratios to the three GEMMs alone; torch = F.linear_cross_entropy + backward")
+    print(HEADER)
+    skipped = []
+    for n, h, v in points:
+        # the unfused path holds the logits and their gradient; torch about as much
+        need = (2 * n * v + 3 * (n * h + v * h)) * dtype.itemsize
+        if need > 0.8 * _avail_bytes():
+            skipped.append((n, h, v, need / 2**30))
+            continue
+        measure(n, h, v, rounds=args.rounds, dtype=dtype, smk=smk, torch=torch)
+        if args.curve:
+            for c in (64, 128, 256, 512, 1024, 2048):
+                if c < n:
+                    r = measure(n, h, v, rounds=args.rounds, dtype=dtype, smk=smk, torch=None,
+                                chunk=c, log=lambda *a, **k: None)
+                    print(f"|   chunk {c} | | | | {r['fused'] / r['gemms']:.2f}x | | | "
+                          f"{r['fused_extra_MiB']:.0f} | |", flush=True)
+    for n, h, v, gib in skipped:
+        print(f"# skipped N={n} H={h} V={v}: needs ~{gib:.1f} GiB, more than 80% of free memory")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
