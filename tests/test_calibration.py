@@ -253,7 +253,7 @@ def test_bad_inputs():
         smk.expected_calibration_error([0.1, 0.5, 0.9], [0, 1, 1])
     with pytest.raises(ValueError, match="row 0 sums to 1.5.*from_logits=True"):
         smk.expected_calibration_error([[1.0, 0.5]], [0])
-    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
         smk.expected_calibration_error([[2.0, -1.0]], [0])
     with pytest.raises(ValueError, match=r"target\[1\] = 2 is not a class index in \[0, 2\)"):
         smk.expected_calibration_error([[0.5, 0.5], [0.5, 0.5]], [0, 2])
