@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "softmaxkit"
 # a module may import its own layer and the layers below it, never above.
 LAYERS = [
     ("app", 5),
-    ("torch", 4), ("_torch_linear", 4), ("_torch_distributed", 4), ("linear_model", 4),
+    ("torch", 4), ("linear_model", 4),
     ("_calibration", 4),
     ("_softmax", 3), ("_sampling", 3), ("_entmax", 3), ("_activation_grads", 3),
     ("_losses", 3), ("_linear_ce", 3),

@@ -262,3 +262,19 @@ def test_doc_examples():
         assert result.failed == 0
         attempted += result.attempted
     assert attempted >= 20
+
+
+def test_linear_cross_entropy_double_backward_is_an_error_not_a_wrong_gradient():
+    # issue 10: create_graph=True used to return a gradient with no grad_fn, so a
+    # gradient penalty through it was silently wrong.
+    torch.manual_seed(0)
+    h = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 1, 4, 2])
+    loss = smt.linear_cross_entropy(h, w, t)
+    with pytest.raises(RuntimeError, match="no double backward"):
+        torch.autograd.grad(loss, h, create_graph=True)
+    # a plain backward still works and equals torch's
+    (g,) = torch.autograd.grad(smt.linear_cross_entropy(h, w, t), h)
+    (want,) = torch.autograd.grad(torch.nn.functional.cross_entropy(h @ w.T, t), h)
+    torch.testing.assert_close(g, want)

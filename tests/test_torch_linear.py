@@ -1,4 +1,4 @@
-"""softmaxkit._torch_linear: the autograd Function, the functional forms and the
+"""softmaxkit.torch (the fused linear head): the autograd Function, the functional forms and the
 module, against torch's own composition of the same operations (float64 to 1e-12),
 gradcheck, the per-row outputs' gradients, and the documented limits."""
 import doctest
@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from softmaxkit import _torch_linear  # noqa: E402
-from softmaxkit._torch_linear import (  # noqa: E402
+from softmaxkit.torch import _linear as _torch_linear  # noqa: E402
+from softmaxkit.torch import (  # noqa: E402
     LinearCrossEntropyLoss,
     fused_linear_cross_entropy,
     fused_linear_cross_entropy_full,

@@ -11,11 +11,11 @@ if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 import torch.multiprocessing as mp  # noqa: E402
 
-from softmaxkit._torch_distributed import (  # noqa: E402
+from softmaxkit.torch import (  # noqa: E402
     vocab_parallel_cross_entropy,
     vocab_parallel_linear_cross_entropy,
 )
-from softmaxkit._torch_linear import fused_linear_cross_entropy_full  # noqa: E402
+from softmaxkit.torch import fused_linear_cross_entropy_full  # noqa: E402
 
 OUTPUTS = ("lse", "logprob", "entropy", "argmax")
 CASES = [

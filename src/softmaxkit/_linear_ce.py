@@ -38,7 +38,7 @@ d) Plain cross-entropy (class weights, ignore_index, label smoothing, temperatur
    per-row outputs, upstream gradients for them) run on a vectorised NumPy chunk
    pass (:func:`_stats_chunk`), a few passes over the chunk, never a Python loop
    per row. The same NumPy pass, given a communicator, is the vocab-parallel path
-   of :mod:`softmaxkit._torch_distributed`: the row statistics of each shard are
+   of :mod:`softmaxkit.torch (vocab parallel)`: the row statistics of each shard are
    combined by one max and one sum all-reduce.
 
 Semantics of the options (one home, used by every caller):
@@ -169,7 +169,7 @@ class _Pass(NamedTuple):
 
 class _Local:
     """The communicator of a single process: every reduction is the identity. The
-    vocab-parallel one (softmaxkit._torch_distributed) all-reduces across ranks."""
+    vocab-parallel one (softmaxkit.torch (vocab parallel)) all-reduces across ranks."""
 
     def max(self, a: np.ndarray) -> np.ndarray:
         return a

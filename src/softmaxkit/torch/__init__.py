@@ -35,6 +35,13 @@ from ._functional import (
     nll_loss,
     softmax,
 )
+from ._distributed import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
+from ._linear import (
+    LinearCrossEntropyLoss,
+    LinearCrossEntropyOutput,
+    fused_linear_cross_entropy,
+    fused_linear_cross_entropy_full,
+)
 from ._linear_legacy import linear_cross_entropy
 from ._modules import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, NLLLoss
 
@@ -50,4 +57,11 @@ __all__ = [
     "NLLLoss",
     "BCEWithLogitsLoss",
     "KLDivLoss",
+    # the language-model head: fused linear + cross-entropy, and across processes
+    "fused_linear_cross_entropy",
+    "fused_linear_cross_entropy_full",
+    "LinearCrossEntropyLoss",
+    "LinearCrossEntropyOutput",
+    "vocab_parallel_cross_entropy",
+    "vocab_parallel_linear_cross_entropy",
 ]

@@ -1,7 +1,7 @@
 """Today's ``linear_cross_entropy`` (moved here unchanged from ``softmaxkit/torch.py``).
 
 A ``torch.autograd.Function`` over :mod:`softmaxkit._linear_ce`'s chunked pass. Another
-change replaces it with the custom-op version (``softmaxkit._torch_linear``); until
+change replaces it with the custom-op version (``softmaxkit.torch``); until
 then it keeps working as before, once-differentiable.
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 from .. import _linear_ce
 
@@ -75,8 +74,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return _tensor(_linear_ce._reduce(p, rows, opts.reduction))
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
+        if torch.is_grad_enabled():  # backward(create_graph=True): a graph was asked for
+            # Not once_differentiable's silent graph-less gradient (a gradient penalty
+            # through it would be wrong with no error): say so, as docs/torch.md does.
+            raise RuntimeError(
+                "softmaxkit.torch.linear_cross_entropy has no double backward (its backward "
+                "is a NumPy pass): create_graph=True is not supported; use "
+                "torch.nn.functional.linear_cross_entropy for second derivatives")
         opts = ctx.opts
         if ctx.recompute:
             input, linear_weight, linear_bias, target, weight = ctx.saved_tensors

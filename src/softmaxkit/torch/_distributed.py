@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ._torch_linear import LinearCrossEntropyOutput, _apply, _opts, _Parallel
+from ._linear import LinearCrossEntropyOutput, _apply, _opts, _Parallel
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
 
@@ -158,7 +158,7 @@ def vocab_parallel_linear_cross_entropy(
     A group of one process (torchrun starts many; see docs/linear_cross_entropy.md):
 
     >>> import tempfile, torch, torch.distributed as dist
-    >>> from softmaxkit._torch_distributed import vocab_parallel_linear_cross_entropy
+    >>> from softmaxkit.torch import vocab_parallel_linear_cross_entropy
     >>> store = tempfile.NamedTemporaryFile(delete=False).name
     >>> dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
     >>> h = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)

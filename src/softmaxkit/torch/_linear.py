@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from . import _linear_ce, _reduction
+from .. import _linear_ce, _reduction
 
 __all__ = [
     "fused_linear_cross_entropy",
@@ -92,7 +92,7 @@ def _check_tensor(t: Any, name: str) -> None:
 
 
 class _Parallel(NamedTuple):
-    """Vocab parallelism (softmaxkit._torch_distributed): this process holds classes
+    """Vocab parallelism (softmaxkit.torch (vocab parallel)): this process holds classes
     vocab_start : vocab_start + V_local of n_classes; ``comm`` all-reduces the row
     statistics; ``logits``: the first tensor is a logits shard, not ``hidden``."""
 
@@ -281,7 +281,7 @@ def fused_linear_cross_entropy(
     Examples
     --------
     >>> import torch
-    >>> from softmaxkit._torch_linear import fused_linear_cross_entropy
+    >>> from softmaxkit.torch import fused_linear_cross_entropy
     >>> h = torch.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
     >>> w = torch.tensor([[1.0, 1.0], [0.0, 0.0], [-1.0, 0.0]], requires_grad=True)
     >>> t = torch.tensor([0, 2])
@@ -317,7 +317,7 @@ def fused_linear_cross_entropy_full(
     Examples
     --------
     >>> import torch
-    >>> from softmaxkit._torch_linear import fused_linear_cross_entropy_full
+    >>> from softmaxkit.torch import fused_linear_cross_entropy_full
     >>> h = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     >>> w = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     >>> out = fused_linear_cross_entropy_full(h, w, torch.tensor([0, 1, 2, 3]),
@@ -342,7 +342,7 @@ class LinearCrossEntropyLoss(torch.nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from softmaxkit._torch_linear import LinearCrossEntropyLoss
+    >>> from softmaxkit.torch import LinearCrossEntropyLoss
     >>> head = LinearCrossEntropyLoss(3, 5, z_loss=1e-4, dtype=torch.float64)
     >>> loss = head(torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 2, 4]))
     >>> loss.backward()
