@@ -397,7 +397,7 @@ def sigmoid_backward(s, grad_output):
     s_c = np.ascontiguousarray(s_arr).reshape(-1)
     g_c = np.ascontiguousarray(g_arr).reshape(-1)
     dx = np.empty_like(s_c)
-    _ext.sigmoid_backward(s_c, g_c, dx, s_c.size, 1, _config.get_num_threads())
+    _ext.sigmoid_backward(s_c, g_c, dx, s_c.size, _config.get_num_threads())
     return _finish(dx.reshape(s_arr.shape), result_dtype, None, s_arr.ndim == 0)
 
 
