@@ -1,8 +1,8 @@
 /*
  * softmax_body.h: the softmax family written once, included by softmax.c per dtype
  * (SK_DTYPE 64 and 32: see sk_dtype.h). T below is SK_T. The one deliberate
- * difference between the dtypes is the sum behind float32 softmax, which
- * softmax.c writes by hand (exp_store_sum_f32) before including this body.
+ * difference between the dtypes is the sum behind softmax, which softmax.c writes
+ * by hand per dtype (exp_store_sum_f64 / _f32) before including this body.
  */
 #include "sk_dtype.h"
 
@@ -69,16 +69,6 @@ SK_INLINE double SK_FN(exp_sum)(const SK_T *x, SK_T *y, size_t n, SK_T m, SK_T i
     }
     return but_max ? s + (count - 1.0) : s;
 }
-
-#if SK_DTYPE == 64
-/* softmax's exps, stored in y, and their full sum. In float64 the plain blocked sum
- * is accurate enough (float32 has its own, softmax.c). IN x (n), OUT y (n) */
-SK_INLINE double exp_store_sum_f64(const double *x, double *y, size_t n, double m, double inv_t,
-                                   int exact)
-{
-    return exp_sum_f64(x, y, n, m, inv_t, exact, 0);
-}
-#endif
 
 /* ------------------------------------------------------------------ softmax */
 
