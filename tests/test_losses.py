@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import softmaxkit as smk
-from softmaxkit import _losses
+from softmaxkit import _kernels
 from softmaxkit._losses_reference import ce_hard_ref, ce_soft_ref
 
 # ------------------------------------------------------------------ helpers
@@ -167,21 +167,21 @@ def test_hard_kernel_matches_twin(dtype, eps, weighted, ignore):
     w = np.array([0.5, 0.0, 2.0, 1.0], dtype=dtype) if weighted else None
     gs = rng.uniform(0.1, 2.0, size=len(t))
     with np.errstate(invalid="ignore"):
-        loss, roww, grad = _losses._ce_rows(x, t, weight=w, ignore_index=ignore, label_smoothing=eps,
-                                            grad_scale=gs)
+        loss, roww, grad = _kernels.ce_hard_rows(x, t, weight=w, ignore_index=ignore, label_smoothing=eps,
+                                            dloss=gs)
         rloss, rroww, rgrad = ce_hard_ref(x, t, w, ignore, eps, gs)
     np.testing.assert_allclose(loss, rloss, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-12)
     np.testing.assert_array_equal(roww, rroww)
     np.testing.assert_allclose(grad, rgrad, **tol(dtype))
     # the forward alone gives the same losses
-    loss_f, roww_f, none = _losses._ce_rows(x, t, weight=w, ignore_index=ignore, label_smoothing=eps)
+    loss_f, roww_f, none = _kernels.ce_hard_rows(x, t, weight=w, ignore_index=ignore, label_smoothing=eps)
     assert none is None
     np.testing.assert_array_equal(loss_f, loss)
     np.testing.assert_array_equal(roww_f, roww)
     # in place over the logits gives the same gradient
     x2 = x.copy()
-    loss2, _, g2 = _losses._ce_rows(x2, t, weight=w, ignore_index=ignore, label_smoothing=eps,
-                                    grad_scale=gs, grad_out=x2)
+    loss2, _, g2 = _kernels.ce_hard_rows(x2, t, weight=w, ignore_index=ignore, label_smoothing=eps,
+                                    dloss=gs, grad_out=x2)
     assert g2 is x2
     np.testing.assert_array_equal(loss2, loss)
     np.testing.assert_array_equal(x2, grad)
@@ -199,13 +199,13 @@ def test_soft_kernel_matches_twin(dtype, eps, weighted):
     q[2] = [1.0, 0.0, 0.0, 0.0]
     w = np.array([0.5, 0.0, 2.0, 1.0], dtype=dtype) if weighted else None
     with np.errstate(invalid="ignore"):
-        loss, grad = _losses._ce_soft_rows(x, q, weight=w, label_smoothing=eps, grad_scale=0.7)
+        loss, grad = _kernels.ce_soft_rows(x, q, weight=w, label_smoothing=eps, dloss=0.7)
         rloss, rgrad = ce_soft_ref(x, q, w, eps, 0.7)
     np.testing.assert_allclose(loss, rloss, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-12)
     np.testing.assert_allclose(grad, rgrad, **tol(dtype))
     if eps == 0:
         assert np.isfinite(loss[1]) and loss[2] == np.inf
-    loss_f, none = _losses._ce_soft_rows(x, q, weight=w, label_smoothing=eps)
+    loss_f, none = _kernels.ce_soft_rows(x, q, weight=w, label_smoothing=eps)
     assert none is None
     np.testing.assert_array_equal(loss_f, loss)
 
@@ -213,19 +213,19 @@ def test_soft_kernel_matches_twin(dtype, eps, weighted):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_kernel_degenerate_shapes(dtype):
     # rows = 0
-    loss, roww, g = _losses._ce_rows(np.zeros((0, 5), dtype), np.zeros(0, np.int64), grad_scale=1.0)
+    loss, roww, g = _kernels.ce_hard_rows(np.zeros((0, 5), dtype), np.zeros(0, np.int64), dloss=1.0)
     assert loss.shape == roww.shape == (0,) and g.shape == (0, 5)
     # C = 1: p = 1, loss 0, gradient 0
-    loss, roww, g = _losses._ce_rows(np.array([[3.0], [-2.0]], dtype), np.array([0, 0]), grad_scale=1.0)
+    loss, roww, g = _kernels.ce_hard_rows(np.array([[3.0], [-2.0]], dtype), np.array([0, 0]), dloss=1.0)
     np.testing.assert_array_equal(loss, [0.0, 0.0])
     np.testing.assert_array_equal(g, [[0.0], [0.0]])
     # C = 0 with every row ignored
-    loss, roww, g = _losses._ce_rows(np.zeros((3, 0), dtype), np.full(3, -1, np.int64), ignore_index=-1,
-                                     grad_scale=1.0)
+    loss, roww, g = _kernels.ce_hard_rows(np.zeros((3, 0), dtype), np.full(3, -1, np.int64), ignore_index=-1,
+                                     dloss=1.0)
     np.testing.assert_array_equal(loss, 0.0)
     np.testing.assert_array_equal(roww, 0.0)
     # soft labels, C = 0 and rows = 0
-    loss, g = _losses._ce_soft_rows(np.zeros((2, 0), dtype), np.zeros((2, 0), dtype), grad_scale=1.0)
+    loss, g = _kernels.ce_soft_rows(np.zeros((2, 0), dtype), np.zeros((2, 0), dtype), dloss=1.0)
     np.testing.assert_array_equal(loss, 0.0)
 
 
@@ -235,7 +235,7 @@ def test_kernel_never_reads_out_of_range_labels(dtype):
     # and NaN gradient for those rows, the others untouched, and no crash.
     x = np.arange(12, dtype=dtype).reshape(4, 3)
     t = np.array([0, 3, -1, 2**62], dtype=np.int64)
-    loss, roww, g = _losses._ce_rows(x, t, grad_scale=1.0)
+    loss, roww, g = _kernels.ce_hard_rows(x, t, dloss=1.0)
     assert np.isfinite(loss[0]) and np.isnan(loss[1:]).all()
     np.testing.assert_array_equal(roww, [1.0, 0.0, 0.0, 0.0])
     assert np.isfinite(g[0]).all() and np.isnan(g[1:]).all()
@@ -257,7 +257,7 @@ def test_hypothesis_kernel_vs_twin_and_properties(x, data):
     rows, cols = x.shape
     t = np.array(data.draw(st.lists(st.integers(0, cols - 1), min_size=rows, max_size=rows)), np.int64)
     eps = data.draw(st.sampled_from([0.0, 0.1, 0.9]))
-    loss, _, g = _losses._ce_rows(x, t, label_smoothing=eps, grad_scale=1.0)
+    loss, _, g = _kernels.ce_hard_rows(x, t, label_smoothing=eps, dloss=1.0)
     rloss, _, rg = ce_hard_ref(x, t, None, None, eps, 1.0)
     np.testing.assert_allclose(loss, rloss, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(g, rg, rtol=1e-12, atol=1e-14)
@@ -265,7 +265,7 @@ def test_hypothesis_kernel_vs_twin_and_properties(x, data):
     # every gradient row sums to 0 (softmax is shift invariant) ...
     np.testing.assert_allclose(g.sum(axis=1), 0.0, atol=1e-12)
     # ... and the loss is shift invariant
-    loss2, _, g2 = _losses._ce_rows(x + 7.25, t, label_smoothing=eps, grad_scale=1.0)
+    loss2, _, g2 = _kernels.ce_hard_rows(x + 7.25, t, label_smoothing=eps, dloss=1.0)
     np.testing.assert_allclose(loss2, loss, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(g2, g, atol=1e-12)
 
@@ -707,10 +707,10 @@ def test_in_place_gradient_with_threads(dtype, num_threads):
     t[::7] = -100
     w = rng.uniform(0.1, 2.0, size=1500).astype(dtype)
     gs = rng.uniform(0.5, 1.5, size=64)
-    loss, roww, g = _losses._ce_rows(x, t, weight=w, ignore_index=-100, label_smoothing=0.05, grad_scale=gs)
+    loss, roww, g = _kernels.ce_hard_rows(x, t, weight=w, ignore_index=-100, label_smoothing=0.05, dloss=gs)
     x2 = x.copy()
-    loss2, roww2, g2 = _losses._ce_rows(x2, t, weight=w, ignore_index=-100, label_smoothing=0.05,
-                                        grad_scale=gs, grad_out=x2)
+    loss2, roww2, g2 = _kernels.ce_hard_rows(x2, t, weight=w, ignore_index=-100, label_smoothing=0.05,
+                                        dloss=gs, grad_out=x2)
     assert g2 is x2
     np.testing.assert_array_equal(loss2, loss)
     np.testing.assert_array_equal(roww2, roww)

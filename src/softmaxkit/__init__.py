@@ -28,6 +28,11 @@ from ._linear_ce import linear_cross_entropy, linear_cross_entropy_and_grad
 
 # losses
 from ._losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    KLDivLoss,
+    NLLLoss,
     binary_cross_entropy,
     binary_cross_entropy_and_grad,
     binary_cross_entropy_grad,
@@ -68,7 +73,12 @@ __all__ = [
     "log_softmax_backward",
     "sigmoid_backward",
     "sample",
-    # losses
+    # losses: objects (options checked once) and functions
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "KLDivLoss",
     "cross_entropy",
     "cross_entropy_grad",
     "cross_entropy_and_grad",

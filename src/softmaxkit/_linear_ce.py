@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _config
+from . import _config, _kernels, _reduction
 from ._validation import compute_dtype
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_and_grad"]
@@ -169,8 +169,6 @@ def _run(p: _Problem, grad_scale: Any = None, need: tuple[bool, bool, bool] = (F
     # Imported on first use: importing scipy.linalg added ~0.15 s to `import softmaxkit`.
     from scipy.linalg.blas import get_blas_funcs
 
-    from ._losses import _ce_rows
-
     h, w, t, b = p.hidden, p.weight, p.target, p.bias
     n, hdim = h.shape
     v = w.shape[0]
@@ -205,11 +203,11 @@ def _run(p: _Problem, grad_scale: Any = None, need: tuple[bool, bool, bool] = (F
         if b is not None:
             z += b
         scale = grad_scale[start:stop] if scale_rows else grad_scale
-        rows_loss, _, _ = _ce_rows(
+        rows_loss, _, _ = _kernels.ce_hard_rows(
             z, t[start:stop],
             weight=p.class_weight, ignore_index=p.ignore_index,
             label_smoothing=p.label_smoothing,
-            grad_scale=scale if want_grad else None,
+            dloss=scale if want_grad else None,
             grad_out=z if want_grad else None,  # dL/dz overwrites z, row by row
             nthreads=nthreads,
         )
@@ -236,20 +234,14 @@ def _run(p: _Problem, grad_scale: Any = None, need: tuple[bool, bool, bool] = (F
 
 
 def _reduce(p: _Problem, loss_rows: np.ndarray, reduction: str):
-    if reduction == "none":
-        return loss_rows.astype(p.result_dtype)
-    total = float(loss_rows.sum())
-    if reduction == "mean":
-        # An empty or all-ignored batch is 0/0 = NaN, as in PyTorch.
-        total = total / p.total_weight if p.total_weight > 0 else math.nan
-    return p.result_dtype.type(total)
+    # An empty or all-ignored batch is 0/0 = NaN, as in PyTorch.
+    return _reduction.reduce(loss_rows, reduction, p.total_weight, p.result_dtype)
 
 
 def _grad_scale(p: _Problem, reduction: str) -> float:
-    # mean: d(sum / total_weight) = d(sum) / total_weight; nothing counted: zeros.
-    if reduction == "mean":
-        return 1.0 / p.total_weight if p.total_weight > 0 else 0.0
-    return 1.0  # sum, and for "none" the gradient of the sum of the per-row losses
+    # mean: d(sum / total_weight) = d(sum) / total_weight; nothing counted: zeros;
+    # sum, and for "none" the gradient of the sum of the per-row losses: 1.
+    return _reduction.mean_scale(reduction, p.total_weight)
 
 
 def linear_cross_entropy(hidden, weight, target, *, bias=None, class_weight=None,

@@ -16,13 +16,14 @@ Conventions shared by every function here (see docs/semantics.md):
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Literal, overload
 
 import numpy as np
 
-from . import _config
-from ._kernels import _softmax as _ext
+from . import _kernels
+from ._typing import ArrayLike, Axis, FloatArray, IntArray
 from ._validation import (
+    WIDE,
     Rows,
     as_float_array,
     broadcast_where,
@@ -46,13 +47,14 @@ __all__ = [
 ]
 
 
-def _finish(y: np.ndarray, result_dtype: np.dtype, out: np.ndarray | None, scalar: bool):
+def _finish(y: np.ndarray, result_dtype: np.dtype, out: np.ndarray | None, scalar: bool) -> Any:
     """Cast to the result dtype, copy into ``out`` when given, unwrap 0-d results."""
-    if out is not None:
-        np.copyto(out, y, casting="unsafe")
-        return out
-    if y.dtype != result_dtype:
-        y = y.astype(result_dtype)
+    with np.errstate(over="ignore"):  # beyond the result dtype's range rounds to +-inf
+        if out is not None:
+            np.copyto(out, y, casting="unsafe")
+            return out
+        if y.dtype != result_dtype:
+            y = y.astype(result_dtype)
     return y[()] if scalar else y
 
 
@@ -64,30 +66,67 @@ def _masked(x: np.ndarray, where: Any) -> np.ndarray:
     return np.where(w, x, np.array(-np.inf, dtype=x.dtype))
 
 
-def _rowwise_forward(kernel, x, axis, temperature, where, out):
-    arr, result_dtype = as_float_array(x, "x")
+# float32 kernels take 1/T as a float32: outside [FLT_MIN, FLT_MAX] it would round to
+# inf or 0 (or lose digits as a subnormal) and turn the row's max entry into 0 * inf =
+# NaN. Such extreme temperatures are computed in float64 and rounded to the result.
+_F32_TINY, _F32_MAX = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+
+
+def _wide_softmax(x: np.ndarray, axes: tuple[int, ...], inv_t: float, log: bool) -> np.ndarray:
+    """softmax / log_softmax in NumPy at x's own (long double) precision, with the
+    kernels' conventions: +inf entries share the mass, an all -inf row gives 0 / -inf,
+    NaN poisons its row."""
+    with np.errstate(all="ignore"):
+        m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
+        top = m == np.inf
+        x = np.where(top, np.where(x == np.inf, 0.0, -np.inf), x)
+        m = np.where(np.isfinite(m), m, 0.0)
+        s = (x - m) * x.dtype.type(inv_t)
+        lse = np.log(np.sum(np.exp(s), axis=axes, keepdims=True))
+        empty = lse == -np.inf
+        lse = np.where(empty, 0.0, lse)
+        y = np.where(empty, -np.inf, s - lse)
+    return y if log else np.exp(y)
+
+
+def _rowwise_forward(kernel: Callable[..., None], x: Any, axis: Any, temperature: Any,
+                     where: Any, out: np.ndarray | None) -> Any:
+    arr, result_dtype = as_float_array(x, "x", keep_wide=True)
     inv_t = 1.0 / check_temperature(temperature)
     axes = normalize_axes(axis, arr.ndim)
     if out is not None:
         check_out(out, arr.shape, result_dtype)
-    arr = _masked(arr, where)
-    rows = Rows(arr, axes)
+    masked = _masked(arr, where)
+    if arr.dtype == WIDE:
+        y = _wide_softmax(masked, axes, inv_t, kernel is _kernels.log_softmax_rows)
+        return _finish(y, result_dtype, out, arr.ndim == 0 and out is None)
+    if arr.dtype == np.float32 and not _F32_TINY <= inv_t <= _F32_MAX:
+        masked = masked.astype(np.float64)
+    rows = Rows(masked, axes)
     # Write straight into out= when it is already the kernel's layout.
     direct = (
         out is not None
         and rows.identity
         and out.dtype == arr.dtype
         and out.flags.c_contiguous
+        and out.dtype == rows.block.dtype
         and not np.shares_memory(out, arr)
     )
     y2d = out.reshape(rows.rows, rows.cols) if direct else np.empty_like(rows.block)
-    kernel(rows.block, y2d, rows.rows, rows.cols, inv_t, _config.get_num_threads())
+    kernel(rows.block, y2d, inv_temperature=inv_t)
+    if where is not None:
+        # Excluded entries are exactly 0 / -inf even in a row an included NaN poisons
+        # (docs/semantics.md; JAX's choice).
+        fill = -np.inf if kernel is _kernels.log_softmax_rows else 0.0
+        excluded = Rows(np.ascontiguousarray(~broadcast_where(where, arr.shape)), axes).block
+        np.copyto(y2d, fill, where=excluded)
     if direct:
         return out
     return _finish(rows.restore(y2d), result_dtype, out, arr.ndim == 0 and out is None)
 
 
-def softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
+def softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
+            where: ArrayLike | None = None, out: np.ndarray | None = None) -> FloatArray:
     r"""Softmax along ``axis``: ``exp(x_i / T) / sum_j exp(x_j / T)``.
 
     Computed stably as ``exp((x - max) / T) / sum(exp((x - max) / T))``: the
@@ -131,10 +170,11 @@ def softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
     >>> smk.softmax([123.0, 456.0, 789.0])
     array([5.75274406e-290, 2.39848787e-145, 1.00000000e+000])
     """
-    return _rowwise_forward(_ext.softmax, x, axis, temperature, where, out)
+    return _rowwise_forward(_kernels.softmax_rows, x, axis, temperature, where, out)
 
 
-def log_softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
+def log_softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
+                where: ArrayLike | None = None, out: np.ndarray | None = None) -> FloatArray:
     r"""Logarithm of softmax along ``axis``: ``x_i/T - logsumexp(x/T)``.
 
     Computed as ``(x - max)/T - log(sum(exp((x - max)/T)))``. The sum is at least 1,
@@ -152,10 +192,20 @@ def log_softmax(x, axis=-1, *, temperature=1.0, where=None, out=None):
     ...     print(np.log(smk.softmax([1000.0, 1.0])))
     [  0. -inf]
     """
-    return _rowwise_forward(_ext.log_softmax, x, axis, temperature, where, out)
+    return _rowwise_forward(_kernels.log_softmax_rows, x, axis, temperature, where, out)
 
 
-def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, where=None):
+@overload
+def logsumexp(x: ArrayLike, axis: Axis = ..., *, b: ArrayLike | None = ...,
+              keepdims: bool = ..., return_sign: Literal[False] = ...,
+              where: ArrayLike | None = ...) -> FloatArray: ...
+@overload
+def logsumexp(x: ArrayLike, axis: Axis = ..., *, b: ArrayLike | None = ...,
+              keepdims: bool = ..., return_sign: Literal[True],
+              where: ArrayLike | None = ...) -> tuple[FloatArray, FloatArray]: ...
+def logsumexp(x: ArrayLike, axis: Axis = -1, *, b: ArrayLike | None = None,
+              keepdims: bool = False, return_sign: bool = False,
+              where: ArrayLike | None = None) -> Any:
     r"""``log(sum(b * exp(x)))`` along ``axis``, without overflow.
 
     Parameters
@@ -187,33 +237,39 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, where=No
     >>> float(smk.logsumexp([1000.0, 1000.0]))  # 1000 + log 2
     1000.6931471805599
     """
-    arr, result_dtype = as_float_array(x, "x")
+    arr, result_dtype = as_float_array(x, "x", keep_wide=True)
+    if b is not None or return_sign or arr.dtype == WIDE:
+        return _logsumexp_scaled(arr, result_dtype, axis, b, keepdims, return_sign, where)
     axes = normalize_axes(axis, arr.ndim)
-    if b is not None or return_sign:
-        return _logsumexp_scaled(arr, result_dtype, axes, b, keepdims, return_sign, where)
     arr = _masked(arr, where)
     rows = Rows(arr, axes)
     res = np.empty(rows.rows, dtype=arr.dtype)
-    _ext.logsumexp(rows.block, res, rows.rows, rows.cols, _config.get_num_threads())
+    _kernels.logsumexp_rows(rows.block, res)
     res = rows.restore_reduced(res, keepdims).astype(result_dtype, copy=False)
     return res[()] if res.ndim == 0 else res
 
 
-def _logsumexp_scaled(arr, result_dtype, axes, b, keepdims, return_sign, where):
-    """logsumexp with weights b and/or a sign: NumPy, SciPy's algorithm."""
+def _logsumexp_scaled(arr: np.ndarray, result_dtype: np.dtype, axis: Any, b: Any,
+                      keepdims: bool, return_sign: bool, where: Any) -> Any:
+    """logsumexp with weights b and/or a sign, or in long double: NumPy, SciPy's
+    algorithm. ``x`` and ``b`` broadcast first, then ``axis`` applies to the
+    broadcast shape, and the result dtype is that of ``x`` and ``b`` together
+    (``np.result_type``, floats kept), as in SciPy."""
     if b is None:
         bb = np.ones_like(arr)
     else:
-        bb, _ = as_float_array(b, "b")
+        bb, b_result = as_float_array(b, "b", keep_wide=True)
         try:
-            bb = np.broadcast_to(bb, np.broadcast_shapes(bb.shape, arr.shape))
+            shape = np.broadcast_shapes(bb.shape, arr.shape)
         except ValueError:
             raise ValueError(
                 f"b with shape {bb.shape} does not broadcast to x's shape {arr.shape}"
             ) from None
-        if bb.shape != arr.shape:
-            arr = np.broadcast_to(arr, bb.shape)
-        bb = bb.astype(arr.dtype, copy=False)
+        result_dtype = np.result_type(result_dtype, b_result)
+        work = np.result_type(arr.dtype, bb.dtype)
+        arr = np.broadcast_to(arr.astype(work, copy=False), shape)
+        bb = np.broadcast_to(bb.astype(work, copy=False), shape)
+    axes = normalize_axes(axis, arr.ndim)
     if where is not None:
         bb = np.where(broadcast_where(where, arr.shape), bb, 0)
     live = bb != 0
@@ -236,10 +292,23 @@ def _logsumexp_scaled(arr, result_dtype, axes, b, keepdims, return_sign, where):
     return (res, sign) if return_sign else res
 
 
-def _elementwise(kernel, x, out):
-    arr, result_dtype = as_float_array(x, "x")
+def _wide_elementwise(kernel: Callable[..., None], x: np.ndarray) -> np.ndarray:
+    """sigmoid, log_sigmoid or softplus in NumPy at long double precision."""
+    with np.errstate(over="ignore", under="ignore"):
+        if kernel is _kernels.sigmoid_flat:
+            e = np.exp(-np.abs(x))  # never overflows
+            return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        sign = -1 if kernel is _kernels.log_sigmoid_flat else 1  # log_sigmoid(x) = -softplus(-x)
+        z = sign * x
+        return sign * (np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))
+
+
+def _elementwise(kernel: Callable[..., None], x: Any, out: np.ndarray | None) -> Any:
+    arr, result_dtype = as_float_array(x, "x", keep_wide=True)
     if out is not None:
         check_out(out, arr.shape, result_dtype)
+    if arr.dtype == WIDE:
+        return _finish(_wide_elementwise(kernel, arr), result_dtype, out, arr.ndim == 0 and out is None)
     flat = np.ascontiguousarray(arr).reshape(-1)
     direct = (
         out is not None
@@ -248,13 +317,13 @@ def _elementwise(kernel, x, out):
         and not np.shares_memory(out, arr)
     )
     y = out.reshape(-1) if direct else np.empty_like(flat)
-    kernel(flat, y, flat.size, _config.get_num_threads())
+    kernel(flat, y)
     if direct:
         return out
     return _finish(y.reshape(arr.shape), result_dtype, out, arr.ndim == 0 and out is None)
 
 
-def sigmoid(x, *, out=None):
+def sigmoid(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     r"""The logistic sigmoid ``1 / (1 + exp(-x))``, elementwise.
 
     Exact limits at the ends: 0 for ``-inf``, 1 for ``+inf``; NaN stays NaN.
@@ -265,10 +334,10 @@ def sigmoid(x, *, out=None):
     >>> smk.sigmoid([2.0, 3.0, 5.0, 6.0])
     array([0.88079708, 0.95257413, 0.99330715, 0.99752738])
     """
-    return _elementwise(_ext.sigmoid, x, out)
+    return _elementwise(_kernels.sigmoid_flat, x, out)
 
 
-def log_sigmoid(x, *, out=None):
+def log_sigmoid(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     r"""``log(sigmoid(x)) = -softplus(-x)``, elementwise, finite for every finite x.
 
     Examples
@@ -277,10 +346,10 @@ def log_sigmoid(x, *, out=None):
     >>> float(smk.log_sigmoid(-800.0))  # log(sigmoid) would be log(0) = -inf
     -800.0
     """
-    return _elementwise(_ext.log_sigmoid, x, out)
+    return _elementwise(_kernels.log_sigmoid_flat, x, out)
 
 
-def softplus(x, *, out=None):
+def softplus(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     r"""``log(1 + exp(x))``, elementwise, without overflow or cancellation.
 
     Piecewise as scikit-learn's loss module: ``exp(x)`` below -37,
@@ -293,10 +362,10 @@ def softplus(x, *, out=None):
     >>> float(smk.softplus(1000.0))
     1000.0
     """
-    return _elementwise(_ext.softplus, x, out)
+    return _elementwise(_kernels.softplus_flat, x, out)
 
 
-def hardmax(x, axis=-1):
+def hardmax(x: ArrayLike, axis: Axis = -1) -> FloatArray:
     """One-hot of the argmax along ``axis`` (the first index on ties).
 
     The limit of ``softmax(x, temperature=T)`` as T goes to 0 when the maximum is
@@ -323,7 +392,7 @@ def hardmax(x, axis=-1):
     return _finish(rows.restore(y), result_dtype, None, arr.ndim == 0)
 
 
-def _pair(a, g, names):
+def _pair(a: Any, g: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray, np.dtype]:
     """Two same-shape float arrays in a common compute dtype."""
     a_arr, a_res = as_float_array(a, names[0])
     g_arr, g_res = as_float_array(g, names[1])
@@ -336,16 +405,17 @@ def _pair(a, g, names):
     return a_arr.astype(work, copy=False), g_arr.astype(work, copy=False), result
 
 
-def _rowwise_backward(kernel, a, g, axis, names):
+def _rowwise_backward(kernel: Callable[..., None], a: Any, g: Any, axis: Any,
+                      names: tuple[str, str]) -> Any:
     a_arr, g_arr, result_dtype = _pair(a, g, names)
     axes = normalize_axes(axis, a_arr.ndim)
     ra, rg = Rows(a_arr, axes), Rows(g_arr, axes)
     dx = np.empty_like(ra.block)
-    kernel(ra.block, rg.block, dx, ra.rows, ra.cols, _config.get_num_threads())
+    kernel(ra.block, rg.block, dx)
     return _finish(ra.restore(dx), result_dtype, None, a_arr.ndim == 0)
 
 
-def softmax_backward(probs, grad_output, axis=-1):
+def softmax_backward(probs: ArrayLike, grad_output: ArrayLike, axis: Axis = -1) -> FloatArray:
     r"""Gradient of ``softmax`` with respect to its input, from its output.
 
     ``dx = p * (g - sum(p * g))`` along ``axis``, where ``p = softmax(x)`` and ``g``
@@ -362,10 +432,10 @@ def softmax_backward(probs, grad_output, axis=-1):
     >>> smk.softmax_backward(p, np.array([1.0, 0.0, 0.0]))  # d p[0] / dx
     array([ 0.08192507, -0.02203304, -0.05989202])
     """
-    return _rowwise_backward(_ext.softmax_backward, probs, grad_output, axis, ("probs", "grad_output"))
+    return _rowwise_backward(_kernels.softmax_backward_rows, probs, grad_output, axis, ("probs", "grad_output"))
 
 
-def log_softmax_backward(log_probs, grad_output, axis=-1):
+def log_softmax_backward(log_probs: ArrayLike, grad_output: ArrayLike, axis: Axis = -1) -> FloatArray:
     r"""Gradient of ``log_softmax`` with respect to its input, from its output.
 
     ``dx = g - exp(lp) * sum(g)`` along ``axis``. Entries with ``lp == -inf``
@@ -379,11 +449,11 @@ def log_softmax_backward(log_probs, grad_output, axis=-1):
     array([-0.5,  0.5])
     """
     return _rowwise_backward(
-        _ext.log_softmax_backward, log_probs, grad_output, axis, ("log_probs", "grad_output")
+        _kernels.log_softmax_backward_rows, log_probs, grad_output, axis, ("log_probs", "grad_output")
     )
 
 
-def sigmoid_backward(s, grad_output):
+def sigmoid_backward(s: ArrayLike, grad_output: ArrayLike) -> FloatArray:
     r"""Gradient of ``sigmoid`` with respect to its input, from its output:
     ``dx = g * s * (1 - s)``.
 
@@ -397,11 +467,13 @@ def sigmoid_backward(s, grad_output):
     s_c = np.ascontiguousarray(s_arr).reshape(-1)
     g_c = np.ascontiguousarray(g_arr).reshape(-1)
     dx = np.empty_like(s_c)
-    _ext.sigmoid_backward(s_c, g_c, dx, s_c.size, _config.get_num_threads())
+    _kernels.sigmoid_backward_flat(s_c, g_c, dx)
     return _finish(dx.reshape(s_arr.shape), result_dtype, None, s_arr.ndim == 0)
 
 
-def sample(logits, *, axis=-1, temperature=1.0, size=None, rng=None):
+def sample(logits: ArrayLike, *, axis: int = -1, temperature: float = 1.0,
+           size: int | tuple[int, ...] | None = None,
+           rng: np.random.Generator | int | None = None) -> int | IntArray:
     """Draw class indices from ``softmax(logits / temperature)`` along ``axis``.
 
     Uses the Gumbel-max trick: ``argmax(logits / T + G)`` with ``G`` standard

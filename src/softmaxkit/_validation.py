@@ -28,19 +28,47 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "AxisError",
     "as_float_array",
+    "real_array",
     "compute_dtype",
     "normalize_axes",
+    "class_rows",
     "Rows",
     "check_out",
     "check_real",
+    "check_bool",
     "check_temperature",
+    "check_softcap",
+    "check_z_loss",
+    "check_reduction",
+    "check_smoothing",
+    "check_ignore_index",
+    "check_weights",
+    "check_class_weight",
+    "check_prob_rows",
+    "hard_target",
+    "soft_target",
     "broadcast_where",
+    "where_first",
+    "fmt_pos",
 ]
 
+# The reductions every loss accepts; kl_div adds "batchmean".
+REDUCTIONS = ("none", "sum", "mean")
 
-def compute_dtype(dtype: np.dtype, name: str) -> tuple[np.dtype, np.dtype]:
-    """(dtype the kernels compute in, dtype returned to the caller) for an input dtype."""
+
+# long double where it is wider than float64 (x86: 80-bit extended in 16 bytes).
+WIDE = np.dtype(np.longdouble) if np.finfo(np.longdouble).nmant > 52 else None
+
+
+def compute_dtype(dtype: Any, name: str, keep_wide: bool = False) -> tuple[np.dtype, np.dtype]:
+    """(dtype the kernels compute in, dtype returned to the caller) for an input dtype.
+
+    ``keep_wide``: a long double input is computed (in NumPy, by the caller) and
+    returned as long double, as SciPy does, instead of as float64.
+    """
     dtype = np.dtype(dtype)
+    if dtype.kind == "f" and not dtype.isnative:  # big-endian float32 is float32
+        dtype = dtype.newbyteorder("=")
     if dtype.kind == "f":
         if dtype == np.float32:
             return np.dtype(np.float32), np.dtype(np.float32)
@@ -48,6 +76,8 @@ def compute_dtype(dtype: np.dtype, name: str) -> tuple[np.dtype, np.dtype]:
             return np.dtype(np.float64), np.dtype(np.float64)
         if dtype == np.float16:
             return np.dtype(np.float32), np.dtype(np.float16)
+        if keep_wide and WIDE is not None and dtype == WIDE:
+            return WIDE, WIDE
         return np.dtype(np.float64), np.dtype(np.float64)
     if dtype.kind in "iub":
         return np.dtype(np.float64), np.dtype(np.float64)
@@ -56,8 +86,10 @@ def compute_dtype(dtype: np.dtype, name: str) -> tuple[np.dtype, np.dtype]:
     )
 
 
-def as_float_array(x: Any, name: str = "x") -> tuple[np.ndarray, np.dtype]:
-    """``x`` as an ndarray in the dtype the kernels compute in, and the result dtype.
+def as_float_array(x: Any, name: str = "x", keep_wide: bool = False
+                   ) -> tuple[np.ndarray, np.dtype]:
+    """``x`` as an ndarray in the dtype the kernels compute in, and the result dtype
+    (``keep_wide`` as in :func:`compute_dtype`).
 
     The returned array may be the caller's own (never written to) or a converted copy.
     """
@@ -68,7 +100,7 @@ def as_float_array(x: Any, name: str = "x") -> tuple[np.ndarray, np.dtype]:
             arr = np.asarray(x)
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
-    work, result = compute_dtype(arr.dtype, name)
+    work, result = compute_dtype(arr.dtype, name, keep_wide)
     if arr.dtype != work:
         arr = arr.astype(work)
     return arr, result
@@ -82,6 +114,9 @@ def normalize_axes(axis: Any, ndim: int, name: str = "axis") -> tuple[int, ...]:
     """
     if axis is None:
         return tuple(range(ndim))
+    if ndim == 0 and isinstance(axis, numbers.Integral) and not isinstance(axis, bool) \
+            and int(axis) in (0, -1):
+        return ()  # a 0-d input's one value is its own class axis, as torch's dim=0
     items = axis if isinstance(axis, tuple) else (axis,)
     out = []
     for a in items:
@@ -155,6 +190,24 @@ def check_real(value: Any, name: str) -> float:
     return float(value)
 
 
+def check_softcap(softcap: Any, name: str = "softcap") -> float | None:
+    """None, or a logit soft-cap (Gemma's ``c * tanh(z / c)``): finite and > 0."""
+    if softcap is None:
+        return None
+    c = check_real(softcap, name)
+    if not math.isfinite(c) or c <= 0.0:
+        raise ValueError(f"{name} must be None or a finite number > 0, got {softcap!r}")
+    return c
+
+
+def check_z_loss(z_loss: Any, name: str = "z_loss") -> float:
+    """The PaLM z-loss coefficient: a finite number >= 0."""
+    c = check_real(z_loss, name)
+    if not math.isfinite(c) or c < 0.0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {z_loss!r}")
+    return c
+
+
 def check_temperature(temperature: Any, name: str = "temperature") -> float:
     """A temperature as a float: finite, > 0, and with a finite reciprocal."""
     t = check_real(temperature, name)
@@ -176,3 +229,187 @@ def broadcast_where(where: Any, shape: tuple[int, ...], name: str = "where") -> 
         raise ValueError(
             f"{name} with shape {w.shape} does not broadcast to the input's shape {tuple(shape)}"
         ) from None
+
+
+# ------------------------------------------------------------ options of the losses
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A Python or NumPy bool (TypeError naming ``name`` otherwise)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> str:
+    """One of ``allowed``: TypeError for a non-string, ValueError for another string."""
+    if not isinstance(reduction, str):
+        raise TypeError(f"reduction must be a string, one of {allowed}, got {reduction!r}")
+    if reduction not in allowed:
+        raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
+    return reduction
+
+
+def check_smoothing(label_smoothing: Any, name: str = "label_smoothing") -> float:
+    """A label-smoothing factor in [0, 1] as a float."""
+    eps = check_real(label_smoothing, name)
+    if not 0.0 <= eps <= 1.0:  # also rejects NaN
+        raise ValueError(f"{name} must be in [0, 1], got {label_smoothing!r}")
+    return eps
+
+
+def check_ignore_index(ignore_index: Any) -> int | None:
+    """None, or an int that fits in int64 (the kernels' label type)."""
+    if ignore_index is None:
+        return None
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    value = int(ignore_index)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"ignore_index must fit in int64, got {value}")
+    return value
+
+
+# ------------------------------------------------------------ arrays
+
+
+def where_first(mask: np.ndarray) -> tuple[int, ...]:
+    """The index (a tuple) of the first True of ``mask``, in C order."""
+    flat = int(np.flatnonzero(mask.reshape(-1))[0])
+    return tuple(int(i) for i in np.unravel_index(flat, mask.shape))
+
+
+def fmt_pos(pos: tuple[int, ...]) -> str:
+    """An index tuple as ``[i, j]`` for messages."""
+    return "[" + ", ".join(str(i) for i in pos) + "]"
+
+
+def real_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as an ndarray of real numbers (TypeError otherwise), dtype kept."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def check_weights(value: Any, shape: tuple[int, ...], dtype: Any, name: str,
+                  broadcast: bool = False) -> np.ndarray:
+    """Weights: real, finite, >= 0, of ``shape`` (or broadcastable to it), as a
+    C-contiguous array of ``dtype``."""
+    arr = real_array(value, name)
+    if broadcast:
+        try:
+            fits = np.broadcast_shapes(arr.shape, shape) == tuple(shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{name} with shape {arr.shape} does not broadcast to {tuple(shape)}")
+    elif arr.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {arr.shape}, expected {tuple(shape)}")
+    bad = ~np.isfinite(arr) | (arr < 0) if arr.dtype.kind == "f" else arr < 0
+    if bad.any():
+        pos = where_first(bad)
+        raise ValueError(
+            f"{name} must be finite and >= 0, got {arr[pos].item()!r} at {name}{fmt_pos(pos)}"
+        )
+    return np.asarray(arr, dtype=dtype, order="C")  # keeps a 0-d array 0-d
+
+
+def check_class_weight(value: Any, name: str = "weight") -> np.ndarray:
+    """Per-class weights given before the number of classes is known: a 1-D array of
+    finite numbers >= 0, as float64 (its length is checked against C per call)."""
+    arr = real_array(value, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} has shape {arr.shape}, expected one weight per class (1-D)")
+    return check_weights(arr, arr.shape, np.float64, name)
+
+
+def class_rows(input: Any, axis: Any, name: str = "input") -> tuple[Rows, np.dtype, int]:
+    """``input`` as a (rows, C) block with the one class axis last:
+    (the Rows view, the result dtype, the class axis as a non-negative int)."""
+    arr, result_dtype = as_float_array(input, name)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension (the class axis)")
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"axis must be an int, got {axis!r}")
+    (ax,) = normalize_axes(int(axis), arr.ndim)
+    return Rows(arr, (ax,)), result_dtype, ax
+
+
+def hard_target(target: np.ndarray, n_classes: int, batch_shape: tuple[int, ...],
+                ignore_index: int | None, what: str = "the input's shape without the class axis"
+                ) -> np.ndarray:
+    """Integer class indices as a flat C-contiguous int64 array, each in
+    ``[0, n_classes)`` or equal to ``ignore_index``.
+
+    The one label check of every loss: a uint64 label beyond int64 is refused, never
+    wrapped (2**64 - 1 does not become -1 and match ``ignore_index=-1``).
+    """
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    if target.shape != tuple(batch_shape):
+        raise ValueError(f"target has shape {target.shape}, expected {tuple(batch_shape)} ({what})")
+    if target.dtype == np.uint64:
+        big = target > np.iinfo(np.int64).max
+    else:
+        big = np.zeros(target.shape, bool)
+    t = target.astype(np.int64)  # wraps only where `big`, which is refused below
+    bad = big | (t < 0) | (t >= n_classes)
+    if ignore_index is not None:
+        bad &= ~((t == ignore_index) & ~big)
+    if bad.any():
+        pos = where_first(bad)
+        also = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+        raise ValueError(
+            f"target{fmt_pos(pos)} = {target[pos].item()} is not a class index in "
+            f"[0, {n_classes}){also}"
+        )
+    return np.ascontiguousarray(t.reshape(-1))
+
+
+def soft_target(target: np.ndarray, rows: Rows, ax: int, dtype: np.dtype) -> np.ndarray:
+    """Class probabilities (soft labels) of the input's shape as a finite (rows, C)
+    block in the class-last layout."""
+    if target.shape != rows.shape:
+        raise ValueError(
+            f"target of class probabilities has shape {target.shape}, expected the "
+            f"input's shape {rows.shape}"
+        )
+    bad = ~np.isfinite(target)
+    if bad.any():
+        pos = where_first(bad)
+        raise ValueError(f"target must be finite, got {target[pos].item()!r} at target{fmt_pos(pos)}")
+    return Rows(target.astype(dtype, copy=False), (ax,)).block
+
+
+def prob_tolerance(dtype: Any) -> float:
+    """How far a row of probabilities may sum from 1: sqrt(machine epsilon) of its
+    dtype (3.5e-4 float32, 1.5e-8 float64)."""
+    return float(np.sqrt(np.finfo(np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.float64).eps))
+
+
+def check_prob_rows(p: np.ndarray, name: str, hint: str = "pass logits with from_logits=True"
+                    ) -> None:
+    """The one check of rows of probabilities, a (rows, C) block: finite, in [0, 1],
+    each row summing to 1 within :func:`prob_tolerance` of its dtype."""
+    bad = ~np.isfinite(p) | (p < 0) | (p > 1)
+    if bad.any():
+        i, j = where_first(bad)
+        raise ValueError(
+            f"{name} holds probabilities, but row {i}, class {j} is "
+            f"{p[i, j].item()!r}: probabilities must be in [0, 1]"
+        )
+    if p.shape[1] == 0:
+        return
+    tol = prob_tolerance(p.dtype)
+    sums = p.sum(axis=1, dtype=np.float64)
+    off = np.abs(sums - 1.0) > tol
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise ValueError(
+            f"{name} holds probabilities, but row {i} sums to "
+            f"{float(sums[i])!r}, not 1 (tolerance {tol:.1e}); {hint}"
+        )

@@ -1,1 +1,161 @@
-"""softmaxkit's compiled kernels (private: use the functions of ``softmaxkit``)."""
+"""The seam between Python and the C kernels: one typed function per kernel, keyword
+arguments, and nothing else.
+
+Everything above this module (validation, dtypes, axes, allocation, reductions) is
+Python; everything below it is plain C over pointers and sizes. The functions here
+take arrays that are already valid for the kernel: C-contiguous blocks of the
+kernel's dtype (float32 or float64), labels as int64, per-row values as float64.
+The extension modules re-check every buffer's type and size before a kernel runs,
+so a wrong call is a Python exception, never an out-of-bounds access; but they do
+not check values (labels in range, finite weights): the callers did.
+
+``nthreads=None`` means :func:`softmaxkit.get_num_threads`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _config
+from . import _losses as _losses_ext
+from . import _softmax as _softmax_ext
+
+__all__ = [
+    "softmax_rows",
+    "log_softmax_rows",
+    "logsumexp_rows",
+    "softmax_backward_rows",
+    "log_softmax_backward_rows",
+    "sigmoid_backward_flat",
+    "sigmoid_flat",
+    "log_sigmoid_flat",
+    "softplus_flat",
+    "ce_hard_rows",
+    "ce_soft_rows",
+]
+
+def _nt(nthreads: int | None) -> int:
+    return _config.get_num_threads() if nthreads is None else int(nthreads)
+
+
+# ------------------------------------------------------------------ softmax family
+# x, out: (rows, cols) C-contiguous, same float dtype; out may not alias x.
+
+
+def softmax_rows(x: np.ndarray, out: np.ndarray, *, inv_temperature: float = 1.0,
+                 nthreads: int | None = None) -> None:
+    """out = softmax(x * inv_temperature) per row."""
+    rows, cols = x.shape
+    _softmax_ext.softmax(x, out, rows, cols, inv_temperature, _nt(nthreads))
+
+
+def log_softmax_rows(x: np.ndarray, out: np.ndarray, *, inv_temperature: float = 1.0,
+                     nthreads: int | None = None) -> None:
+    """out = log_softmax(x * inv_temperature) per row."""
+    rows, cols = x.shape
+    _softmax_ext.log_softmax(x, out, rows, cols, inv_temperature, _nt(nthreads))
+
+
+def logsumexp_rows(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = None) -> None:
+    """out (rows,) = logsumexp of each row of x (rows, cols)."""
+    rows, cols = x.shape
+    _softmax_ext.logsumexp(x, out, rows, cols, _nt(nthreads))
+
+
+def softmax_backward_rows(p: np.ndarray, g: np.ndarray, out: np.ndarray, *,
+                          nthreads: int | None = None) -> None:
+    """out = p * (g - sum(p * g)) per row; p, g, out (rows, cols)."""
+    rows, cols = p.shape
+    _softmax_ext.softmax_backward(p, g, out, rows, cols, _nt(nthreads))
+
+
+def log_softmax_backward_rows(lp: np.ndarray, g: np.ndarray, out: np.ndarray, *,
+                              nthreads: int | None = None) -> None:
+    """out = g - exp(lp) * sum(g) per row; lp, g, out (rows, cols)."""
+    rows, cols = lp.shape
+    _softmax_ext.log_softmax_backward(lp, g, out, rows, cols, _nt(nthreads))
+
+
+# ------------------------------------------------------------------ elementwise
+# x, out: flat (n,) C-contiguous, same float dtype.
+
+
+def sigmoid_flat(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = None) -> None:
+    """out = 1 / (1 + exp(-x))."""
+    _softmax_ext.sigmoid(x, out, x.size, _nt(nthreads))
+
+
+def log_sigmoid_flat(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = None) -> None:
+    """out = -softplus(-x)."""
+    _softmax_ext.log_sigmoid(x, out, x.size, _nt(nthreads))
+
+
+def softplus_flat(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = None) -> None:
+    """out = log(1 + exp(x)), piecewise without overflow."""
+    _softmax_ext.softplus(x, out, x.size, _nt(nthreads))
+
+
+def sigmoid_backward_flat(s: np.ndarray, g: np.ndarray, out: np.ndarray, *,
+                          nthreads: int | None = None) -> None:
+    """out = g * s * (1 - s); s, g, out flat (n,)."""
+    _softmax_ext.sigmoid_backward(s, g, out, s.size, _nt(nthreads))
+
+
+# ------------------------------------------------------------------ cross-entropy
+
+
+def _dloss_args(dloss: float | np.ndarray | None) -> tuple[np.ndarray | None, float]:
+    """(per-row array or None, the one factor) for the C entry points."""
+    if dloss is None:
+        return None, 0.0
+    if isinstance(dloss, np.ndarray) and dloss.ndim == 1:
+        return np.ascontiguousarray(dloss, dtype=np.float64), 1.0
+    return None, float(dloss)
+
+
+def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray | None = None,
+                 ignore_index: int | None = None, label_smoothing: float = 0.0,
+                 dloss: float | np.ndarray | None = None, grad_out: np.ndarray | None = None,
+                 nthreads: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Integer-label cross-entropy of a (rows, C) block on the fused C kernel.
+
+    logits: (rows, C) float32/float64; target: (rows,) int64, each in [0, C) or equal
+    to ignore_index (a label that is neither gives a NaN row; the kernel never reads
+    out of bounds); weight: None or (C,) of logits' dtype.
+    dloss: None for the forward alone, else the per-row upstream gradient (a float or
+    a float64 (rows,) array; see softmaxkit._reduction.upstream). grad_out: None
+    (allocate) or a (rows, C) array of logits' dtype; it MAY BE `logits` itself (the
+    kernel reads each row fully before overwriting it).
+
+    Returns (loss (rows,) float64, row weight (rows,) float64, grad or None). The
+    row loss is already multiplied by the row's class weight (weight[target], 0 for
+    ignored rows: PyTorch's convention, label smoothing included); the row weight is
+    weight[target] (0 for ignored rows), the terms of PyTorch's weighted mean.
+    """
+    rows, cols = logits.shape
+    loss = np.empty(rows, dtype=np.float64)
+    roww = np.empty(rows, dtype=np.float64)
+    grad = None
+    gs_arr, gs_c = _dloss_args(dloss)
+    if dloss is not None:
+        grad = np.empty_like(logits) if grad_out is None else grad_out
+    has_ignore = ignore_index is not None
+    _losses_ext.ce_hard(logits, target, weight, int(ignore_index) if has_ignore else 0,
+                        has_ignore, float(label_smoothing), loss, roww, gs_arr, gs_c, grad,
+                        rows, cols, _nt(nthreads))
+    return loss, roww, grad
+
+
+def ce_soft_rows(logits: np.ndarray, q: np.ndarray, *, weight: np.ndarray | None = None,
+                 label_smoothing: float = 0.0, dloss: float | np.ndarray | None = None,
+                 nthreads: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Soft-label cross-entropy of a (rows, C) block: q (rows, C) class probabilities
+    of logits' dtype. Returns (loss (rows,) float64, grad or None); dloss as in
+    :func:`ce_hard_rows`."""
+    rows, cols = logits.shape
+    loss = np.empty(rows, dtype=np.float64)
+    gs_arr, gs_c = _dloss_args(dloss)
+    grad = None if dloss is None else np.empty_like(logits)
+    _losses_ext.ce_soft(logits, q, weight, float(label_smoothing), loss, gs_arr, gs_c, grad,
+                        rows, cols, _nt(nthreads))
+    return loss, grad

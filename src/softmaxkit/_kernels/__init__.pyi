@@ -1,1 +1,0 @@
-# The compiled modules of this package are private; see _softmax.pyi and friends.
