@@ -140,7 +140,7 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
     if dloss is not None:
         grad = np.empty_like(logits) if grad_out is None else grad_out
     has_ignore = ignore_index is not None
-    _losses_ext.ce_hard(logits, target, weight, int(ignore_index) if has_ignore else 0,
+    _losses_ext.ce_hard(logits, target, weight, 0 if ignore_index is None else int(ignore_index),
                         has_ignore, float(label_smoothing), loss, roww, gs_arr, gs_c, grad,
                         rows, cols, _nt(nthreads))
     return loss, roww, grad

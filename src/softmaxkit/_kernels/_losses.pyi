@@ -13,10 +13,16 @@ import numpy.typing as npt
 
 _F = TypeVar("_F", npt.NDArray[np.float32], npt.NDArray[np.float64])
 _F64 = npt.NDArray[np.float64]
+# ce_hard also takes 16-bit logits: bfloat16 as a uint16 view of its bits, or float16,
+# with grad of the same type and float32 weight (computed in float32).
+_FH = TypeVar("_FH", npt.NDArray[np.float32], npt.NDArray[np.float64], npt.NDArray[np.uint16],
+              npt.NDArray[np.float16])
 
 def ce_hard(
-    x: _F, target: npt.NDArray[np.int64], weight: _F | None, ignore_index: int, has_ignore: bool,
-    eps: float, loss: _F64, roww: _F64, gscale: _F64 | None, gscale_c: float, grad: _F | None,
+    x: _FH, target: npt.NDArray[np.int64],
+    weight: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None, ignore_index: int,
+    has_ignore: bool, eps: float, loss: _F64, roww: _F64, gscale: _F64 | None, gscale_c: float,
+    grad: _FH | None,
     rows: int, cols: int, nthreads: int,
 ) -> None: ...
 def ce_soft(

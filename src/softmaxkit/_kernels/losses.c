@@ -17,6 +17,7 @@
 #include "losses.h"
 #include "sk_common.h"
 #include "sk_isa.h"
+#include "sk_half.h"
 
 /* p and -log p of entry j of a row whose max is not finite and that holds no NaN
  * (softmax.h's conventions): k entries at +inf share p = 1/k, -log p = log k; every
@@ -33,10 +34,19 @@ static void nonfinite_p(int hit, size_t k, double *p, double *nlp)
 #define SK_DTYPE 32
 #include "losses_body.h"
 
+/* bfloat16 and float16 logits: integer-label cross-entropy, computed in float32. */
+#define SK_HALF_LOSS
+#define SK_HALF 1
+#include "half_body.h"
+#define SK_HALF 2
+#include "half_body.h"
+
 /* This variant's table (sk_losses_kernels_avx512, ..., see sk_isa.h). */
 const sk_losses_kernels SK_ISA_TABLE(sk_losses_kernels) = {
     .ce_hard_f64 = ce_hard_f64,
     .ce_hard_f32 = ce_hard_f32,
+    .ce_hard_bf16 = ce_hard_bf16,
+    .ce_hard_f16 = ce_hard_f16,
     .ce_soft_f64 = ce_soft_f64,
     .ce_soft_f32 = ce_soft_f32,
 };

@@ -4,7 +4,8 @@
  * buffer with the size and type the kernel will use (sk_pybuf.h), releases the GIL
  * and runs the kernel of the SIMD variant chosen at import (sk_isa.h). Precision
  * follows x: float32 or float64; q, weight and grad must match it; target is int64;
- * loss, roww and gscale are float64. Optional arrays (weight, gscale, grad) may be
+ * loss, roww and gscale are float64. ce_hard also takes 16-bit x (bfloat16 as uint16
+ * bits, or float16) with grad of the same type and float32 weight. Optional arrays (weight, gscale, grad) may be
  * None; grad None runs the forward alone.
  */
 #include "sk_pybuf.h"
@@ -35,9 +36,9 @@ static PyObject *py_ce_hard(PyObject *self, PyObject *args)
     sk_bufs s = SK_BUFS_INIT;
     sk_kind k;
     void *x, *t, *w, *loss, *roww, *gscale, *grad;
-    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 ||
+    if (sk_take(&s, xo, "x", SK_FLOAT16, &k, n, SK_IN, &x) < 0 ||
         sk_take(&s, to, "target", SK_I64, NULL, rows, SK_IN, &t) < 0 ||
-        sk_take(&s, wo, "weight", k, NULL, cols, SK_IN | SK_OPTIONAL, &w) < 0 ||
+        sk_take(&s, wo, "weight", k == SK_BF16 || k == SK_F16 ? SK_F32 : k, NULL, cols, SK_IN | SK_OPTIONAL, &w) < 0 ||
         sk_take(&s, lo, "loss", SK_F64, NULL, rows, SK_OUT, &loss) < 0 ||
         sk_take(&s, ro, "roww", SK_F64, NULL, rows, SK_OUT, &roww) < 0 ||
         sk_take(&s, go, "gscale", SK_F64, NULL, rows, SK_IN | SK_OPTIONAL, &gscale) < 0 ||
@@ -50,8 +51,12 @@ static PyObject *py_ce_hard(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     if (k == SK_F64)
         K->ce_hard_f64(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
-    else
+    else if (k == SK_F32)
         K->ce_hard_f32(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
+    else if (k == SK_BF16)
+        K->ce_hard_bf16(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
+    else
+        K->ce_hard_f16(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
     Py_END_ALLOW_THREADS
     sk_done(&s, 1);
     Py_RETURN_NONE;

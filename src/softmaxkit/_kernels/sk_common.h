@@ -87,6 +87,11 @@ static inline uint32_t sk_f32_to_bits(float f) { uint32_t u; memcpy(&u, &f, size
 /* Cody-Waite reduction shared by the exps below: x = n ln2 + r, |r| <= ln2/2.
  * ln2 is split in a high part with trailing zeros (so n * LN2_HI is exact) and a
  * low part. `n` is a whole number held in a double, rounded by the SHIFT trick. */
+/* The exponent below which exp(x) is no normal number: where sk_exp_nonpos stops
+ * being exact (see below). */
+#define SK_EXP_NORMAL_F64 (-708.0)
+#define SK_EXP_NORMAL_F32 (-87.0f)
+
 #define SK_SHIFT_F64 0x1.8p52
 #define SK_SHIFT_F32 0x1.8p23f
 

@@ -26,12 +26,12 @@
 #if SK_DTYPE == 64
 #define SK_T double
 #define SK_FN(name) SK_CAT(name, f64)
-#define SK_EXP_NORMAL (-708.0)
+#define SK_EXP_NORMAL SK_EXP_NORMAL_F64
 #define SK_SUM_BLOCK SIZE_MAX
 #elif SK_DTYPE == 32
 #define SK_T float
 #define SK_FN(name) SK_CAT(name, f32)
-#define SK_EXP_NORMAL (-87.0f)
+#define SK_EXP_NORMAL SK_EXP_NORMAL_F32
 #define SK_SUM_BLOCK SK_F32_BLOCK
 #else
 #error "define SK_DTYPE as 64 or 32 before including a body header"

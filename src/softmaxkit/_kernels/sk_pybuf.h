@@ -25,12 +25,15 @@
 
 #include "sk_isa.h"
 
-typedef enum { SK_F32 = 0, SK_F64 = 1, SK_I64 = 2, SK_FLOAT = 3 } sk_kind;
+/* SK_FLOAT: float32 or float64; SK_FLOAT16: those or a 16-bit one (uint16 bits are
+ * bfloat16, 'e' float16). */
+typedef enum { SK_F32 = 0, SK_F64 = 1, SK_I64 = 2, SK_BF16 = 3, SK_F16 = 4, SK_FLOAT = 5, SK_FLOAT16 = 6 } sk_kind;
 
-static const char *const sk_kind_names[] = {"float32", "float64", "int64", "float32 or float64"};
+static const char *const sk_kind_names[] = {"float32", "float64", "int64", "bfloat16 (uint16)", "float16",
+                                             "float32 or float64", "float32, float64, bfloat16 (uint16) or float16"};
 
-/* The kind of a buffer's items: 'f' float32, 'd' float64, 'l'/'q' int64 (native
- * byte order). Returns 0, or -1 with a TypeError set. */
+/* The kind of a buffer's items: 'f' float32, 'd' float64, 'l'/'q' int64, 'H' uint16
+ * (the bits of bfloat16), 'e' float16 (native byte order). Returns 0, or -1 with a TypeError set. */
 static int sk_kind_of(const Py_buffer *b, const char *name, sk_kind *kind)
 {
     const char *f = b->format ? b->format : "B";
@@ -38,6 +41,8 @@ static int sk_kind_of(const Py_buffer *b, const char *name, sk_kind *kind)
         f++;
     if (strcmp(f, "d") == 0 && b->itemsize == 8) { *kind = SK_F64; return 0; }
     if (strcmp(f, "f") == 0 && b->itemsize == 4) { *kind = SK_F32; return 0; }
+    if (strcmp(f, "H") == 0 && b->itemsize == 2) { *kind = SK_BF16; return 0; }
+    if (strcmp(f, "e") == 0 && b->itemsize == 2) { *kind = SK_F16; return 0; }
     if ((strcmp(f, "l") == 0 || strcmp(f, "q") == 0) && b->itemsize == 8) { *kind = SK_I64; return 0; }
     PyErr_Format(PyExc_TypeError, "softmaxkit kernels: '%s' has the unsupported buffer format '%s'", name, f);
     return -1;
@@ -75,8 +80,9 @@ static void sk_done(sk_bufs *s, int copy_back)
 
 /*
  * Adds obj's buffer to the set and points *data at its items (or at their aligned
- * copy). `kind` is the element type required, or SK_FLOAT for float32 or float64,
- * the kind found being stored in *kind_out (may be NULL otherwise). `count` is the
+ * copy). `kind` is the element type required, or SK_FLOAT (float32 or float64) or
+ * SK_FLOAT16 (those or a 16-bit one), the kind found being stored in *kind_out (may
+ * be NULL otherwise). `count` is the
  * number of items the kernel will touch. flags: SK_OUT for a buffer the kernel
  * writes, SK_OPTIONAL to accept None (then *data is NULL).
  * Returns 0, or -1 with an exception set (the set is left for sk_done to release).
@@ -101,7 +107,9 @@ static int sk_take(sk_bufs *s, PyObject *obj, const char *name, sk_kind kind, sk
     sk_kind got;
     if (sk_kind_of(b, name, &got) < 0)
         return -1;
-    if (kind == SK_FLOAT ? got == SK_I64 : got != kind) {
+    int ok = kind == SK_FLOAT ? got == SK_F32 || got == SK_F64
+             : kind == SK_FLOAT16 ? got != SK_I64 : got == kind;
+    if (!ok) {
         PyErr_Format(PyExc_TypeError, "softmaxkit kernels: '%s' has the wrong element type (%s, %s needed)", name,
                      sk_kind_names[got], sk_kind_names[kind]);
         return -1;

@@ -18,6 +18,7 @@
 #include "softmax.h"
 #include "sk_common.h"
 #include "sk_isa.h"
+#include "sk_half.h"
 
 /* Elementwise kernels split n into blocks of this many values, one block a task. */
 #define SK_ELEM_BLOCK 16384
@@ -137,12 +138,23 @@ SK_INLINE double exp_store_sum_f32(const float *x, float *y, size_t n, float m, 
 #define SK_DTYPE 32
 #include "softmax_body.h"
 
+/* bfloat16 and float16: softmax and log_softmax, computed in float32. */
+#define SK_HALF_SOFTMAX
+#define SK_HALF 1
+#include "half_body.h"
+#define SK_HALF 2
+#include "half_body.h"
+
 /* This variant's table (sk_softmax_kernels_avx512, ..., see sk_isa.h). */
 const sk_softmax_kernels SK_ISA_TABLE(sk_softmax_kernels) = {
     .softmax_f64 = softmax_f64,
     .softmax_f32 = softmax_f32,
     .log_softmax_f64 = log_softmax_f64,
     .log_softmax_f32 = log_softmax_f32,
+    .softmax_bf16 = softmax_bf16,
+    .softmax_f16 = softmax_f16,
+    .log_softmax_bf16 = log_softmax_bf16,
+    .log_softmax_f16 = log_softmax_f16,
     .logsumexp_f64 = logsumexp_f64,
     .logsumexp_f32 = logsumexp_f32,
     .softmax_backward_f64 = softmax_backward_f64,

@@ -21,6 +21,7 @@
 #define SK_SOFTMAX_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sk_softmax_kernels {
     /* y = softmax(x * inv_t) per row.
@@ -31,6 +32,13 @@ typedef struct sk_softmax_kernels {
      * IN x (rows, cols), OUT y (rows, cols), IN inv_t (> 0, finite) */
     void (*log_softmax_f64)(const double *x, double *y, size_t rows, size_t cols, double inv_t, int nthreads);
     void (*log_softmax_f32)(const float *x, float *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    /* The same two for 16-bit logits, computed in float32 (half_body.h): bfloat16
+     * and float16, passed as their bits.
+     * IN x (rows, cols), OUT y (rows, cols), IN inv_t (> 0, finite) */
+    void (*softmax_bf16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    void (*softmax_f16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    void (*log_softmax_bf16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    void (*log_softmax_f16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
     /* out[i] = log(sum_j exp(x[i, j])).  IN x (rows, cols), OUT out (rows) */
     void (*logsumexp_f64)(const double *x, double *out, size_t rows, size_t cols, int nthreads);
     void (*logsumexp_f32)(const float *x, float *out, size_t rows, size_t cols, int nthreads);

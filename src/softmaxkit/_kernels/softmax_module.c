@@ -3,7 +3,8 @@
  * Each function takes its arrays, the block shape and the thread count, takes the
  * buffers (sk_pybuf.h), releases the GIL and runs the kernel of the SIMD variant
  * chosen at import (sk_isa.h). Precision follows the first array: float32 or
- * float64; all arrays must match it.
+ * float64 (softmax and log_softmax also take bfloat16, as uint16 bits, and float16);
+ * all arrays must match it.
  */
 #include "sk_pybuf.h"
 #include "softmax.h"
@@ -14,7 +15,8 @@ SK_ISA_TABLES(sk_softmax_kernels, variants);
 static const sk_softmax_kernels *K;
 static int K_index;
 
-/* softmax / log_softmax: (x, out, rows, cols, inv_t, nthreads) */
+/* softmax / log_softmax: (x, out, rows, cols, inv_t, nthreads); x and out float32,
+ * float64, or 16-bit: uint16 holding bfloat16 bits, or float16 */
 static PyObject *rows_forward(PyObject *args, int log_out)
 {
     PyObject *xo, *yo;
@@ -29,7 +31,7 @@ static PyObject *rows_forward(PyObject *args, int log_out)
     sk_bufs s = SK_BUFS_INIT;
     sk_kind k;
     void *x, *y;
-    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 || sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
+    if (sk_take(&s, xo, "x", SK_FLOAT16, &k, n, SK_IN, &x) < 0 || sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
         sk_done(&s, 0);
         return NULL;
     }
@@ -37,8 +39,12 @@ static PyObject *rows_forward(PyObject *args, int log_out)
     Py_BEGIN_ALLOW_THREADS
     if (k == SK_F64)
         (log_out ? K->log_softmax_f64 : K->softmax_f64)(x, y, r, c, inv_t, nt);
-    else
+    else if (k == SK_F32)
         (log_out ? K->log_softmax_f32 : K->softmax_f32)(x, y, r, c, (float)inv_t, nt);
+    else if (k == SK_BF16)
+        (log_out ? K->log_softmax_bf16 : K->softmax_bf16)(x, y, r, c, (float)inv_t, nt);
+    else
+        (log_out ? K->log_softmax_f16 : K->softmax_f16)(x, y, r, c, (float)inv_t, nt);
     Py_END_ALLOW_THREADS
     sk_done(&s, 1);
     Py_RETURN_NONE;
