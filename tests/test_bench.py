@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from softmaxkit import bench
-
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the benchmarks live in the checkout, not the package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import harness, run, sections  # noqa: E402
+
 SOFTMAX_OPS = {"softmax", "log_softmax", "logsumexp", "sigmoid", "softmax_backward",
                "log_softmax_backward"}
 
@@ -21,7 +24,7 @@ def test_quick_run_writes_table_markdown_and_json(tmp_path, capsys):
     md, js = tmp_path / "bench.md", tmp_path / "bench.json"
     argv = ["--quick", "--threads", "1,2", "--sections", "softmax,ce,linear-ce",
             "--linear-ce-threads", "2", "--markdown", str(md), "--json", str(js)]
-    assert bench.main(argv) == 0
+    assert run.main(argv) == 0
     report = json.loads(js.read_text())
 
     machine = report["machine"]
@@ -30,7 +33,7 @@ def test_quick_run_writes_table_markdown_and_json(tmp_path, capsys):
     assert machine["cores"] >= 1
 
     rows = report["kernels"]
-    shapes = [list(s) for s in bench.QUICK_SHAPES]
+    shapes = [list(s) for s in sections.QUICK_SHAPES]
     softmax_rows = [r for r in rows if r["section"] == "softmax"]
     # every op x shape x dtype x thread count, once
     keys = {(r["op"], tuple(r["shape"]), r["dtype"], r["threads"]) for r in softmax_rows}
@@ -79,7 +82,7 @@ def test_quick_run_writes_table_markdown_and_json(tmp_path, capsys):
 
 def test_no_torch_leaves_its_columns_empty(tmp_path):
     js = tmp_path / "b.json"
-    assert bench.main(["--quick", "--threads", "1", "--sections", "softmax", "--no-torch",
+    assert run.main(["--quick", "--threads", "1", "--sections", "softmax", "--no-torch",
                        "--json", str(js)]) == 0
     report = json.loads(js.read_text())
     assert report["kernels"] and report["linear_ce"] == []
@@ -96,23 +99,23 @@ def test_no_torch_leaves_its_columns_empty(tmp_path):
 ])
 def test_bad_arguments_exit_with_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as info:
-        bench.main(["--quick"] + argv)
+        run.main(["--quick"] + argv)
     assert info.value.code == 2
     assert "error" in capsys.readouterr().err
 
 
 def test_helpers():
     calls = []
-    t = bench.best_time(lambda: calls.append(1), repeat=4, budget=0.0)
+    t = harness.best_time(lambda: calls.append(1), repeat=4, budget=0.0)
     assert t >= 0 and len(calls) == 5  # one warm-up, four timed (budget 0: exact count)
-    peak, arr = bench.peak_memory(lambda: np.ones(2**17))  # 1 MiB of float64
+    peak, arr = harness.peak_memory(lambda: np.ones(2**17))  # 1 MiB of float64
     assert peak >= arr.nbytes
-    assert bench.text_table(["a", "bb"], [["xyz", "1"]]).splitlines()[0].split() == ["a", "bb"]
+    assert harness.text_table(["a", "bb"], [["xyz", "1"]]).splitlines()[0].split() == ["a", "bb"]
 
 
 @pytest.mark.parametrize("cmd", [
     [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--help"],
-    [sys.executable, "-m", "softmaxkit.bench", "--help"],
+    [sys.executable, "-m", "softmaxkit", "bench", "--help"],
 ])
 def test_entry_points(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -121,7 +124,7 @@ def test_entry_points(cmd):
 
 def test_regression_section_reports_both_models(tmp_path):
     js, md = tmp_path / "reg.json", tmp_path / "reg.md"
-    assert bench.main(["--quick", "--sections", "regression", "--threads", "1",
+    assert run.main(["--quick", "--sections", "regression", "--threads", "1",
                        "--json", str(js), "--markdown", str(md)]) == 0
     rows = json.loads(js.read_text())["regression"]
     assert [r["op"] for r in rows] == ["SoftmaxRegression()", "LogisticRegression()"]
@@ -137,14 +140,14 @@ def test_regression_section_reports_both_models(tmp_path):
 
 def test_best_time_call_counts():
     calls = []
-    bench.best_time(lambda: calls.append(1), repeat=3, budget=0.0, warmup=False)
+    harness.best_time(lambda: calls.append(1), repeat=3, budget=0.0, warmup=False)
     assert len(calls) == 3  # budget 0: exactly `repeat` timed calls
     calls.clear()
-    bench.best_time(lambda: calls.append(1), repeat=3, budget=0.5, warmup=True)
+    harness.best_time(lambda: calls.append(1), repeat=3, budget=0.5, warmup=True)
     # fast calls repeat until MIN_SPENT of timed calls (far more than 3 + warm-up)
     assert len(calls) > 4
     slow = []
-    t = bench.best_time(lambda: (slow.append(1), __import__("time").sleep(0.03)), repeat=50, budget=0.05, warmup=False)
+    t = harness.best_time(lambda: (slow.append(1), __import__("time").sleep(0.03)), repeat=50, budget=0.05, warmup=False)
     assert len(slow) == 2 and t >= 0.03  # the budget caps a slow measurement
 
 
@@ -154,7 +157,7 @@ def test_merge_rounds_keeps_each_best_and_recomputes_ratios():
                 "threads": 1, "time_s": t, "baseline": "copy", "baseline_s": base,
                 "ratio_to_baseline": t / base, "scipy_s": None, "torch_s": torch_s,
                 "speedup_vs_scipy": None, "speedup_vs_torch": torch_s / t}
-    (m,) = bench.merge_rounds([[row(2.0, 1.0, 3.0)], [row(1.5, 1.2, 4.0)]])
+    (m,) = harness.merge_rounds([[row(2.0, 1.0, 3.0)], [row(1.5, 1.2, 4.0)]])
     assert m["time_s"] == 1.5 and m["baseline_s"] == 1.0 and m["torch_s"] == 3.0
     assert m["ratio_to_baseline"] == 1.5 and m["speedup_vs_torch"] == 2.0
     assert m["scipy_s"] is None and m["speedup_vs_scipy"] is None
@@ -162,11 +165,11 @@ def test_merge_rounds_keeps_each_best_and_recomputes_ratios():
 
 def test_rounds_option(tmp_path):
     js = tmp_path / "r.json"
-    assert bench.main(["--quick", "--sections", "softmax", "--threads", "1", "--rounds", "2",
+    assert run.main(["--quick", "--sections", "softmax", "--threads", "1", "--rounds", "2",
                        "--no-torch", "--json", str(js)]) == 0
     report = json.loads(js.read_text())
     assert report["config"]["rounds"] == 2
     keys = [(r["op"], tuple(r["shape"]), r["dtype"]) for r in report["kernels"]]
     assert len(keys) == len(set(keys))  # one row per measurement, not one per round
     with pytest.raises(SystemExit):
-        bench.main(["--quick", "--rounds", "0"])
+        run.main(["--quick", "--rounds", "0"])

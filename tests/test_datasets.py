@@ -166,7 +166,7 @@ def test_mnist_pair(tmp_path, rng, compress):
     assert ds.X.shape == (5, 12) and ds.X.dtype == np.float64
     assert_array_equal(ds.X, images.reshape(5, 12))
     assert ds.y.tolist() == [7, 0, 9, 1, 7]
-    assert ds.extra["image_shape"] == (4, 3)
+    assert ds.files == (str(ip), str(tmp_path / f"train-labels-idx1-ubyte{sfx}"))
 
 
 @pytest.mark.parametrize("code", [0x09, 0x0B, 0x0C, 0x0D, 0x0E])
@@ -237,3 +237,95 @@ def test_load_dispatch_errors(tmp_path):
     with pytest.raises(TypeError, match="label_column must be a column name"):
         (tmp_path / "a.csv").write_text("a,y\n1,2\n")
         datasets.load_csv(tmp_path / "a.csv", label_column=1)
+
+
+# ---------------------------------------------------------------------------- hostile files
+
+
+def traced_peak(fn):
+    """(result, peak bytes Python allocated during fn())."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_gzip_idx_header_is_checked_before_the_data_is_inflated(tmp_path):
+    # 2 x 2 images declared, 16 MiB of zeros behind them, 16 KiB on disk
+    p = tmp_path / "bomb-images-idx3-ubyte.gz"
+    p.write_bytes(gzip.compress(b"\x00\x00\x08\x02" + struct.pack(">2I", 2, 2) + bytes(2**24)))
+    assert p.stat().st_size < 2**15
+    with pytest.raises(ValueError) as info:
+        traced_peak(lambda: datasets.load_idx(p))
+    assert "IDX size mismatch: dimensions (2, 2) of uint8 need 4 data bytes, file has more than 4" in str(info.value)
+    _, peak = traced_peak(lambda: pytest.raises(ValueError, datasets.load_idx, p))
+    assert peak < 2**20, peak  # the 16 MiB were never inflated
+    # dimensions declaring more than the compressed bytes can inflate to: refused unread
+    p.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 4_000_000_000) + bytes(10)))
+    with pytest.raises(ValueError, match=r"need 4000000000 data bytes, file has \d+ compressed bytes"):
+        datasets.load_idx(p)
+    # and more than max_bytes
+    q = write_idx(tmp_path / "big-idx1-ubyte.gz", np.zeros(1000, np.uint8), compress=True)
+    with pytest.raises(ValueError, match=r"declare 1000 bytes, more than the 100-byte limit"):
+        datasets.load_idx(q, max_bytes=100)
+    assert datasets.load_idx(q).shape == (1000,)
+
+
+def test_npz_reads_only_X_and_y(tmp_path):
+    f = tmp_path / "d.npz"
+    np.savez_compressed(f, X=np.ones((4, 2)), y=np.arange(4), junk=np.zeros(2**22))  # 32 MiB
+    ds, peak = traced_peak(lambda: datasets.load_npz(f))
+    assert ds.X.shape == (4, 2) and ds.y.tolist() == [0, 1, 2, 3]
+    assert peak < 2**20, peak
+
+
+def test_npz_declaring_a_huge_array_is_refused(tmp_path):
+    from test_app_io import npy_bytes, write_zip
+
+    f = write_zip(tmp_path / "huge.npz", {"X.npy": npy_bytes(np.zeros((2, 2)), shape=(10**7, 10**6)),
+                                          "y.npy": npy_bytes(np.zeros(2))})
+    with pytest.raises(ValueError, match=r"huge\.npz: array 'X' declares shape \(10000000, 1000000\)"):
+        datasets.load_npz(f)
+
+
+@pytest.mark.parametrize("cell", ["nan", "NaN", "inf", "-Infinity", "1e999"])
+def test_csv_non_finite_features_refused(tmp_path, cell):
+    f = tmp_path / "nf.csv"
+    f.write_text(f"a,b,y\n1,2,0\n\n3,{cell},1\n")  # the blank line counts: line 4
+    with pytest.raises(ValueError, match=r"nf\.csv: line 4, column 'b': non-finite value"):
+        datasets.load_csv(f)
+
+
+def test_csv_line_numbers_count_blank_lines(tmp_path):
+    f = tmp_path / "gap.csv"
+    f.write_text("a,b,y\n\n1,2,0\n\n\n3,oops,1\n")
+    with pytest.raises(ValueError, match=r"gap\.csv: line 6, column 'b': non-numeric value 'oops'"):
+        datasets.load_csv(f)
+
+
+def test_npz_and_idx_non_finite_features_refused(tmp_path):
+    X = np.ones((3, 2))
+    X[2, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", X=X, y=np.arange(3))
+    with pytest.raises(ValueError, match=r"nan\.npz: row 2, column 1: non-finite value nan"):
+        datasets.load_npz(tmp_path / "nan.npz")
+    imgs = np.ones((2, 2, 2))
+    imgs[1, 0, 1] = np.inf
+    ip = write_idx(tmp_path / "f-images-idx3-ubyte", imgs, 0x0D)
+    write_idx(tmp_path / "f-labels-idx1-ubyte", np.array([0, 1], np.uint8))
+    with pytest.raises(ValueError, match=r"f-images-idx3-ubyte: row 1, column 1: non-finite value inf"):
+        datasets.load(ip)
+
+
+def test_features_beyond_the_memory_bound_are_refused(tmp_path, monkeypatch):
+    np.savez_compressed(tmp_path / "px.npz", X=np.zeros((100, 10), np.uint8), y=np.arange(100) % 2)
+    monkeypatch.setattr(datasets, "default_max_bytes", lambda: 4000)  # 1000 bytes stored, 8000 as float64
+    with pytest.raises(ValueError, match=r"px\.npz: X of shape \(100, 10\) needs 8000 bytes as float64, "
+                                         r"more than the 4000-byte limit"):
+        datasets.load_npz(tmp_path / "px.npz")
+    monkeypatch.undo()
+    assert datasets.load_npz(tmp_path / "px.npz").X.shape == (100, 10)

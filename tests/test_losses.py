@@ -9,7 +9,8 @@ from hypothesis.extra import numpy as hnp
 
 import softmaxkit as smk
 from softmaxkit import _kernels
-from softmaxkit._losses_reference import ce_hard_ref, ce_soft_ref
+
+from losses_reference import ce_hard_ref, ce_soft_ref
 
 # ------------------------------------------------------------------ helpers
 

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import softmaxkit as smk
-from softmaxkit import _reference as ref
+
+import reference as ref
 
 FLOATS = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=64)
 

@@ -53,7 +53,7 @@ from ._losses import (
 )
 
 # estimator, data, explain
-from ._explain import explain, explain_sigmoid
+from .app.explain import explain, explain_sigmoid
 
 __version__ = "0.1.0"
 

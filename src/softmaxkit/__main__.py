@@ -1,5 +1,5 @@
 """``python -m softmaxkit``: the same command line as ``softmaxkit``."""
-from .cli import main
+from .app.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

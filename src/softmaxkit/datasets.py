@@ -10,16 +10,21 @@ Formats
 * ``load_digits()``: scikit-learn's bundled copy of the UCI handwritten digits
   (1797 images of 8 x 8 pixels, values 0..16, classes 0..9). No download.
 * ``.npz``: NumPy archive with an array ``X`` (2-D, numeric) and, optionally, ``y``.
-  Read with ``allow_pickle=False``.
+  Only those two members are read, never pickles, and only after their headers and
+  sizes were checked (:func:`softmaxkit.app.io.read_npz`).
 * ``.csv``: a header row of column names, then one row per sample; the label column
-  is chosen by name (default: the last column). Feature cells must be numbers.
+  is chosen by name (default: the last column). Feature cells must be finite numbers.
 * IDX (MNIST, Fashion-MNIST): ``*-images-idx3-ubyte`` with its
   ``*-labels-idx1-ubyte``, raw or gzip-compressed (``.gz``, detected from the
-  content). :func:`load_idx` reads any single IDX file into an array.
+  content). :func:`load_idx` reads any single IDX file into an array; the header is
+  checked before the data is read, and the data is streamed into an array of the
+  declared size.
 
 Malformed files raise ``ValueError`` with the file name and what is wrong (a ragged
-row, a non-numeric cell, a missing label column, a bad IDX magic number, ...). A
-missing file raises ``FileNotFoundError``.
+row, a non-numeric or non-finite cell with its line and column, a missing label
+column, a bad IDX magic number, a size the data cannot have, ...). Features must be
+finite: NaN and infinity are refused (naming the row and column), since a model fed
+NaN predicts NaN. A missing file raises ``FileNotFoundError``.
 """
 from __future__ import annotations
 
@@ -27,12 +32,17 @@ import csv
 import gzip
 import math
 import os
-import zipfile
-from dataclasses import dataclass, field
+import struct
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import BinaryIO, Iterator, Sequence, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 import numpy as np
+
+from .app.io import DEFLATE_MAX_RATIO, default_max_bytes, read_npz
 
 __all__ = [
     "Dataset",
@@ -62,6 +72,9 @@ class Dataset:
         Name of the label column (CSV), when there is one.
     name : str
         Where the data came from ("digits" or the file path).
+    files : tuple of str
+        Every file read (an IDX image file and its labels file, say): the command
+        line never writes over them.
 
     Notes
     -----
@@ -73,9 +86,9 @@ class Dataset:
     feature_names: list[str] | None = None
     target_name: str | None = None
     name: str = ""
-    extra: dict = field(default_factory=dict, repr=False, compare=False)
+    files: tuple[str, ...] = ()
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[np.ndarray | None]:
         return iter((self.X, self.y))
 
     @property
@@ -87,7 +100,7 @@ class Dataset:
         return self.X.shape[1]
 
 
-def _existing(path) -> Path:
+def _existing(path: PathLike) -> Path:
     p = Path(os.fspath(path))
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
@@ -130,7 +143,7 @@ def load_digits() -> Dataset:
 # ---------------------------------------------------------------------------- npz
 
 
-def load_npz(path, *, require_labels: bool = True) -> Dataset:
+def load_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
     """Read a NumPy ``.npz`` archive holding ``X`` and ``y``.
 
     Parameters
@@ -151,28 +164,18 @@ def load_npz(path, *, require_labels: bool = True) -> Dataset:
         numeric 2-D array, ``y`` not 1-D, or their lengths differ.
     """
     p = _existing(path)
-    try:
-        archive = np.load(p, allow_pickle=False)
-        if not hasattr(archive, "files"):
-            raise ValueError(f"{p}: is a single .npy array, expected an .npz archive with X and y")
-        with archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except ValueError as exc:
-        if str(exc).startswith(str(p)):
-            raise
-        raise ValueError(f"{p}: cannot read as .npz ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ValueError(f"{p}: not a readable .npz archive ({exc})") from None
-    if "X" not in arrays:
-        raise ValueError(f"{p}: no array named 'X' (found {sorted(arrays) or 'nothing'})")
+    arrays = read_npz(p, ["X", "y"], required=["X"])
     X = arrays["X"]
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{p}: X must be numeric, got dtype {X.dtype}")
+    if X.ndim == 0:
+        raise ValueError(f"{p}: X must be an array of samples, got a scalar")
     if X.ndim == 1:
         X = X.reshape(-1, 1)
     if X.ndim > 2:  # images: flatten each sample
         X = X.reshape(X.shape[0], -1)
-    X = np.ascontiguousarray(X, dtype=np.float64)
+    X = _as_float64(X, p)
+    _check_finite(X, p)
     y = arrays.get("y")
     if y is None:
         if require_labels:
@@ -182,21 +185,56 @@ def load_npz(path, *, require_labels: bool = True) -> Dataset:
             raise ValueError(f"{p}: y must be 1-D (one label per row of X), got shape {y.shape}")
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"{p}: X has {X.shape[0]} rows but y has {y.shape[0]} labels")
-    return Dataset(X=X, y=y, name=str(p))
+    return Dataset(X=X, y=y, name=str(p), files=(str(p),))
+
+
+def _as_float64(X: np.ndarray, p: Path) -> np.ndarray:
+    """``X`` as C-contiguous float64, refused when that would exceed the memory bound
+    (uint8 pixels take eight times their stored size)."""
+    limit = default_max_bytes()
+    if X.size * 8 > limit and X.dtype != np.float64:
+        raise ValueError(f"{p}: X of shape {X.shape} needs {X.size * 8} bytes as float64, more "
+                         f"than the {limit}-byte limit (half this machine's memory)")
+    return np.ascontiguousarray(X, dtype=np.float64)
+
+
+def _check_finite(X: np.ndarray, p: Path, *, lines: Sequence[int] | None = None,
+                  columns: Sequence[str] | None = None) -> None:
+    """Refuse NaN and infinite features, naming the first one's row (or file line)
+    and column."""
+    bad = ~np.isfinite(X)
+    if not bad.any():
+        return
+    i, j = (int(v) for v in np.argwhere(bad)[0])
+    where = f"line {lines[i]}" if lines is not None else f"row {i}"
+    col = f"column {columns[j]!r}" if columns is not None else f"column {j}"
+    raise ValueError(
+        f"{p}: {where}, {col}: non-finite value {float(X[i, j])} ({int(bad.sum())} in all; "
+        "features must be finite numbers)"
+    )
 
 
 # ---------------------------------------------------------------------------- csv
 
 
-def _read_csv_rows(p: Path) -> tuple[list[str], list[list[str]]]:
-    """Header and data rows of a CSV file, checked for a header and equal lengths."""
+def _read_csv_rows(p: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows and each data row's line number, checked for a header and
+    equal lengths (blank lines are skipped)."""
     opener = gzip.open if _is_gzip(p) else open
+    rows: list[list[str]] = []
+    lines: list[int] = []
     try:
         with opener(p, "rt", newline="", encoding="utf-8-sig") as fh:
-            rows = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
+            reader = csv.reader(fh)
+            start = 1
+            for row in reader:
+                if row and any(c.strip() for c in row):
+                    rows.append(row)
+                    lines.append(start)
+                start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise ValueError(f"{p}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
-    except (OSError, EOFError, csv.Error) as exc:
+    except (OSError, EOFError, zlib.error, csv.Error) as exc:
         raise ValueError(f"{p}: cannot read as CSV ({exc})") from None
     if not rows:
         raise ValueError(f"{p}: empty file, expected a header row and data rows")
@@ -211,15 +249,15 @@ def _read_csv_rows(p: Path) -> tuple[list[str], list[list[str]]]:
     dup = sorted({n for n in header if header.count(n) > 1})
     if dup:
         raise ValueError(f"{p}: bad header: repeated column name(s) {dup}")
-    data = rows[1:]
+    data, lines = rows[1:], lines[1:]
     if not data:
         raise ValueError(f"{p}: no data rows after the header")
-    for i, row in enumerate(data):
+    for row, line in zip(data, lines):
         if len(row) != len(header):
             raise ValueError(
-                f"{p}: ragged rows: line {i + 2} has {len(row)} fields, the header has {len(header)}"
+                f"{p}: ragged rows: line {line} has {len(row)} fields, the header has {len(header)}"
             )
-    return header, data
+    return header, data, lines
 
 
 def _is_number(s: str) -> bool:
@@ -230,7 +268,7 @@ def _is_number(s: str) -> bool:
     return True
 
 
-def csv_header(path) -> list[str]:
+def csv_header(path: PathLike) -> list[str]:
     """The column names of a CSV file (its first row), checked as :func:`load_csv` does."""
     return _read_csv_rows(_existing(path))[0]
 
@@ -248,7 +286,7 @@ def _labels_from_strings(values: list[str]) -> np.ndarray:
 
 
 def load_csv(
-    path,
+    path: PathLike,
     label_column: str | None = None,
     *,
     feature_columns: Sequence[str] | None = None,
@@ -292,7 +330,7 @@ def load_csv(
     ([[1.0, 2.0], [3.0, 4.0]], ['cat', 'dog'])
     """
     p = _existing(path)
-    header, data = _read_csv_rows(p)
+    header, data, lines = _read_csv_rows(p)
     if label_column is not None and not isinstance(label_column, str):
         raise TypeError(f"label_column must be a column name (str), got {label_column!r}")
     if label_column is None:
@@ -324,17 +362,19 @@ def load_csv(
             except ValueError:
                 what = "empty cell" if not cell else f"non-numeric value {cell!r}"
                 raise ValueError(
-                    f"{p}: line {i + 2}, column {header[k]!r}: {what} (features must be numbers)"
+                    f"{p}: line {lines[i]}, column {header[k]!r}: {what} (features must be numbers)"
                 ) from None
+    _check_finite(X, p, lines=lines, columns=features)
     y = None
     if label is not None:
         k = header.index(label)
         values = [row[k] for row in data]
         empty = [i for i, v in enumerate(values) if not v.strip()]
         if empty:
-            raise ValueError(f"{p}: line {empty[0] + 2}, label column {label!r}: empty label")
+            raise ValueError(f"{p}: line {lines[empty[0]]}, label column {label!r}: empty label")
         y = _labels_from_strings(values)
-    return Dataset(X=X, y=y, feature_names=features, target_name=label, name=str(p))
+    return Dataset(X=X, y=y, feature_names=features, target_name=label, name=str(p),
+                   files=(str(p),))
 
 
 # ---------------------------------------------------------------------------- idx
@@ -356,23 +396,46 @@ def _is_gzip(p: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
-def _read_bytes(p: Path) -> bytes:
-    if _is_gzip(p):
-        try:
-            with gzip.open(p, "rb") as fh:
-                return fh.read()
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{p}: corrupt gzip data ({exc})") from None
-    return p.read_bytes()
+def _read_exact(fh: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes (fewer only at the end of the stream)."""
+    parts, got = [], 0
+    while got < n:
+        chunk = fh.read(n - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
-def load_idx(path) -> np.ndarray:
+def _idx_header(fh: BinaryIO, p: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    """Read and check an IDX header: (dtype, dimensions, header length)."""
+    head = _read_exact(fh, 4)
+    if len(head) < 4:
+        raise ValueError(f"{p}: too short for an IDX header ({len(head)} bytes)")
+    zero1, zero2, code, ndim = head
+    if zero1 != 0 or zero2 != 0 or code not in _IDX_TYPES or ndim == 0:
+        raise ValueError(
+            f"{p}: IDX magic number mismatch: got bytes {head.hex(' ')}, expected "
+            "00 00 <type 08/09/0b/0c/0d/0e> <number of dimensions >= 1>"
+        )
+    header_len = 4 + 4 * ndim
+    raw_dims = _read_exact(fh, 4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise ValueError(f"{p}: IDX header truncated: {ndim} dimensions need {header_len} bytes, "
+                         f"file has {4 + len(raw_dims)}")
+    return _IDX_TYPES[code], struct.unpack(f">{ndim}I", raw_dims), header_len
+
+
+def load_idx(path: PathLike, *, max_bytes: int | None = None) -> np.ndarray:
     """Read one IDX file (the MNIST format), raw or gzip-compressed.
 
     Parameters
     ----------
     path : str or path-like
         E.g. ``train-images-idx3-ubyte.gz``. Compression is detected from the bytes.
+    max_bytes : int, optional
+        The most data bytes to read (default: half the machine's memory).
 
     Returns
     -------
@@ -385,32 +448,47 @@ def load_idx(path) -> np.ndarray:
     ------
     ValueError
         File too short for its header, magic number mismatch (not IDX), unknown type
-        code, or the data size does not match the dimensions in the header.
+        code, corrupt gzip data, or the data size does not match the dimensions in
+        the header. The header is checked first: a file whose dimensions declare more
+        data than the file holds (raw), than its compressed bytes can inflate to
+        (gzip), or than ``max_bytes``, is refused without reading the data; a gzip
+        stream holding more data than declared is refused after reading one byte
+        past the declared size.
     """
     p = _existing(path)
-    raw = _read_bytes(p)
-    if len(raw) < 4:
-        raise ValueError(f"{p}: too short for an IDX header ({len(raw)} bytes)")
-    zero1, zero2, code, ndim = raw[0], raw[1], raw[2], raw[3]
-    if zero1 != 0 or zero2 != 0 or code not in _IDX_TYPES or ndim == 0:
-        raise ValueError(
-            f"{p}: IDX magic number mismatch: got bytes {raw[:4].hex(' ')}, expected "
-            "00 00 <type 08/09/0b/0c/0d/0e> <number of dimensions >= 1>"
-        )
-    header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
-        raise ValueError(f"{p}: IDX header truncated: {ndim} dimensions need {header_len} bytes, file has {len(raw)}")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = _IDX_TYPES[code]
-    expected = math.prod(dims) * dtype.itemsize
-    actual = len(raw) - header_len
-    if actual != expected:
-        raise ValueError(
-            f"{p}: IDX size mismatch: dimensions {dims} of {dtype.name} need {expected} data bytes, "
-            f"file has {actual}"
-        )
-    arr = np.frombuffer(raw, dtype=dtype, offset=header_len).reshape(dims)
-    return arr.astype(dtype.newbyteorder("="))
+    limit = default_max_bytes() if max_bytes is None else int(max_bytes)
+    compressed = _is_gzip(p)
+    size = p.stat().st_size
+    try:
+        with (gzip.open(p, "rb") if compressed else open(p, "rb")) as fh:
+            dtype, dims, header_len = _idx_header(fh, p)
+            count = math.prod(dims)
+            expected = count * dtype.itemsize
+
+            def mismatch(actual: str) -> ValueError:
+                return ValueError(f"{p}: IDX size mismatch: dimensions {dims} of {dtype.name} need "
+                                  f"{expected} data bytes, file has {actual}")
+
+            if not compressed and size - header_len != expected:
+                raise mismatch(str(size - header_len))
+            if compressed and expected > DEFLATE_MAX_RATIO * size + 1024:
+                raise mismatch(f"{size} compressed bytes, which cannot inflate to that much")
+            if expected > limit:
+                raise ValueError(f"{p}: IDX dimensions {dims} declare {expected} bytes, more than "
+                                 f"the {limit}-byte limit")
+            arr = np.empty(count, dtype=dtype)
+            view = memoryview(arr.view(np.uint8))
+            got = 0
+            while got < expected:
+                n = fh.readinto(view[got:])
+                if not n:
+                    raise mismatch(str(got))
+                got += n
+            if fh.read(1):  # also reaches the gzip trailer, whose CRC is checked
+                raise mismatch(f"more than {expected}")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ValueError(f"{p}: corrupt gzip data ({exc})") from None
+    return arr.reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 
 def _idx_labels_path(images: Path) -> Path | None:
@@ -427,7 +505,8 @@ def _idx_labels_path(images: Path) -> Path | None:
     return None
 
 
-def load_mnist(images, labels=None, *, require_labels: bool = True) -> Dataset:
+def load_mnist(images: PathLike, labels: PathLike | None = None, *,
+               require_labels: bool = True) -> Dataset:
     """Read an MNIST / Fashion-MNIST image file and its label file (IDX, raw or .gz).
 
     Parameters
@@ -449,7 +528,7 @@ def load_mnist(images, labels=None, *, require_labels: bool = True) -> Dataset:
     imgs = load_idx(pi)
     if imgs.ndim < 2:
         raise ValueError(f"{pi}: expected an IDX image file (3 dimensions), got {imgs.ndim} dimension(s)")
-    X = np.ascontiguousarray(imgs.reshape(imgs.shape[0], -1), dtype=np.float64)
+    X = _as_float64(imgs.reshape(imgs.shape[0], -1), pi)
     pl = _existing(labels) if labels is not None else _idx_labels_path(pi)
     y = None
     if pl is None:
@@ -464,7 +543,8 @@ def load_mnist(images, labels=None, *, require_labels: bool = True) -> Dataset:
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"{pl}: has {y.shape[0]} labels but {pi} has {X.shape[0]} images")
         y = y.astype(np.int64)
-    return Dataset(X=X, y=y, name=str(pi), extra={"image_shape": imgs.shape[1:]})
+    _check_finite(X, pi)  # float IDX types can hold NaN
+    return Dataset(X=X, y=y, name=str(pi), files=(str(pi),) + ((str(pl),) if pl is not None else ()))
 
 
 # ---------------------------------------------------------------------------- dispatch
@@ -474,18 +554,19 @@ def _looks_like_idx(p: Path) -> bool:
     name = p.name.lower()
     if "idx" in name or "ubyte" in name:
         return True
-    try:
-        head = _read_bytes(p)[:4]
-    except ValueError:
+    try:  # only the first four bytes are read (inflated)
+        with (gzip.open(p, "rb") if _is_gzip(p) else open(p, "rb")) as fh:
+            head = _read_exact(fh, 4)
+    except (OSError, EOFError, zlib.error):
         return False
     return len(head) == 4 and head[0] == 0 and head[1] == 0 and head[2] in _IDX_TYPES
 
 
 def load(
-    source,
+    source: PathLike,
     *,
     label_column: str | None = None,
-    labels=None,
+    labels: PathLike | None = None,
     require_labels: bool = True,
 ) -> Dataset:
     """Load ``"digits"`` or a file, choosing the reader from the name and content.

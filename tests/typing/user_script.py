@@ -37,3 +37,15 @@ total: float = l4
 n: int = smk.get_num_threads()
 smk.set_num_threads(n)
 print(value, loss2, g, per_row, bce, kl, ent, l3, g3, g4, total, lse, lse_s, sign, s, h, dx, draw)
+
+# explain and the data sets (softmaxkit.app.explain, softmaxkit.datasets)
+from softmaxkit import datasets  # noqa: E402
+
+ex = smk.explain([1.5, 0.8, -0.2], label=0, temperature=1.0)
+ex_p: NDArray[np.floating] = ex.probabilities
+ex_loss: float | None = ex.loss
+sg = smk.explain_sigmoid([2.0, 3.0])
+ds = datasets.load("digits")
+X_d, y_d = ds
+n_rows: int = ds.n_samples
+print(ex_p, ex_loss, sg.probabilities, X_d, y_d, n_rows)

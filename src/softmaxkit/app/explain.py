@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
-from ._softmax import hardmax, log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
-from ._validation import check_temperature
+if TYPE_CHECKING:  # matplotlib is imported only when a picture is drawn
+    from matplotlib.figure import Figure
+
+from .._softmax import hardmax, log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
+from .._validation import check_temperature
+from .tables import text_table
 
 __all__ = ["explain", "explain_sigmoid", "SoftmaxExplanation", "SigmoidExplanation"]
 
@@ -34,15 +41,7 @@ def _fmt(v: float, digits: int = 6) -> str:
     return f"{v:.{digits}g}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(lines)
-
-
-def _as_logits(logits, name: str = "logits") -> np.ndarray:
+def _as_logits(logits: Any, name: str = "logits") -> np.ndarray:
     try:
         z = np.asarray(logits, dtype=np.float64)
     except (TypeError, ValueError):
@@ -169,7 +168,7 @@ class SoftmaxExplanation:
         if self.gradient is not None:
             total.append(_fmt(float(self.gradient.sum()), 3))
         rows.append(total)
-        out = [title, "", _table(header, rows), ""]
+        out = [title, "", text_table(header, rows), ""]
         out.append(f"max = {_fmt(self.max, 10)}; logsumexp = max + log(sum) = {_fmt(self.logsumexp, 10)}")
         out.append(f"prediction (argmax) = class {int(np.argmax(self.hardmax))}; "
                    f"hardmax = {[int(v) for v in self.hardmax]}")
@@ -200,26 +199,32 @@ class SoftmaxExplanation:
             )
         return "\n".join(out)
 
-    def plot(self, path=None):
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
         """Bar chart of the logits beside their probabilities (matplotlib, Agg).
 
         Parameters
         ----------
         path : str or path-like, optional
-            Where to write a PNG. When None the figure is only returned.
+            Where to write the picture; the format follows the suffix (``.png``,
+            ``.svg``, ``.pdf``, ``.jpg``). When None the figure is only returned.
 
         Returns
         -------
         matplotlib.figure.Figure
+            The label's class (when given) is drawn in another colour and named in
+            the legend.
         """
-        from ._plots import plot_bars
+        from .plots import plot_bars
 
+        zt = "z" if self.temperature == 1 else "z/T"
         return plot_bars(self.logits, self.probabilities, path,
-                         left_title="logits z", right_title="softmax probabilities p",
-                         title=f"softmax (T = {_fmt(self.temperature)})")
+                         left_title="logits z", right_title=f"softmax({zt}) probabilities p",
+                         title=f"softmax (T = {_fmt(self.temperature)})", xlabel="class",
+                         highlight=self.label)
 
 
-def explain(logits, label=None, *, temperature=1.0, dtype=np.float64) -> SoftmaxExplanation:
+def explain(logits: ArrayLike, label: int | None = None, *, temperature: float = 1.0,
+            dtype: DTypeLike = np.float64) -> SoftmaxExplanation:
     """Explain ``softmax(logits)`` step by step, stable next to naive.
 
     Parameters
@@ -313,7 +318,8 @@ def explain(logits, label=None, *, temperature=1.0, dtype=np.float64) -> Softmax
     )
 
 
-def _naive_problem(scaled, naive_exp, naive_sum, naive_p, stable, dt) -> str | None:
+def _naive_problem(scaled: np.ndarray, naive_exp: np.ndarray, naive_sum: float, naive_p: np.ndarray,
+                   stable: np.ndarray, dt: np.dtype) -> str | None:
     """One sentence on what went wrong in exp(z)/sum(exp(z)), or None."""
     vals = "[" + ", ".join(_fmt(v, 6) for v in naive_p) + "]"
     if np.isinf(naive_exp).any():
@@ -367,7 +373,7 @@ class SigmoidExplanation:
         ]
         total = float(self.probabilities.sum())
         out = [f"sigmoid of {self.x.size} value{'s' if self.x.size != 1 else ''}: "
-               "sigmoid(x) = 1 / (1 + exp(-x))", "", _table(header, rows), ""]
+               "sigmoid(x) = 1 / (1 + exp(-x))", "", text_table(header, rows), ""]
         out.append(f"sum of sigmoids = {_fmt(total, 10)}: independent yes/no probabilities "
                    "(multi-label), they need not sum to 1; softmax is for mutually exclusive classes")
         if self.x.size >= 1:
@@ -377,15 +383,17 @@ class SigmoidExplanation:
                        "two classes is the sigmoid of the logit difference")
         return "\n".join(out)
 
-    def plot(self, path=None):
-        """Bar chart of x beside sigmoid(x) (matplotlib, Agg); writes a PNG when ``path``."""
-        from ._plots import plot_bars
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
+        """Bar chart of x beside sigmoid(x) (matplotlib, Agg); writes ``path`` when given
+        (format from the suffix: ``.png``, ``.svg``, ``.pdf``, ``.jpg``)."""
+        from .plots import plot_bars
 
         return plot_bars(self.x, self.probabilities, path, left_title="inputs x",
-                         right_title="sigmoid(x)", title="sigmoid")
+                         right_title="sigmoid(x), each in (0, 1) on its own",
+                         title="sigmoid", xlabel="input index i")
 
 
-def explain_sigmoid(x) -> SigmoidExplanation:
+def explain_sigmoid(x: ArrayLike) -> SigmoidExplanation:
     """Explain ``sigmoid(x)`` elementwise.
 
     Parameters
