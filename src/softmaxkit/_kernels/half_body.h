@@ -43,7 +43,7 @@ static inline float SK_HFN(h_row_range)(const uint16_t *x, size_t n, float *lo)
     return m;
 }
 
-/* sum_j exp((x_j - m) inv_t) less the max's own 1 (see softmax_body.h's exp_sum),
+/* sum_j exp((x_j - m) inv_t) less the max's own 1 (see softmax_body.h's exp_sum_m1),
  * float32 over blocks of SK_F32_BLOCK, the blocks in float64.  IN x (n) */
 SK_INLINE double SK_HFN(h_exp_sum_m1)(const uint16_t *x, size_t n, float m, float inv_t, int exact)
 {

@@ -63,11 +63,11 @@
  * onto its registers, whatever their width.
  *
  * float64: plain lanes, combined as a tree; 1.52 scaled ulps in every variant.
- * (Keeping the max's exact 1 out of the lanes, as exp_sum does for log_softmax,
+ * (Keeping the max's exact 1 out of the lanes, as exp_sum_m1 does for log_softmax,
  * gave 1.19 but made the exp pass 6-10% slower.)
  *
  * float32: compensated (Kahan) lanes, as good as a float64 sum at full float32
- * width. Plain float32 partial sums (the body's exp_sum, which log_softmax and
+ * width. Plain float32 partial sums (the body's exp_sum_m1, which log_softmax and
  * logsumexp keep: there the sum's last-bit error only moves log(s) by an ulp of 1)
  * left the float32 softmax up to 1.9 ulps off; compensated, the worst case is
  * 0.66 ulps in every variant. A float64 accumulator would halve the vector width.

@@ -28,46 +28,44 @@ static void SK_FN(nonfinite_row)(const SK_T *x, SK_T *y, size_t n, int log_out)
         y[j] = x[j] == INFINITY ? hit : miss;
 }
 
-/* exp((x_j - m) * inv_t) for every entry of a row, stored in y when y is not NULL,
- * and their sum less the max's own term, which is exactly 1 (`but_max`), or their
- * full sum. `exact` selects sk_exp, exact down to the subnormals, over sk_exp_nonpos,
- * a third cheaper and just as exact when no term is below the smallest normal
- * number; the callers pick it per row from the row's range (sk_row_range), and each
- * call passes constants, so every combination is its own vector loop. The sum is
- * taken in T over blocks of SK_SUM_BLOCK, the block sums in float64 (sk_common.h).
+/* sum_j exp((x_j - m) * inv_t) less the max's own term, which is exactly 1, for
+ * log_softmax and logsumexp (softmax stores its exps and sums them in softmax.c's
+ * exp_store_sum). `exact` selects sk_exp, exact down to the subnormals, over
+ * sk_exp_nonpos, a third cheaper and just as exact when no term is below the
+ * smallest normal number; the callers pick it per row from the row's range
+ * (sk_row_range), and each call passes a constant, so each is its own vector loop.
+ * The sum is taken in T over blocks of SK_SUM_BLOCK, the block sums in float64
+ * (sk_dtype.h).
  *
- * Why `but_max`: leaving the 1 out and finishing with log1p keeps the small terms
- * that log(1 + small) would round away: logsumexp([0, -40]) is 4.248e-18, not 0, and
+ * Why leave the 1 out: finishing with log1p keeps the small terms that
+ * log(1 + small) would round away: logsumexp([0, -40]) is 4.248e-18, not 0, and
  * log_softmax of a dominant entry keeps its digits. Entries equal to m are counted
  * instead of summed (a blend the vectoriser handles, where searching for the first
  * max is a scalar loop), and all but one of them added back as 1s.
- * IN x (n), OUT y (n) or NULL */
-SK_INLINE void SK_FN(exp_sum_block)(const SK_T *x, SK_T *y, size_t n, SK_T m, SK_T inv_t,
-                                    int exact, int but_max, double *s, double *count)
+ * IN x (n) */
+SK_INLINE void SK_FN(exp_sum_m1_block)(const SK_T *x, size_t n, SK_T m, SK_T inv_t, int exact,
+                                       double *s, double *count)
 {
     SK_T sb = 0, cb = 0;
     SK_SIMD_REDUCE(+, sb, cb)
     for (size_t j = 0; j < n; j++) {
         SK_T a = (x[j] - m) * inv_t;
         SK_T e = exact ? SK_FN(sk_exp)(a) : SK_FN(sk_exp_nonpos)(a);
-        if (y)
-            y[j] = e;
-        sb += but_max && x[j] == m ? 0 : e;
-        cb += but_max && x[j] == m ? 1 : 0;
+        sb += x[j] == m ? 0 : e;
+        cb += x[j] == m ? 1 : 0;
     }
     *s += (double)sb;
     *count += (double)cb;
 }
 
-SK_INLINE double SK_FN(exp_sum)(const SK_T *x, SK_T *y, size_t n, SK_T m, SK_T inv_t,
-                                int exact, int but_max)
+SK_INLINE double SK_FN(exp_sum_m1)(const SK_T *x, size_t n, SK_T m, SK_T inv_t, int exact)
 {
     double s = 0.0, count = 0.0;
     for (size_t b = 0, len; b < n; b += len) {
         len = n - b < SK_SUM_BLOCK ? n - b : SK_SUM_BLOCK;
-        SK_FN(exp_sum_block)(x + b, y ? y + b : NULL, len, m, inv_t, exact, but_max, &s, &count);
+        SK_FN(exp_sum_m1_block)(x + b, len, m, inv_t, exact, &s, &count);
     }
-    return but_max ? s + (count - 1.0) : s;
+    return s + (count - 1.0);
 }
 
 /* ------------------------------------------------------------------ softmax */
@@ -101,7 +99,7 @@ static void SK_FN(softmax)(const SK_T *x, SK_T *y, size_t rows, size_t cols, SK_
 
 /* log_softmax(x)_j = (x_j - m) - log(sum_k exp(x_k - m)), the sum being >= 1 so
  * the log is never log(0) (JAX / SciPy's form), with the log taken as log1p of the
- * sum without the max's own 1 (see exp_sum). IN x (n), OUT y (n) */
+ * sum without the max's own 1 (see exp_sum_m1). IN x (n), OUT y (n) */
 static void SK_FN(log_softmax_row)(const SK_T *x, SK_T *y, size_t n, SK_T inv_t)
 {
     SK_T lo;
@@ -110,8 +108,8 @@ static void SK_FN(log_softmax_row)(const SK_T *x, SK_T *y, size_t n, SK_T inv_t)
         SK_FN(nonfinite_row)(x, y, n, 1);
         return;
     }
-    SK_T ls = (SK_T)log1p((lo - m) * inv_t >= SK_EXP_NORMAL ? SK_FN(exp_sum)(x, NULL, n, m, inv_t, 0, 1)
-                                                            : SK_FN(exp_sum)(x, NULL, n, m, inv_t, 1, 1));
+    SK_T ls = (SK_T)log1p((lo - m) * inv_t >= SK_EXP_NORMAL ? SK_FN(exp_sum_m1)(x, n, m, inv_t, 0)
+                                                            : SK_FN(exp_sum_m1)(x, n, m, inv_t, 1));
     SK_SIMD
     for (size_t j = 0; j < n; j++)
         y[j] = (x[j] - m) * inv_t - ls;
@@ -139,8 +137,8 @@ static double SK_FN(logsumexp_row)(const SK_T *x, size_t n)
                 return NAN;
         return m; /* -inf (all -inf) or +inf */
     }
-    return (double)m + log1p(lo - m >= SK_EXP_NORMAL ? SK_FN(exp_sum)(x, NULL, n, m, 1, 0, 1)
-                                                     : SK_FN(exp_sum)(x, NULL, n, m, 1, 1, 1));
+    return (double)m + log1p(lo - m >= SK_EXP_NORMAL ? SK_FN(exp_sum_m1)(x, n, m, 1, 0)
+                                                     : SK_FN(exp_sum_m1)(x, n, m, 1, 1));
 }
 
 /* IN x (rows, cols), OUT out (rows) */
