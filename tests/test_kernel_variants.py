@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import numpy as np
+
 from softmaxkit._kernels import _losses as L
 from softmaxkit._kernels import _softmax as S
 
@@ -34,6 +36,7 @@ ACCURACY_TESTS = [
     "tests/test_losses.py::test_soft_kernel_matches_twin",
     "tests/test_kernel_seam.py",
     "tests/test_kernel_half.py",
+    "tests/test_kernel_variants.py::test_target_gradient_does_not_cancel_with_huge_weights",
 ]
 
 
@@ -103,3 +106,17 @@ def test_accuracy_claims_hold_under_every_variant(variant):
     tail = res.stdout[-3000:] + res.stderr[-2000:]
     assert res.returncode == 0, f"accuracy tests under {variant}:\n{tail}"
     assert " passed" in res.stdout and " failed" not in res.stdout, tail
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_target_gradient_does_not_cancel_with_huge_weights(dtype):
+    # one class: p = 1 and the exact gradient is 0 whatever the weight; the target
+    # entry's terms (3.7e5 each) cancel, and rounding them to float32 one at a time
+    # left 0.0125 (found by tests/test_fuzz.py); the kernels take it in float64
+    x = np.zeros((2, 1), dtype)
+    loss, roww = np.empty(2), np.empty(2)
+    grad = np.full_like(x, np.nan)
+    w = np.array([371762.0], np.float32 if dtype == np.float16 else dtype)
+    L.ce_hard(x, np.zeros(2, np.int64), w, 0, False, 0.1, loss, roww, None, 1.0, grad, 2, 1, 1)
+    np.testing.assert_array_equal(grad, 0.0)
+    np.testing.assert_array_equal(loss, 0.0)

@@ -169,7 +169,8 @@ static double SK_HFN(h_ce_hard_nonfinite_row)(const uint16_t *x, int64_t t, cons
 }
 
 /* One row, as losses_body.h's ce_hard_row, the gradient written in one pass from
- * recomputed exps: grad_j = exp(x_j - m) c - b w_j - [j == t] h, rounded once.
+ * recomputed exps: grad_j = exp(x_j - m) c - b w_j, rounded once, and the target
+ * entry (less the hard part) again in float64.
  * IN x (n), IN w (n) float32 or NULL, OUT roww (1), OUT grad (n) or NULL */
 static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w, size_t n,
                                     int64_t ignore_index, int has_ignore, double eps,
@@ -205,20 +206,20 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
     if (eps > 0.0)
         loss += cs * (wsum * ls - d);
     if (grad) {
-        float c = (float)(gs * (hard + cs * wsum) / (1.0 + sm1)), b = (float)(gs * cs), h = (float)(gs * hard);
+        float c = (float)(gs * (hard + cs * wsum) / (1.0 + sm1)), b = (float)(gs * cs);
         if (w && b != 0.0f) { /* two loops: GCC 12 ran the one with `w ? w[j] : 1` scalar */
             SK_SIMD
-            for (size_t j = 0; j < n; j++) {
-                float g = sk_exp_nonpos_f32(SK_LD(x[j]) - m) * c - b * w[j];
-                grad[j] = SK_ST(j == (size_t)t ? g - h : g);
-            }
+            for (size_t j = 0; j < n; j++)
+                grad[j] = SK_ST(sk_exp_nonpos_f32(SK_LD(x[j]) - m) * c - b * w[j]);
         } else {
             SK_SIMD
-            for (size_t j = 0; j < n; j++) {
-                float g = sk_exp_nonpos_f32(SK_LD(x[j]) - m) * c - b;
-                grad[j] = SK_ST(j == (size_t)t ? g - h : g);
-            }
+            for (size_t j = 0; j < n; j++)
+                grad[j] = SK_ST(sk_exp_nonpos_f32(SK_LD(x[j]) - m) * c - b);
         }
+        /* The target entry in float64, in one rounding (see losses_body.h's ce_hard_row). */
+        double et = (double)sk_exp_nonpos_f32(SK_LD(x[t]) - m);
+        grad[t] = SK_ST((float)(et * (gs * (hard + cs * wsum) / (1.0 + sm1)) - gs * cs * (w ? (double)w[t] : 1.0)
+                                - gs * hard));
     }
     return isnan(sm1) ? NAN : loss;
 }
