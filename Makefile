@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml meson.build src/softmaxkit/meson.build
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "meson-python>=0.15" "meson>=1.1" ninja "numpy>=1.24"
 	$(PY) -m pip install --quiet "torch==2.13.0" || $(PY) -m pip install --quiet "torch>=2.1"
-	$(PY) -m pip install --quiet --no-build-isolation --editable ".[test]"
+	$(PY) -m pip install --quiet --no-build-isolation --editable ".[test,explore]"
 	touch $(STAMP)
 
 demo: $(STAMP)

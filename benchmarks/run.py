@@ -80,7 +80,7 @@ from benchmarks.sections import (  # noqa: E402
     run_linear_ce,
     run_regression,
 )
-from softmaxkit.app.io import atomic_open  # noqa: E402
+from softmaxkit._io import atomic_open  # noqa: E402
 
 __all__ = ["main", "build_parser"]
 

@@ -409,7 +409,7 @@ def test_model_files_with_bad_fields_are_one_line(cli, tmp_path, digits_model):
                 zf.writestr(n, replace.get(n[:-4], data))
         return name
 
-    from test_app_io import npy_bytes
+    from test_io import npy_bytes
 
     bad_params = variant("params.npz", params_json=npy_bytes(np.array("[1, 2]")))
     user_error(cli("predict", "--model", bad_params, "--data", "digits"),

@@ -284,7 +284,7 @@ def test_npz_reads_only_X_and_y(tmp_path):
 
 
 def test_npz_declaring_a_huge_array_is_refused(tmp_path):
-    from test_app_io import npy_bytes, write_zip
+    from test_io import npy_bytes, write_zip
 
     f = write_zip(tmp_path / "huge.npz", {"X.npy": npy_bytes(np.zeros((2, 2)), shape=(10**7, 10**6)),
                                           "y.npy": npy_bytes(np.zeros(2))})

@@ -15,6 +15,15 @@ from sklearn.preprocessing import StandardScaler
 
 import softmaxkit as smk
 from softmaxkit import SoftmaxRegression
+from softmaxkit.linear_model._objective import SoftmaxObjective
+
+
+def _objective(est, theta, X, target, sw, S, k, d):
+    """(J, dJ/dtheta) of the objective the estimator fits, at its parameters."""
+    obj = SoftmaxObjective(k, d, alpha=est.alpha, fit_intercept=est.fit_intercept,
+                           label_smoothing=est.label_smoothing)
+    J, g, _, _ = obj.loss_gradient(theta, X, target, sw, data_scale=1 / S, penalty_scale=1 / S)
+    return J, g
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +70,27 @@ def test_alpha_is_inverse_C_of_logistic_regression(iris, alpha):
     assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("alpha", [1.0, 0.25])
+def test_alpha_is_inverse_C_for_two_classes_too(alpha):
+    """Issue 14: binary data matched C = 2/alpha. scikit-learn fits one vector v with
+    1/(2C)||v||^2; our two rows must satisfy coef_[1] - coef_[0] = v at C = 1/alpha."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    ours = SoftmaxRegression(alpha=alpha, tol=1e-10, max_iter=5000).fit(X, y)
+    ref = LogisticRegression(C=1 / alpha, tol=1e-10, max_iter=5000).fit(X, y)
+    # both stop at tol on differently scaled objectives: agreement to ~1e-5
+    assert_allclose(ours.coef_[1] - ours.coef_[0], ref.coef_[0], rtol=1e-4, atol=2e-5)
+    assert_allclose(ours.intercept_[1] - ours.intercept_[0], ref.intercept_[0], rtol=1e-4, atol=2e-5)
+    assert_allclose(ours.coef_[0], -ours.coef_[1], rtol=1e-6, atol=1e-8)  # the symmetric optimum
+    assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=0, atol=1e-5)
+    assert_allclose(ours.decision_function(X), ref.decision_function(X), rtol=1e-4, atol=1e-4)
+    # and not C = 2/alpha, which is what the old penalty matched
+    twice = LogisticRegression(C=2 / alpha, tol=1e-10, max_iter=5000).fit(X, y)
+    assert np.abs(ours.coef_[1] - ours.coef_[0] - twice.coef_[0]).max() > 1e-3
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_minibatch_solvers_reach_lbfgs_quality(blobs, solver):
     X_tr, X_te, y_tr, y_te = blobs
@@ -97,14 +127,14 @@ def test_objective_and_gradient(rng, soft):
     target = y if not soft else Y
     theta = rng.normal(size=k * d + k)
     S = sw.sum()
-    J, g, Z = est._objective(theta, X, target, sw, S, k, d)
+    J, g = _objective(est, theta, X, target, sw, S, k, d)
     assert_allclose(J, _numpy_objective(theta, X, Y, sw, 0.7, k, d, eps=0.1), rtol=1e-12)
     h = 1e-4
     num = np.empty_like(theta)
     for i in range(theta.size):
         e = np.zeros_like(theta)
         e[i] = h
-        f = [est._objective(theta + c * e, X, target, sw, S, k, d)[0] for c in (2, 1, -1, -2)]
+        f = [_objective(est, theta + c * e, X, target, sw, S, k, d)[0] for c in (2, 1, -1, -2)]
         num[i] = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h)
     assert_allclose(g, num, rtol=1e-7, atol=1e-9)
 
@@ -114,7 +144,7 @@ def test_zero_gradient_at_the_optimum(iris):
     est = SoftmaxRegression(tol=1e-9, max_iter=1000).fit(X, y)
     theta = np.concatenate([est.coef_.ravel(), est.intercept_])
     sw = np.ones(len(y))
-    _, g, _ = est._objective(theta, X, y, sw, sw.sum(), 3, 4)
+    _, g = _objective(est, theta, X, y, sw, sw.sum(), 3, 4)
     assert np.abs(g).max() < 1e-8
     # the intercept is not penalised: the mean predicted probability is the class share
     assert_allclose(est.predict_proba(X).mean(0), np.bincount(y) / len(y), atol=1e-8)
@@ -400,7 +430,7 @@ def test_save_refuses_unpicklable_classes_and_bad_metadata(tmp_path, iris):
 def test_blas_limited_to_one_thread_only_for_small_products():
     from threadpoolctl import threadpool_info
 
-    from softmaxkit._regression import _blas_threads_for
+    from softmaxkit.linear_model._threads import blas_threads_for as _blas_threads_for
 
     def blas_threads():
         return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
@@ -411,3 +441,19 @@ def test_blas_limited_to_one_thread_only_for_small_products():
     assert blas_threads() == before
     with _blas_threads_for(60000, 784, 10):
         assert blas_threads() == before
+
+
+def test_mypy_strict_on_estimator_script():
+    """The estimator's public API is typed: mypy --strict on a user's script passes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("mypy")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent",
+         "--cache-dir", os.devnull, str(root / "tests" / "typing" / "user_regression.py")],
+        capture_output=True, text=True, env=dict(os.environ, MYPYPATH=str(root / "src")), timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,5 +1,5 @@
 """The softmax family: softmax, log_softmax, logsumexp, sigmoid, their backward
-passes, hardmax and sampling.
+passes and hardmax (sampling is in _sampling.py).
 
 Conventions shared by every function here (see docs/semantics.md):
 
@@ -43,7 +43,6 @@ __all__ = [
     "softmax_backward",
     "log_softmax_backward",
     "sigmoid_backward",
-    "sample",
 ]
 
 
@@ -349,7 +348,8 @@ def log_sigmoid(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     return _elementwise(_kernels.log_sigmoid_flat, x, out)
 
 
-def softplus(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
+def softplus(x: ArrayLike, *, beta: float = 1.0, threshold: float | None = None,
+             out: np.ndarray | None = None) -> FloatArray:
     r"""``log(1 + exp(x))``, elementwise, without overflow or cancellation.
 
     Piecewise as scikit-learn's loss module: ``exp(x)`` below -37,
@@ -361,7 +361,22 @@ def softplus(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     >>> import softmaxkit as smk
     >>> float(smk.softplus(1000.0))
     1000.0
+
+    PyTorch's ``beta`` and ``threshold``: ``log(1 + exp(beta x)) / beta``, and ``x``
+    where ``beta x > threshold`` (None, the default here: never; PyTorch's is 20):
+
+    >>> float(smk.softplus(1.0, beta=2.0))
+    1.0634640055214863
     """
+    if beta != 1.0 or threshold is not None:  # PyTorch's scaled form
+        from ._activation_grads import softplus_scaled
+
+        y = softplus_scaled(x, beta=beta, threshold=threshold)
+        if out is None:
+            return y
+        check_out(out, np.shape(y), np.asarray(y).dtype)
+        np.copyto(out, y)
+        return out
     return _elementwise(_kernels.softplus_flat, x, out)
 
 
@@ -469,80 +484,3 @@ def sigmoid_backward(s: ArrayLike, grad_output: ArrayLike) -> FloatArray:
     dx = np.empty_like(s_c)
     _kernels.sigmoid_backward_flat(s_c, g_c, dx)
     return _finish(dx.reshape(s_arr.shape), result_dtype, None, s_arr.ndim == 0)
-
-
-def sample(logits: ArrayLike, *, axis: int = -1, temperature: float = 1.0,
-           size: int | tuple[int, ...] | None = None,
-           rng: np.random.Generator | int | None = None) -> int | IntArray:
-    """Draw class indices from ``softmax(logits / temperature)`` along ``axis``.
-
-    Uses the Gumbel-max trick: ``argmax(logits / T + G)`` with ``G`` standard
-    Gumbel noise is distributed as ``softmax(logits / T)``. This is the
-    action-selection use of softmax in reinforcement learning.
-
-    Parameters
-    ----------
-    logits : array_like
-        Scores; ``-inf`` entries are never drawn. If a row has ``+inf`` entries, one
-        of them is drawn uniformly (the limit convention of :func:`softmax`).
-    axis : int, default -1
-        The class axis.
-    temperature : float, default 1.0
-    size : int or tuple of ints, optional
-        Number of independent draws per distribution; the result has shape
-        ``size + batch shape`` (the batch shape is ``logits.shape`` without ``axis``).
-    rng : numpy.random.Generator, int or None
-        Source of randomness (an int seeds ``numpy.random.default_rng``).
-
-    Returns
-    -------
-    ndarray of int64 (or a Python int for one draw from one distribution)
-
-    Examples
-    --------
-    >>> import numpy as np, softmaxkit as smk
-    >>> rng = np.random.default_rng(0)
-    >>> draws = smk.sample([0.0, np.log(3.0)], size=10000, rng=rng)
-    >>> round(float(draws.mean()), 2)  # P(class 1) = 3/4
-    0.75
-    """
-    arr, _ = as_float_array(logits, "logits")
-    t = check_temperature(temperature)
-    if arr.ndim == 0:
-        raise ValueError("logits must have at least one dimension (the class axis)")
-    (ax,) = normalize_axes(axis, arr.ndim)
-    if arr.shape[ax] == 0:
-        raise ValueError("logits has no class to draw from (the class axis has length 0)")
-    if isinstance(rng, np.random.Generator):
-        gen = rng
-    elif rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
-        gen = np.random.default_rng(rng)
-    else:
-        raise TypeError(f"rng must be a numpy.random.Generator, an int or None, got {type(rng).__name__}")
-    rows = Rows(arr, (ax,))
-    z = rows.block.astype(np.float64) / t
-    if np.isnan(z).any():
-        bad = int(np.flatnonzero(np.isnan(z).any(axis=1))[0])
-        raise ValueError(f"logits has NaN in distribution {bad}: nothing can be drawn")
-    top = z.max(axis=1) if z.size else np.zeros(0)
-    if (top == -np.inf).any():
-        bad = int(np.flatnonzero(top == -np.inf)[0])
-        raise ValueError(f"logits has only -inf entries in distribution {bad}: nothing can be drawn")
-    inf_rows = top == np.inf
-    if inf_rows.any():  # draw uniformly among the +inf entries of those rows
-        z[inf_rows] = np.where(z[inf_rows] == np.inf, 0.0, -np.inf)
-    if size is None:
-        draw_shape: tuple[int, ...] = ()
-    elif isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        draw_shape = (int(size),)
-    else:
-        try:
-            draw_shape = tuple(int(s) for s in size)
-        except TypeError:
-            raise TypeError(f"size must be an int, a tuple of ints or None, got {size!r}") from None
-    if any(s < 0 for s in draw_shape):
-        raise ValueError(f"size must not be negative, got {size!r}")
-    g = gen.gumbel(size=draw_shape + z.shape)
-    idx = np.argmax(z + g, axis=-1).astype(np.int64)
-    idx = idx.reshape(draw_shape + rows.batch_shape)
-    return int(idx) if idx.ndim == 0 else idx

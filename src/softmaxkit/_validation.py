@@ -50,6 +50,12 @@ __all__ = [
     "broadcast_where",
     "where_first",
     "fmt_pos",
+    "check_single_axis",
+    "check_fraction",
+    "check_top_k",
+    "check_sampling_temperature",
+    "check_seed",
+    "check_alpha",
 ]
 
 # The reductions every loss accepts; kl_div adds "batchmean".
@@ -400,7 +406,7 @@ def check_prob_rows(p: np.ndarray, name: str, hint: str = "pass logits with from
         i, j = where_first(bad)
         raise ValueError(
             f"{name} holds probabilities, but row {i}, class {j} is "
-            f"{p[i, j].item()!r}: probabilities must be in [0, 1]"
+            f"{p[i, j].item()!r}: expected probabilities in [0, 1]"
         )
     if p.shape[1] == 0:
         return
@@ -413,3 +419,68 @@ def check_prob_rows(p: np.ndarray, name: str, hint: str = "pass logits with from
             f"{name} holds probabilities, but row {i} sums to "
             f"{float(sums[i])!r}, not 1 (tolerance {tol:.1e}); {hint}"
         )
+
+# ------------------------------------------------------------ sampling options
+
+
+def check_single_axis(axis: Any, ndim: int, name: str = "axis") -> int:
+    """One class axis (an int, not a tuple or None) as a non-negative int."""
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"{name} must be a single int (one class axis), got {axis!r}")
+    (ax,) = normalize_axes(int(axis), ndim, name)
+    return ax
+
+
+def check_fraction(value: Any, name: str, *, zero_ok: bool) -> float:
+    """A real number in [0, 1] (``zero_ok``) or (0, 1]."""
+    v = check_real(value, name)
+    if not (0.0 <= v <= 1.0) or (v == 0.0 and not zero_ok):
+        interval = "[0, 1]" if zero_ok else "(0, 1]"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return v
+
+
+def check_top_k(value: Any, name: str = "top_k") -> int:
+    """A positive integer (a count of classes)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer or None, got {value!r}")
+    if int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def check_sampling_temperature(temperature: Any, name: str = "temperature") -> float:
+    """A sampling temperature: 0 (greedy) or a temperature as check_temperature."""
+    t = check_real(temperature, name)
+    if t == 0.0:
+        return 0.0
+    return check_temperature(temperature, name)
+
+
+def check_seed(seed: Any, batch_shape: tuple[int, ...], name: str = "seed") -> np.ndarray | int:
+    """A seed: an int in [0, 2**64), or an integer array of them of shape
+    ``batch_shape`` (one seed per row), returned as uint64."""
+    if isinstance(seed, bool):
+        raise TypeError(f"{name} must be an int in [0, 2**64), an array of them or None, got {seed!r}")
+    if isinstance(seed, numbers.Integral):
+        if not 0 <= int(seed) < 2**64:
+            raise ValueError(f"{name} must be in [0, 2**64), got {seed!r}")
+        return int(seed)
+    arr = np.asarray(seed)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an int in [0, 2**64), an array of them or None, got dtype {arr.dtype}")
+    if arr.shape != tuple(batch_shape):
+        raise ValueError(
+            f"{name} has shape {arr.shape}, expected one seed per row: {tuple(batch_shape)}"
+        )
+    if arr.dtype.kind == "i" and arr.size and int(arr.min()) < 0:
+        raise ValueError(f"{name} must be in [0, 2**64), got {int(arr.min())}")
+    return arr.astype(np.uint64)
+
+
+def check_alpha(alpha: Any, name: str = "alpha") -> float:
+    """The alpha of alpha-entmax: a finite number >= 1 (1 is softmax)."""
+    a = check_real(alpha, name)
+    if not (math.isfinite(a) and a >= 1.0):
+        raise ValueError(f"{name} must be a finite number >= 1, got {alpha!r}")
+    return a

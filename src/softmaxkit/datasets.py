@@ -11,7 +11,7 @@ Formats
   (1797 images of 8 x 8 pixels, values 0..16, classes 0..9). No download.
 * ``.npz``: NumPy archive with an array ``X`` (2-D, numeric) and, optionally, ``y``.
   Only those two members are read, never pickles, and only after their headers and
-  sizes were checked (:func:`softmaxkit.app.io.read_npz`).
+  sizes were checked (:func:`softmaxkit._io.read_npz`).
 * ``.csv``: a header row of column names, then one row per sample; the label column
   is chosen by name (default: the last column). Feature cells must be finite numbers.
 * IDX (MNIST, Fashion-MNIST): ``*-images-idx3-ubyte`` with its
@@ -42,7 +42,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 import numpy as np
 
-from .app.io import DEFLATE_MAX_RATIO, default_max_bytes, read_npz
+from ._io import DEFLATE_MAX_RATIO, default_max_bytes, read_npz
 
 __all__ = [
     "Dataset",

@@ -49,3 +49,7 @@ ds = datasets.load("digits")
 X_d, y_d = ds
 n_rows: int = ds.n_samples
 print(ex_p, ex_loss, sg.probabilities, X_d, y_d, n_rows)
+
+clf = smk.SoftmaxRegression(alpha=1e-3).fit(x, y)
+proba: NDArray[np.floating] = clf.predict_proba(x)
+print(proba)

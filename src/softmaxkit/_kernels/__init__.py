@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _config
+from . import _entmax as _entmax_ext
 from . import _losses as _losses_ext
+from . import _sampling as _sampling_ext
 from . import _softmax as _softmax_ext
 
 __all__ = [
@@ -31,6 +33,11 @@ __all__ = [
     "softplus_flat",
     "ce_hard_rows",
     "ce_soft_rows",
+    "sample_rows",
+    "sample_probs_rows",
+    "sampling_uniform",
+    "entmax_rows",
+    "entmax_backward_rows",
 ]
 
 def _nt(nthreads: int | None) -> int:
@@ -159,3 +166,70 @@ def ce_soft_rows(logits: np.ndarray, q: np.ndarray, *, weight: np.ndarray | None
     _losses_ext.ce_soft(logits, q, weight, float(label_smoothing), loss, gs_arr, gs_c, grad,
                         rows, cols, _nt(nthreads))
     return loss, grad
+
+
+# ------------------------------------------------------------------ sampling
+# x: (rows, V) C-contiguous float32/float64; the kernel computes in float64.
+
+# How the kernel derives row i's key from `keys` (sampling.h's SK_KEYS_*).
+KEYS_GIVEN, KEYS_SEED, KEYS_ROW_SEEDS = 0, 1, 2
+
+
+def _sampling_workspace(rows: int, cols: int, nthreads: int | None) -> tuple[np.ndarray, int]:
+    """(2 * V doubles for each thread that can hold a row at once, the thread count).
+    With fewer rows than threads a long row is split over all of them."""
+    nt = _nt(nthreads)
+    slots = max(1, min(nt, rows))
+    return np.empty(2 * slots * cols, dtype=np.float64), nt
+
+
+def sample_rows(x: np.ndarray, keys: np.ndarray, key_mode: int, ndraws: int, *, inv_temperature: float,
+                top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0, nthreads: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ndraws tokens per row after temperature / top-k / top-p / min-p (sampling.h).
+
+    keys: uint64, 1 (KEYS_SEED) or rows values; top_k 0, top_p 1 and min_p 0 are
+    off. Returns (idx (rows, ndraws) int64, logp (rows, ndraws) float64, status
+    (rows,) int64: 0 drawn, 1 NaN in the row, 2 nothing to draw).
+    """
+    rows, cols = x.shape
+    idx = np.empty((rows, ndraws), dtype=np.int64)
+    logp = np.empty((rows, ndraws), dtype=np.float64)
+    status = np.empty(rows, dtype=np.int64)
+    work, nt = _sampling_workspace(rows, cols, nthreads)
+    _sampling_ext.sample(x, keys.view(np.int64), key_mode, idx, logp, status, rows, cols, ndraws,
+                         inv_temperature, top_k, top_p, min_p, work, nt)
+    return idx, logp, status
+
+
+def sample_probs_rows(x: np.ndarray, *, inv_temperature: float, top_k: int = 0, top_p: float = 1.0,
+                      min_p: float = 0.0, nthreads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The processed distribution of each row: (probs (rows, V) float64, status (rows,))."""
+    rows, cols = x.shape
+    probs = np.empty((rows, cols), dtype=np.float64)
+    status = np.empty(rows, dtype=np.int64)
+    work, nt = _sampling_workspace(rows, cols, nthreads)
+    _sampling_ext.sample_probs(x, probs, status, rows, cols, inv_temperature, top_k, top_p, min_p, work, nt)
+    return probs, status
+
+
+def sampling_uniform(key: int, counter: int) -> float:
+    """The kernels' counter-based uniform for (key, counter), for tests and twins."""
+    return _sampling_ext.uniform(key, counter)
+
+
+# ------------------------------------------------------------------ entmax
+# x, y, g, out: (rows, cols) C-contiguous, same float dtype; alpha > 1.
+
+
+def entmax_rows(x: np.ndarray, out: np.ndarray, *, alpha: float, nthreads: int | None = None) -> None:
+    """out = alpha-entmax(x) per row (entmax.h)."""
+    rows, cols = x.shape
+    _entmax_ext.entmax(x, out, rows, cols, alpha, _nt(nthreads))
+
+
+def entmax_backward_rows(y: np.ndarray, g: np.ndarray, out: np.ndarray, *, alpha: float,
+                         nthreads: int | None = None) -> None:
+    """out = s * (g - sum(s g) / sum(s)), s = y^(2 - alpha) on the support, per row."""
+    rows, cols = y.shape
+    _entmax_ext.entmax_backward(y, g, out, rows, cols, alpha, _nt(nthreads))

@@ -15,6 +15,7 @@ from .._typing import ArrayLike, FloatArray, Loss
 from .._validation import (
     as_float_array,
     check_reduction,
+    check_smoothing,
     check_weights,
     fmt_pos,
     real_array,
@@ -80,6 +81,11 @@ def _softplus64(x: np.ndarray) -> np.ndarray:
     return out.reshape(np.shape(x))
 
 
+def _smooth(y: np.ndarray, eps: float) -> np.ndarray:
+    """Keras' binary label smoothing: targets pulled towards 1/2, ``y (1 - eps) + eps / 2``."""
+    return y * (1.0 - eps) + 0.5 * eps if eps else y
+
+
 class _Elementwise:
     """Shared by the binary losses: options checked once, "mean" over elements."""
 
@@ -110,9 +116,11 @@ class BCELoss(_Elementwise):
     0.6931471805599453
     """
 
-    def __init__(self, *, weight: ArrayLike | None = None, reduction: str = "mean") -> None:
+    def __init__(self, *, weight: ArrayLike | None = None, reduction: str = "mean",
+                 label_smoothing: float = 0.0) -> None:
         super().__init__(reduction)
         self.weight = _elementwise_weight(weight, "weight")
+        self.label_smoothing = check_smoothing(label_smoothing)
 
     def _forward(self, probs: Any, target: Any, want_grad: bool) -> tuple[Any, np.ndarray | None]:
         p, y, result_dtype = _pair_same_shape(probs, target, ("probs", "target"))
@@ -121,7 +129,7 @@ class BCELoss(_Elementwise):
         if bad.any():
             pos = where_first(bad)
             raise ValueError(f"probs must be in [0, 1], got {p[pos].item()!r} at probs{fmt_pos(pos)}")
-        pd, yd = p.astype(np.float64), y.astype(np.float64)
+        pd, yd = p.astype(np.float64), _smooth(y.astype(np.float64), self.label_smoothing)
         with np.errstate(divide="ignore"):
             log_p = np.maximum(np.log(pd), BCE_LOG_FLOOR)
             log_1mp = np.maximum(np.log1p(-pd), BCE_LOG_FLOOR)
@@ -159,16 +167,17 @@ class BCEWithLogitsLoss(_Elementwise):
     """
 
     def __init__(self, *, weight: ArrayLike | None = None, pos_weight: ArrayLike | None = None,
-                 reduction: str = "mean") -> None:
+                 reduction: str = "mean", label_smoothing: float = 0.0) -> None:
         super().__init__(reduction)
         self.weight = _elementwise_weight(weight, "weight")
         self.pos_weight = _elementwise_weight(pos_weight, "pos_weight")
+        self.label_smoothing = check_smoothing(label_smoothing)
 
     def _forward(self, logits: Any, target: Any, want_grad: bool) -> tuple[Any, np.ndarray | None]:
         z, y, result_dtype = _pair_same_shape(logits, target, ("logits", "target"))
         w = _broadcast(self.weight, z.shape, "weight")
         pw = _broadcast(self.pos_weight, z.shape, "pos_weight")
-        zd, yd = z.astype(np.float64), y.astype(np.float64)
+        zd, yd = z.astype(np.float64), _smooth(y.astype(np.float64), self.label_smoothing)
         # -[pw y log sigma(z) + (1 - y) log(1 - sigma(z))] = pw y softplus(-z) + (1 - y) softplus(z);
         # log sigma(z) = -softplus(-z) in log space, finite for every finite z (optax's
         # sigmoid_binary_cross_entropy). Terms with a zero coefficient are left out, so
@@ -205,7 +214,7 @@ class BCEWithLogitsLoss(_Elementwise):
 
 
 def binary_cross_entropy(probs: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
-                         reduction: str = "mean") -> Loss:
+                         reduction: str = "mean", label_smoothing: float = 0.0) -> Loss:
     r"""Binary cross-entropy of probabilities, elementwise (PyTorch's ``binary_cross_entropy``).
 
     ``loss = -weight * (y * log(p) + (1 - y) * log(1 - p))``, each log clamped at
@@ -222,6 +231,9 @@ def binary_cross_entropy(probs: ArrayLike, target: ArrayLike, *, weight: ArrayLi
         Finite weights >= 0, broadcast to ``probs``' shape.
     reduction : {"mean", "sum", "none"}, default "mean"
         "mean" averages over all elements.
+    label_smoothing : float in [0, 1], default 0
+        Keras' binary label smoothing: the target ``y`` becomes
+        ``y (1 - label_smoothing) + label_smoothing / 2``.
 
     Examples
     --------
@@ -229,12 +241,12 @@ def binary_cross_entropy(probs: ArrayLike, target: ArrayLike, *, weight: ArrayLi
     >>> print(smk.binary_cross_entropy([0.0, 0.5], [1.0, 1.0], reduction="none"))
     [100.           0.69314718]
     """
-    return BCELoss(weight=weight, reduction=reduction).loss(probs, target)
+    return BCELoss(weight=weight, reduction=reduction, label_smoothing=label_smoothing).loss(probs, target)
 
 
 def binary_cross_entropy_grad(probs: ArrayLike, target: ArrayLike, *,
-                              weight: ArrayLike | None = None, reduction: str = "mean"
-                              ) -> FloatArray:
+                              weight: ArrayLike | None = None, reduction: str = "mean",
+                              label_smoothing: float = 0.0) -> FloatArray:
     r"""Gradient of :func:`binary_cross_entropy` with respect to ``probs``, as PyTorch
     computes it: ``weight * (p - y) / max(p (1 - p), 1e-12)`` (times 1/N for "mean").
 
@@ -244,12 +256,12 @@ def binary_cross_entropy_grad(probs: ArrayLike, target: ArrayLike, *,
     >>> print(smk.binary_cross_entropy_grad([0.5], [1.0]))
     [-2.]
     """
-    return BCELoss(weight=weight, reduction=reduction).grad(probs, target)
+    return BCELoss(weight=weight, reduction=reduction, label_smoothing=label_smoothing).grad(probs, target)
 
 
 def binary_cross_entropy_and_grad(probs: ArrayLike, target: ArrayLike, *,
-                                  weight: ArrayLike | None = None, reduction: str = "mean"
-                                  ) -> tuple[Loss, FloatArray]:
+                                  weight: ArrayLike | None = None, reduction: str = "mean",
+                                  label_smoothing: float = 0.0) -> tuple[Loss, FloatArray]:
     r"""``(binary_cross_entropy(...), binary_cross_entropy_grad(...))`` in one call.
 
     Examples
@@ -259,13 +271,13 @@ def binary_cross_entropy_and_grad(probs: ArrayLike, target: ArrayLike, *,
     >>> round(float(loss), 6), grad
     (0.693147, array([-2.]))
     """
-    return BCELoss(weight=weight, reduction=reduction).loss_and_grad(probs, target)
+    return BCELoss(weight=weight, reduction=reduction, label_smoothing=label_smoothing).loss_and_grad(probs, target)
 
 
 def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
                                      weight: ArrayLike | None = None,
                                      pos_weight: ArrayLike | None = None,
-                                     reduction: str = "mean") -> Loss:
+                                     reduction: str = "mean", label_smoothing: float = 0.0) -> Loss:
     r"""Binary cross-entropy of ``sigmoid(logits)``, fused and stable in log space.
 
     ``loss = weight * (pos_weight * y * softplus(-z) + (1 - y) * softplus(z))``,
@@ -285,6 +297,9 @@ def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
         (a length-C vector weighs each class of a multi-label problem).
     reduction : {"mean", "sum", "none"}, default "mean"
         "mean" averages over all elements.
+    label_smoothing : float in [0, 1], default 0
+        Keras' binary label smoothing: the target ``y`` becomes
+        ``y (1 - label_smoothing) + label_smoothing / 2`` (before ``pos_weight``).
 
     Examples
     --------
@@ -292,14 +307,15 @@ def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
     >>> smk.binary_cross_entropy_with_logits([-800.0, 0.0], [1.0, 1.0], reduction="none").tolist()
     [800.0, 0.6931471805599453]
     """
-    return BCEWithLogitsLoss(weight=weight, pos_weight=pos_weight,
-                             reduction=reduction).loss(logits, target)
+    return BCEWithLogitsLoss(weight=weight, pos_weight=pos_weight, reduction=reduction,
+                             label_smoothing=label_smoothing).loss(logits, target)
 
 
 def binary_cross_entropy_with_logits_grad(logits: ArrayLike, target: ArrayLike, *,
                                           weight: ArrayLike | None = None,
                                           pos_weight: ArrayLike | None = None,
-                                          reduction: str = "mean") -> FloatArray:
+                                          reduction: str = "mean",
+                                          label_smoothing: float = 0.0) -> FloatArray:
     r"""Gradient of :func:`binary_cross_entropy_with_logits` with respect to ``logits``:
     ``weight * (sigmoid(z) * (1 - y + pos_weight * y) - pos_weight * y)``, which is
     ``sigmoid(z) - y`` without weights (times 1/N for "mean").
@@ -310,14 +326,14 @@ def binary_cross_entropy_with_logits_grad(logits: ArrayLike, target: ArrayLike, 
     >>> print(smk.binary_cross_entropy_with_logits_grad([0.0, 0.0], [1.0, 0.0], reduction="sum"))
     [-0.5  0.5]
     """
-    return BCEWithLogitsLoss(weight=weight, pos_weight=pos_weight,
-                             reduction=reduction).grad(logits, target)
+    return BCEWithLogitsLoss(weight=weight, pos_weight=pos_weight, reduction=reduction,
+                             label_smoothing=label_smoothing).grad(logits, target)
 
 
 def binary_cross_entropy_with_logits_and_grad(logits: ArrayLike, target: ArrayLike, *,
                                               weight: ArrayLike | None = None,
                                               pos_weight: ArrayLike | None = None,
-                                              reduction: str = "mean"
+                                              reduction: str = "mean", label_smoothing: float = 0.0
                                               ) -> tuple[Loss, FloatArray]:
     r"""``(binary_cross_entropy_with_logits(...), binary_cross_entropy_with_logits_grad(...))``.
 
@@ -328,5 +344,5 @@ def binary_cross_entropy_with_logits_and_grad(logits: ArrayLike, target: ArrayLi
     >>> round(float(loss), 6), grad
     (0.693147, array([-0.5]))
     """
-    return BCEWithLogitsLoss(weight=weight, pos_weight=pos_weight,
-                             reduction=reduction).loss_and_grad(logits, target)
+    return BCEWithLogitsLoss(weight=weight, pos_weight=pos_weight, reduction=reduction,
+                             label_smoothing=label_smoothing).loss_and_grad(logits, target)

@@ -7,13 +7,12 @@
 ``app.explain``           ``smk.explain`` / ``smk.explain_sigmoid``: every step
 ``app.plots``             bar charts, training curves, confusion matrices
 ``app.bench``             ``softmaxkit bench``: finds and runs ``benchmarks/``
-``app.progress``          the progress bar of long fits
-``app.io``                atomic writes, never over an input, bounded ``.npz``
 ``app.tables``            the text and Markdown table printer
 ========================  ====================================================
 
-Layering: ``app`` sits on top of the library and is imported lazily (the command
-line, ``smk.explain``). ``app.io``, ``app.progress`` and ``app.tables`` import nothing
-from softmaxkit, so lower layers (``datasets``, the estimator) may use them without
-an import cycle. Importing this package imports nothing else.
+Layering: ``app`` sits on top of the library (docs/architecture.md); nothing below
+imports from it. Files (atomic writes, never over an input, bounded ``.npz``
+reading) live in ``softmaxkit._io`` and the progress bar in ``softmaxkit._progress``,
+shared services the estimator and ``datasets`` use too. Importing this package
+imports nothing else.
 """

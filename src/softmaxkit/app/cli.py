@@ -228,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     b.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's options")
     b.set_defaults(func=_cmd_bench)
+
+    from . import calibrate_cmd, explore_cmd
+    from .sample_cmd import add_sample_parser
+
+    add_sample_parser(sub)  # softmaxkit sample: its func is app.sample_cmd.run_sample
+    calibrate_cmd.add_parser(sub)  # softmaxkit calibrate: app.calibrate_cmd.run
+    explore_cmd.add_parser(sub)  # softmaxkit explore: app.explore_cmd.run
     return parser
 
 
@@ -296,7 +303,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             raise UserError(str(exc).replace("temperature must", "--temperature must")) from None
     print(result)
     if args.sample:
-        from .._softmax import sample
+        from .._sampling import sample
 
         draws = sample(values, temperature=args.temperature, size=args.sample, rng=args.seed)
         counts = np.bincount(draws, minlength=values.size)
@@ -427,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit status: 0 success, 2 user error (one line on stderr), 130 interrupted.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "explain":
+    if argv and argv[0] in ("explain", "sample"):
         argv = argv[:1] + _protect_negative_numbers(argv[1:])
     debug = os.environ.get("SOFTMAXKIT_DEBUG", "") not in ("", "0")
     try:

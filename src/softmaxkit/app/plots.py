@@ -3,7 +3,7 @@
 Imported lazily (``import softmaxkit`` never imports matplotlib). Figures are built
 with the object-oriented API on an Agg canvas, so no display is needed and the
 global pyplot state and backend are left alone. Files are written atomically
-(:func:`softmaxkit.app.io.atomic_path`) in the format their suffix names
+(:func:`softmaxkit._io.atomic_path`) in the format their suffix names
 (:data:`IMAGE_FORMATS`); any other suffix is refused before anything is drawn.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from .io import atomic_path
+from .._io import atomic_path
 
 __all__ = ["IMAGE_FORMATS", "image_format", "plot_bars", "plot_training_curves",
            "plot_confusion_matrix"]

@@ -17,7 +17,8 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
-from .io import atomic_open, check_npz, refuse_overwrite, same_file
+from .. import _softmax as smk
+from .._io import atomic_open, check_npz, refuse_overwrite, same_file
 
 __all__ = ["predict", "load_model", "PredictResult"]
 
@@ -38,7 +39,7 @@ class PredictResult:
 def load_model(path: str | os.PathLike[str]) -> Any:
     """Load a model file, refusing anything else in one clear error.
 
-    The archive's headers and sizes are checked first (:func:`~softmaxkit.app.io.check_npz`),
+    The archive's headers and sizes are checked first (:func:`~softmaxkit._io.check_npz`),
     so a hostile or corrupt file costs no more than its headers; then
     ``SoftmaxRegression.load`` reads it.
 
@@ -49,7 +50,7 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     ValueError
         "--model PATH: not a softmaxkit model file (...)", or a corrupt model.
     """
-    from .._regression import SoftmaxRegression
+    from ..linear_model import SoftmaxRegression
 
     p = Path(os.fspath(path))
     if not p.exists():
@@ -128,7 +129,7 @@ def predict(
     refuse_overwrite({"--output": output}, inputs)
     if ds.X.shape[1] != m.n_features_in_:
         raise ValueError(f"{ds.name}: has {ds.X.shape[1]} features, the model expects {m.n_features_in_}")
-    proba = m.predict_proba(ds.X)
+    proba = _calibrated_proba(m, meta, ds.X, model)
     if not np.isfinite(proba).all():  # finite rows in, so the model's numbers are bad
         raise ValueError(f"--model {os.fspath(model)}: the model gives non-finite probabilities "
                          "(corrupt coefficients or standardisation)")
@@ -163,6 +164,27 @@ def _which_rows(meta: dict, ds: Any, n: int) -> str:
     if meta.get("test_accuracy") is not None:
         text += f" (its held-out test accuracy at training: {meta['test_accuracy']:.4f})"
     return text
+
+
+def _calibrated_proba(m: Any, meta: dict, X: np.ndarray, model: Any) -> np.ndarray:
+    """predict_proba, or with a calibration that ``softmaxkit calibrate`` stored in the
+    model's metadata: ``softmax(log_proba * scale + bias)`` (one scale, 1/T, for
+    temperature scaling; per class for vector scaling)."""
+    cal = meta.get("calibration")
+    if not cal:
+        return m.predict_proba(X)
+    k = m.classes_.size
+    try:
+        scale = np.asarray(cal["scale"], dtype=np.float64).reshape(-1)
+        bias = np.asarray(cal["bias"], dtype=np.float64).reshape(-1)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"--model {os.fspath(model)}: its calibration metadata is not "
+                         "valid (scale and bias)") from None
+    if scale.size not in (1, k) or bias.size not in (1, k) \
+            or not (np.isfinite(scale).all() and np.isfinite(bias).all()):
+        raise ValueError(f"--model {os.fspath(model)}: its calibration metadata is not valid "
+                         f"(scale and bias must be {k} or 1 finite numbers)")
+    return np.asarray(smk.softmax(m.predict_log_proba(X) * scale + bias))
 
 
 def _write_csv(fh: TextIO, classes: np.ndarray, pred: np.ndarray, proba: np.ndarray) -> None:

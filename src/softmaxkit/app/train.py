@@ -19,12 +19,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .io import atomic_open, atomic_path, refuse_overwrite
+from .._io import atomic_open, atomic_path, refuse_overwrite
 
 __all__ = ["train", "TrainResult", "REPORT_FILES", "check_labels"]
 
-#: The files a report folder gets (the confusion matrix only with a test split).
-REPORT_FILES = ("training_curves.png", "confusion_matrix.png", "metrics.json")
+#: The files a report folder gets (the confusion matrix and the reliability diagram
+#: only with a test split).
+REPORT_FILES = ("training_curves.png", "confusion_matrix.png", "test_reliability.png",
+                "metrics.json")
 
 # SoftmaxRegression's parameter -> the option that sets it.
 _OPTIONS = {
@@ -120,7 +122,7 @@ def train(
     from sklearn.utils._param_validation import InvalidParameterError
 
     from .. import datasets
-    from .._regression import SoftmaxRegression
+    from ..linear_model import SoftmaxRegression
 
     if not 0.0 <= test_size < 1.0:
         raise ValueError(f"--test-size must be in [0, 1), got {test_size}")
@@ -271,6 +273,7 @@ def _metrics(model, ds, X, X_tr, y_tr, X_te, y_te, classes, solver, fit_s) -> di
         metrics["test_log_loss"] = float(log_loss(y_te, proba, labels=model.classes_))
         metrics["confusion_matrix"] = confusion_matrix(y_te, pred, labels=model.classes_).tolist()
         metrics["classes"] = [_py(c) for c in model.classes_]
+        metrics["_test_proba"], metrics["_test_y"] = proba, y_te  # for the report only
     return metrics
 
 
@@ -295,6 +298,17 @@ def _write_report(folder: Path, model, metrics, solver, data_name) -> list[str]:
                               folder / "confusion_matrix.png",
                               title=f"test confusion matrix (accuracy {metrics['test_accuracy']:.4f})")
         written.append(str(folder / "confusion_matrix.png"))
+    if "_test_proba" in metrics:
+        # Is the softmax telling the truth? ECE and the reliability diagram of the
+        # test split (docs/calibration.md).
+        from .._calibration import calibration_report
+
+        cal = calibration_report(metrics.pop("_test_proba"), metrics.pop("_test_y"),
+                                 folder / "test", classes=model.classes_,
+                                 title="reliability of the test split")
+        metrics["test_ece"] = cal["ece"]
+        metrics["calibration"] = cal
+        written.append(str(cal["reliability_png"]))
     metrics["history"] = {k: [float(v) for v in vals] for k, vals in model.history_.items()}
     with atomic_open(folder / "metrics.json", "w", encoding="utf-8") as fh:
         fh.write(json.dumps(metrics, indent=2) + "\n")

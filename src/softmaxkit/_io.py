@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import lzma
 import math
 import os
 import secrets
@@ -86,7 +87,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     Examples
     --------
     >>> import os, tempfile
-    >>> from softmaxkit.app.io import atomic_path
+    >>> from softmaxkit._io import atomic_path
     >>> d = tempfile.mkdtemp(); f = os.path.join(d, "out.txt")
     >>> with atomic_path(f) as tmp:
     ...     _ = tmp.write_text("done")
@@ -235,7 +236,7 @@ def read_npz(
     Examples
     --------
     >>> import os, tempfile, numpy as np
-    >>> from softmaxkit.app.io import read_npz
+    >>> from softmaxkit._io import read_npz
     >>> f = os.path.join(tempfile.mkdtemp(), "a.npz")
     >>> np.savez_compressed(f, X=np.eye(2), junk=np.zeros(10**6))
     >>> read_npz(f, ["X"])["X"].tolist()  # "junk" is never inflated
@@ -265,8 +266,13 @@ def read_npz(
         for key, info in todo:
             try:
                 out[key] = _read_member(zf, info, p, key)
-            except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, NotImplementedError,
-                    RuntimeError) as exc:
+            except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, struct.error,
+                    NotImplementedError, RuntimeError) as exc:
+                raise ValueError(f"{p}: corrupt archive member {key!r} ({exc})") from None
+            except OSError as exc:
+                if exc.errno is not None:  # a real I/O error, not bad data
+                    raise
+                # bz2 says "Invalid data stream" as an OSError without an errno
                 raise ValueError(f"{p}: corrupt archive member {key!r} ({exc})") from None
     return out
 
@@ -376,8 +382,13 @@ def check_npz(path: str | os.PathLike[str], *, max_bytes: int | None = None,
             try:
                 with zf.open(info) as fh:
                     shape, _, dtype, _ = _member_header(fh, info, p, key)
-            except (zipfile.BadZipFile, zlib.error, EOFError, struct.error, NotImplementedError,
-                    RuntimeError) as exc:
+            except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, struct.error,
+                    NotImplementedError, RuntimeError) as exc:
+                raise ValueError(f"{p}: corrupt archive member {key!r} ({exc})") from None
+            except OSError as exc:
+                if exc.errno is not None:  # a real I/O error, not bad data
+                    raise
+                # bz2 says "Invalid data stream" as an OSError without an errno
                 raise ValueError(f"{p}: corrupt archive member {key!r} ({exc})") from None
             out[key] = (shape, dtype)
     return out

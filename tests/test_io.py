@@ -1,4 +1,4 @@
-"""softmaxkit.app.io: atomic writes, never over an input, bounded .npz reading."""
+"""softmaxkit._io: atomic writes, never over an input, bounded .npz reading."""
 import io
 import os
 import stat
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from softmaxkit.app.io import (
+from softmaxkit._io import (
     DEFLATE_MAX_RATIO,
     atomic_open,
     atomic_path,
@@ -189,3 +189,20 @@ def test_corrupt_and_foreign_files(tmp_path):
         read_npz(junk)
     with pytest.raises(FileNotFoundError, match="no such file"):
         read_npz(tmp_path / "nope.npz")
+
+
+@pytest.mark.parametrize("method", [12, 14])  # bzip2, lzma: a bit-flipped method byte
+def test_read_npz_wrong_compression_method_is_one_clear_error(tmp_path, method):
+    import zipfile
+
+    f = tmp_path / "m.npz"
+    np.savez_compressed(f, X=np.arange(1000.0))
+    raw = bytearray(f.read_bytes())
+    # local file header: method at offset 8; central directory entry: at offset 10
+    raw[8:10] = method.to_bytes(2, "little")
+    cd = raw.rfind(b"PK\x01\x02")
+    raw[cd + 10:cd + 12] = method.to_bytes(2, "little")
+    f.write_bytes(bytes(raw))
+    assert zipfile.is_zipfile(f)
+    with pytest.raises(ValueError, match=r"m\.npz: corrupt archive member 'X'"):
+        read_npz(f, ["X"])

@@ -28,7 +28,7 @@ class Progress:
     Examples
     --------
     >>> import io
-    >>> from softmaxkit.app.progress import Progress
+    >>> from softmaxkit._progress import Progress
     >>> out = io.StringIO()
     >>> bar = Progress(4, "epoch", stream=out)
     >>> bar.update(1, loss=0.5, acc=0.75)

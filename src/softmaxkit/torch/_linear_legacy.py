@@ -1,31 +1,8 @@
-"""PyTorch interop: drop-in ``cross_entropy`` and ``linear_cross_entropy`` on softmaxkit's
-C kernels.
+"""Today's ``linear_cross_entropy`` (moved here unchanged from ``softmaxkit/torch.py``).
 
-``softmaxkit.torch.cross_entropy`` and ``softmaxkit.torch.linear_cross_entropy`` take
-exactly the arguments of :func:`torch.nn.functional.cross_entropy` and
-:func:`torch.nn.functional.linear_cross_entropy` (class dimension 1,
-``ignore_index=-100``, ...) and return the same values and gradients. They are
-:class:`torch.autograd.Function`\\ s: on CPU float32/float64 tensors the forward pass
-runs softmaxkit's fused kernels on NumPy views of the tensors' memory (no copy for
-contiguous tensors) and computes the gradient in the same pass; ``backward`` only
-scales it by the incoming gradient. Anything else (other devices, bfloat16/float16,
-a target or class weight that itself requires grad, shapes torch supports and we do
-not) is passed to torch's own function, so the call always works.
-
-This module imports torch; ``import softmaxkit`` never does (torch is the optional
-``softmaxkit[torch]`` dependency). Second derivatives are not supported on the fast
-path (``backward`` is once-differentiable).
-
-Examples
---------
->>> import torch
->>> import softmaxkit.torch as smt
->>> logits = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]], requires_grad=True)
->>> target = torch.tensor([0, 1])
->>> loss = smt.cross_entropy(logits, target)
->>> loss.backward()
->>> torch.allclose(loss, torch.nn.functional.cross_entropy(logits, target))
-True
+A ``torch.autograd.Function`` over :mod:`softmaxkit._linear_ce`'s chunked pass. Another
+change replaces it with the custom-op version (``softmaxkit._torch_linear``); until
+then it keeps working as before, once-differentiable.
 """
 from __future__ import annotations
 
@@ -36,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from . import _linear_ce, _losses
+from .. import _linear_ce
 
-__all__ = ["cross_entropy", "linear_cross_entropy"]
+__all__ = ["linear_cross_entropy"]
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -59,99 +36,6 @@ def _on_kernels(*tensors: torch.Tensor | None) -> bool:
         t is None or (t.device.type == "cpu" and t.layout == torch.strided and not t.is_conj())
         for t in tensors
     )
-
-
-# ------------------------------------------------------------------ cross_entropy
-
-
-class _CEOptions(NamedTuple):
-    soft: bool
-    ignore_index: int
-    reduction: str
-    label_smoothing: float
-    want_grad: bool
-
-
-class _CrossEntropy(torch.autograd.Function):
-    """Cross-entropy of (N, C, ...) logits; forward forms the gradient, backward scales it."""
-
-    @staticmethod
-    def forward(ctx, input, target, weight, opts: _CEOptions):
-        kw = dict(axis=1, weight=_numpy(weight), label_smoothing=opts.label_smoothing,
-                  reduction=opts.reduction)
-        if not opts.soft:
-            kw["ignore_index"] = opts.ignore_index
-        x, t = _numpy(input), _numpy(target)
-        ctx.reduction = opts.reduction
-        if opts.want_grad:
-            # The fused kernel gives d(reduced loss)/d(input) (for "none": of the sum of
-            # the per-row losses) in the same pass as the loss; keep it for backward.
-            loss, grad = _losses.cross_entropy_and_grad(x, t, **kw)
-            ctx.save_for_backward(torch.from_numpy(grad))
-        else:
-            loss = _losses.cross_entropy(x, t, **kw)
-        return _tensor(loss)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
-        if ctx.reduction == "none":
-            # Row i's loss depends on row i only, so its gradient row just scales.
-            grad_output = grad_output.unsqueeze(1)
-        return grad * grad_output, None, None, None
-
-
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
-                  reduce=None, reduction="mean", label_smoothing=0.0):
-    r"""Drop-in :func:`torch.nn.functional.cross_entropy` on softmaxkit's fused kernel.
-
-    Same signature, defaults and results: ``input`` is (C,), (N, C) or
-    (N, C, d1, ..., dK) logits with the classes in dimension 1; ``target`` holds class
-    indices (int64, ``input``'s shape without dimension 1) or class probabilities
-    (``input``'s shape and dtype).
-
-    .. math:: \ell_n = \operatorname{logsumexp}(x_n) - x_{n, y_n}
-
-    with PyTorch's conventions for ``weight``, ``ignore_index`` (index targets only),
-    ``label_smoothing`` and ``reduction`` ("mean": weighted mean over the counted
-    rows; an all-ignored batch is NaN with a zero gradient). ``size_average`` and
-    ``reduce`` are PyTorch's deprecated aliases of ``reduction``.
-
-    Runs on the C kernel for CPU float32/float64 tensors, else calls torch's
-    function. Out-of-range class indices raise ValueError (torch raises its own
-    error).
-
-    Examples
-    --------
-    >>> import torch, softmaxkit.torch as smt
-    >>> x = torch.tensor([[0.0, 120.0]])
-    >>> float(smt.cross_entropy(x, torch.tensor([0])))  # exp(120) overflows float32
-    120.0
-    """
-    if size_average is not None or reduce is not None:
-        reduction = torch.nn._reduction.legacy_get_string(size_average, reduce)
-    soft = target.is_floating_point()
-    fast = (
-        input.dtype in _KERNEL_DTYPES
-        and input.dim() >= 1
-        and _on_kernels(input, target, weight)
-        and (target.dtype == input.dtype if soft else target.dtype == torch.int64)
-        and not target.requires_grad
-        and (weight is None or (not weight.requires_grad and weight.dim() == 1))
-        and reduction in ("none", "mean", "sum")
-        and not torch.jit.is_tracing()
-    )
-    if not fast:
-        return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
-                               reduction=reduction, label_smoothing=label_smoothing)
-    unbatched = input.dim() == 1
-    if unbatched:  # (C,): a batch of one, class dimension 1
-        input, target = input.unsqueeze(0), target.unsqueeze(0)
-    opts = _CEOptions(soft, int(ignore_index), reduction, float(label_smoothing),
-                      torch.is_grad_enabled() and input.requires_grad)
-    loss = _CrossEntropy.apply(input, target, weight, opts)
-    return loss.squeeze(0) if unbatched and reduction == "none" else loss
 
 
 # ----------------------------------------------------------- linear_cross_entropy

@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""softmaxkit.torch benchmark: 16-bit CPU paths, and a model trained under torch.compile.
+
+    python benchmarks/torch_bench.py             # issue 10's shapes, 2 threads
+    python benchmarks/torch_bench.py --quick     # the same at 1/8 of the rows (a check, not numbers)
+    python benchmarks/torch_bench.py --sections train --steps 20
+
+Sections:
+
+* ``bf16``: softmax and cross-entropy forward+backward on bfloat16 (and float16) CPU
+  tensors of shapes (8192, 1000), (2048, 32000), (256, 256000), each as: torch's own
+  16-bit path; softmaxkit through its float32 kernels (convert, compute, convert back:
+  what a 16-bit routing would cost); and a 16-bit copy of the same bytes (the memory
+  floor). Prints milliseconds (best of ``--repeat``) and the ratios.
+* ``train``: a small MLP classifier trained with ``torch.compile(fullgraph=True)``,
+  once with softmaxkit's loss modules and once with torch's, same seed and data;
+  prints the loss at every step and the largest relative difference (float64 and
+  float32). ``tests/test_torch_compile.py`` runs :func:`train_compiled` too.
+
+Numbers depend on the machine and its load; take them on a quiet machine.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+
+SHAPES = [(8192, 1000), (2048, 32000), (256, 256000)]
+
+
+# ------------------------------------------------------------------ training
+
+
+class Classifier(torch.nn.Module):
+    """An MLP whose loss is a weighted sum of the four loss modules (so each is traced)."""
+
+    def __init__(self, losses, n_in=12, n_hidden=32, n_classes=5):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(n_in, n_hidden), torch.nn.Tanh(),
+                                        torch.nn.Linear(n_hidden, n_classes))
+        self.ce = losses.CrossEntropyLoss(label_smoothing=0.05)
+        self.nll = losses.NLLLoss()
+        self.bce = losses.BCEWithLogitsLoss()
+        self.kl = losses.KLDivLoss(reduction="batchmean")
+
+    def forward(self, x, y, y_multi, p):
+        z = self.body(x)
+        log_p = torch.nn.functional.log_softmax(z, 1)
+        return (self.ce(z, y) + 0.5 * self.nll(log_p, y) + 0.25 * self.bce(z, y_multi)
+                + 0.25 * self.kl(log_p, p))
+
+
+def train_compiled(which: str, dtype=torch.float64, steps=10, backend="inductor", seed=0):
+    """Losses per step of :class:`Classifier` trained with SGD under
+    ``torch.compile(fullgraph=True)``, with ``which`` = "softmaxkit" or "torch" modules."""
+    import softmaxkit.torch as smt
+
+    losses = smt if which == "softmaxkit" else torch.nn
+    gen = torch.Generator().manual_seed(1234)
+    x = torch.randn(64, 12, generator=gen, dtype=dtype)
+    y = (x[:, :3].argmax(1) + 2 * (x[:, 3] > 0)).long()  # 5 learnable classes
+    y_multi = (x[:, 5:10] > 0).to(dtype)
+    p = torch.softmax(torch.randn(64, 5, generator=gen, dtype=dtype), 1)
+    torch.manual_seed(seed)
+    model = Classifier(losses).to(dtype)
+    step_fn = torch.compile(model, fullgraph=True, backend=backend)
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    out = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = step_fn(x, y, y_multi, p)
+        loss.backward()
+        opt.step()
+        out.append(loss.item())
+    return out
+
+
+def bench_train(args):
+    print(f"\n## torch.compile(fullgraph=True, backend={args.backend!r}) training, {args.steps} steps")
+    for dtype in (torch.float64, torch.float32):
+        torch._dynamo.reset()
+        t0 = time.perf_counter()
+        ours = train_compiled("softmaxkit", dtype, args.steps, args.backend)
+        t1 = time.perf_counter()
+        ref = train_compiled("torch", dtype, args.steps, args.backend)
+        t2 = time.perf_counter()
+        worst = max(abs(a - b) / abs(b) for a, b in zip(ours, ref))
+        print(f"{str(dtype):14s} compile+train: softmaxkit {t1 - t0:.1f} s, torch {t2 - t1:.1f} s; "
+              f"largest relative loss difference {worst:.2e}")
+        for i, (a, b) in enumerate(zip(ours, ref)):
+            print(f"  step {i:3d}  softmaxkit {a:.17g}  torch {b:.17g}")
+
+
+# ------------------------------------------------------------------ 16-bit
+
+
+def best_ms(fn, repeat: int) -> float:
+    fn()  # warm up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * min(times)
+
+
+def via_float32(fn, x16, *args):
+    """softmaxkit through its float32 kernels: convert, compute, convert back."""
+    return fn(x16.float(), *args).to(x16.dtype)
+
+
+def bench_16bit(args):
+    import softmaxkit as smk
+    import softmaxkit.torch as smt
+
+    F = torch.nn.functional
+    torch.set_num_threads(args.threads)
+    smk.set_num_threads(args.threads)
+    div = 8 if args.quick else 1
+    print(f"\n## 16-bit CPU, {args.threads} threads, best of {args.repeat} (ms); "
+          f"ratios: torch / softmaxkit-via-f32, softmaxkit-via-f32 / copy")
+    print("| dtype | shape | op | copy | torch 16-bit | softmaxkit via f32 | torch/ours | ours/copy |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for dtype in (torch.bfloat16, torch.float16):
+        for n, c in SHAPES:
+            n = max(1, n // div)
+            gen = torch.Generator().manual_seed(0)
+            x = (3 * torch.randn(n, c, generator=gen)).to(dtype)
+            t = torch.randint(0, c, (n,), generator=gen)
+            copy = best_ms(lambda: x.clone(), args.repeat)
+
+            def ce_torch():
+                xr = x.detach().requires_grad_(True)
+                F.cross_entropy(xr, t).backward()
+
+            def ce_ours():
+                xr = x.detach().requires_grad_(True)
+                smt.cross_entropy(xr.float(), t).backward()  # grad flows back to bf16
+
+            rows = [
+                ("softmax", lambda: F.softmax(x, 1), lambda: via_float32(smt.softmax, x, 1)),
+                ("CE fwd+bwd", ce_torch, ce_ours),
+            ]
+            for name, theirs, ours in rows:
+                a, b = best_ms(theirs, args.repeat), best_ms(ours, args.repeat)
+                print(f"| {str(dtype)[6:]} | ({n}, {c}) | {name} | {copy:.2f} | {a:.2f} | {b:.2f} | "
+                      f"{a / b:.2f} | {b / copy:.2f} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1/8 of the rows, 2 training steps")
+    parser.add_argument("--sections", default="bf16,train", help="comma-separated: bf16, train")
+    parser.add_argument("--threads", type=int, default=2, help="threads for torch and softmaxkit")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="timed repetitions, the best is kept (default 5, 2 with --quick)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default 20, 3 with --quick)")
+    parser.add_argument("--backend", default="inductor", help="torch.compile backend")
+    args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 2 if args.quick else 5
+    if args.steps is None:
+        args.steps = 3 if args.quick else 20
+    print(f"# softmaxkit.torch benchmark: torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    sections = {s.strip() for s in args.sections.split(",")}
+    if "bf16" in sections:
+        bench_16bit(args)
+    if "train" in sections:
+        bench_train(args)
+
+
+if __name__ == "__main__":
+    main()

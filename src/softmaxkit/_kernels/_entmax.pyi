@@ -1,0 +1,6 @@
+from typing import Any
+
+# x, y, grad_output and out are C-contiguous buffers of one type, float32 or float64,
+# of rows * cols items; alpha is finite and > 1.
+def entmax(x: Any, out: Any, rows: int, cols: int, alpha: float, nthreads: int) -> None: ...
+def entmax_backward(y: Any, grad_output: Any, out: Any, rows: int, cols: int, alpha: float, nthreads: int) -> None: ...

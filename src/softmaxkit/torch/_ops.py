@@ -1,0 +1,375 @@
+"""softmaxkit's kernels as PyTorch custom operators (``torch.ops.softmaxkit.*``).
+
+Design:
+
+a) Each forward is a ``torch.library.custom_op`` on CPU tensors, with a fake
+   implementation (shapes and dtypes only) so ``torch.compile`` traces through it, and
+   a registered autograd formula. The ops see plain (rows, C) blocks or elementwise
+   arrays; :mod:`._functional` reshapes, routes and reduces.
+b) Losses return *per-row* (or per-element) losses in float64; the reduction is done
+   by the caller in torch ops. So autograd hands the backward one upstream gradient
+   per row (``dloss``), which carries "mean", "sum", class weights and
+   ``reduction="none"`` with any per-element upstream gradient alike (llm.c's
+   ``dlosses``), and the loss never bakes a gradient in during the forward.
+c) Every backward is differentiable again. Cross-entropy's backward is a second
+   custom op (the fused C kernel: ``dloss * (a p - b)``) whose own backward is written
+   in torch ops, so ``create_graph=True``, gradient penalties, Hessian-vector products
+   and gradgradcheck see exact derivatives of every order. Softmax's backward is
+   torch's differentiable ``_softmax_backward_data``; the elementwise losses'
+   backwards are plain torch expressions.
+d) Tensors reach NumPy as views of their memory (``detach().numpy()``; lazily negated
+   or conjugated views are resolved first, a copy only then), and results come back
+   with ``torch.from_numpy`` (no copy).
+e) The seam to softmaxkit's core is the few ``_np_*`` functions below: the only
+   places that call the core (the kernel seam ``softmaxkit._kernels``, the label check
+   of ``softmaxkit._validation`` and the softmax family). They take per-row losses
+   and per-row upstream gradients, which the loss objects' reduced
+   ``loss_gradient`` does not give, and class weights of any sign (torch's).
+"""
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .. import _kernels, _softmax
+from .._validation import hard_target
+
+# ----------------------------------------------------------------- the kernel seam
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of a CPU tensor's memory (a copy only for neg/conj-bit views)."""
+    return t.detach().resolve_conj().resolve_neg().numpy()
+
+
+def _np_opt(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
+    return None if t is None else _np(t)
+
+
+def _labels(target: np.ndarray, n_classes: int, ignore_index: int) -> np.ndarray:
+    """Class indices as flat int64, each in [0, C) or ignore_index (else ValueError)."""
+    return hard_target(target, n_classes, target.shape, ignore_index)
+
+
+def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None):
+    """Per-row cross-entropy of (rows, C) logits on the fused C kernel.
+
+    Returns (loss float64 (rows,), row weight float64 (rows,), gradient or None). Hard
+    targets are validated here (ValueError naming the first bad label); soft targets
+    (rows, C) are read as given. ``grad_scale``: None (no gradient) or per-row float64
+    multipliers ``dloss``; ignored rows get a zero gradient row whatever their dloss.
+    """
+    x = np.ascontiguousarray(x)
+    w = None if weight is None else np.ascontiguousarray(weight, dtype=x.dtype)
+    if target.ndim == 2:  # class probabilities
+        q = np.ascontiguousarray(target, dtype=x.dtype)
+        loss, grad = _kernels.ce_soft_rows(x, q, weight=w, label_smoothing=eps, dloss=grad_scale)
+        return loss, np.ones(x.shape[0]), grad
+    if grad_scale is None:
+        t = _labels(target, x.shape[1], ignore_index)
+    else:  # the backward: the forward checked these labels (and the kernel never reads out of bounds)
+        t = np.ascontiguousarray(target.reshape(-1), dtype=np.int64)
+        # 0 * inf is NaN: an all-ignored "mean" has dloss = 1/0, but ignored rows have
+        # no gradient at all (torch's convention).
+        grad_scale = np.where(t != ignore_index, grad_scale, 0.0)
+    return _kernels.ce_hard_rows(x, t, weight=w, ignore_index=ignore_index,
+                                 label_smoothing=eps, dloss=grad_scale)
+
+
+def _np_nll_rows(x, target, weight, ignore_index):
+    """Per-row ``-weight[y] * x[y]`` of (rows, C) log-probabilities: (loss, row weight)."""
+    t = _labels(target, x.shape[1], ignore_index)
+    idx = np.flatnonzero(t != ignore_index)
+    roww = np.zeros(x.shape[0])
+    roww[idx] = 1.0 if weight is None else weight[t[idx]]
+    loss = np.zeros(x.shape[0])
+    loss[idx] = -roww[idx] * x[idx, t[idx]]  # torch's arithmetic: 0 * -inf is NaN
+    return loss, roww
+
+
+def _np_bce_with_logits(x, y, weight, pos_weight):
+    """Elementwise ``weight * (pos_weight y softplus(-x) + (1 - y) softplus(x))``, float64.
+
+    softplus is softmaxkit's kernel (finite, no cancellation for every finite x);
+    terms with a zero coefficient are left out and a NaN logit gives NaN, as in
+    softmaxkit.binary_cross_entropy_with_logits. Weights may be negative (torch accepts
+    them; the core's checked loss object refuses them, hence this formula here)."""
+    xd, yd = x.astype(np.float64), y.astype(np.float64)
+    a = yd if pos_weight is None else pos_weight.astype(np.float64) * yd
+    b = 1.0 - yd
+    with np.errstate(invalid="ignore"):
+        loss = (np.where(a != 0, a * _softmax.softplus(-xd), 0.0)
+                + np.where(b != 0, b * _softmax.softplus(xd), 0.0))
+    loss = np.where(np.isnan(xd), np.nan, loss)  # a NaN logit is NaN whatever the weights (torch)
+    if weight is not None:
+        loss = loss * weight.astype(np.float64)
+    return np.asarray(loss, dtype=np.float64)
+
+
+def _np_kl_div(x, t, log_target):
+    """Pointwise KL terms as torch forms them, float64: ``xlogy(t, t) - t x`` or
+    ``exp(t) (t - x)``."""
+    xd, td = x.astype(np.float64), t.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if log_target:
+            return np.exp(td) * (td - xd)
+        tlogt = np.where(td == 0, 0.0, td * np.log(np.where(td == 0, 1.0, td)))
+        return tlogt - td * xd
+
+
+def _np_softmax(x, dim, log):
+    fn = _softmax.log_softmax if log else _softmax.softmax
+    return np.ascontiguousarray(fn(x, axis=dim))
+
+
+def _from_np(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(a))
+
+
+# ------------------------------------------------------------- cross-entropy rows
+
+
+@torch.library.custom_op("softmaxkit::cross_entropy_rows", mutates_args=(), device_types="cpu")
+def cross_entropy_rows(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor],
+                       ignore_index: int, label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row losses (float64 (n,)) and row weights (float64 (n,), the "mean"
+    denominator's terms) of (n, C) logits; target (n,) int64 or (n, C) probabilities."""
+    loss, roww, _ = _np_ce_rows(_np(input), _np(target), _np_opt(weight), ignore_index, label_smoothing)
+    return _from_np(loss), _from_np(roww)
+
+
+@cross_entropy_rows.register_fake
+def _(input, target, weight, ignore_index, label_smoothing):
+    n = input.shape[0]
+    return input.new_empty((n,), dtype=torch.float64), input.new_empty((n,), dtype=torch.float64)
+
+
+@torch.library.custom_op("softmaxkit::cross_entropy_rows_backward", mutates_args=(), device_types="cpu")
+def cross_entropy_rows_backward(grad_rows: torch.Tensor, input: torch.Tensor, target: torch.Tensor,
+                                weight: Optional[torch.Tensor], ignore_index: int,
+                                label_smoothing: float) -> torch.Tensor:
+    """``dloss[:, None] * d loss_row / d input``: the fused C kernel, one pass."""
+    scale = np.ascontiguousarray(_np(grad_rows), dtype=np.float64)
+    _, _, grad = _np_ce_rows(_np(input), _np(target), _np_opt(weight), ignore_index, label_smoothing,
+                             grad_scale=scale)
+    return _from_np(grad)
+
+
+@cross_entropy_rows_backward.register_fake
+def _(grad_rows, input, target, weight, ignore_index, label_smoothing):
+    return input.new_empty(input.shape)
+
+
+def _ce_coefficients(input, target, weight, ignore_index, eps):
+    """(a, b) with ``d loss_row / d x = a p - b`` (torch ops, for the double backward).
+
+    With the smoothed target ``q' = (1 - eps) q + eps / C`` and class weights w, a row's
+    loss is ``sum_c w_c q'_c (lse - x_c)``, so ``b = w * q'`` and ``a = sum_c b_c``.
+    Hard labels: ``q`` is one-hot, and an ignored row has a = b = 0."""
+    n, c = input.shape
+    w = input.new_ones(c) if weight is None else weight.to(input.dtype)
+    if target.dim() == 2:
+        b = ((1.0 - eps) * target.to(input.dtype) + eps / c) * w
+        return b.sum(1), b
+    live = target != ignore_index
+    safe = torch.where(live, target, 0)
+    onehot = torch.zeros_like(input).scatter_(1, safe.unsqueeze(1), 1.0)
+    b = ((1.0 - eps) * onehot + eps / c) * w * live.unsqueeze(1).to(input.dtype)
+    return b.sum(1), b
+
+
+def _ce_rows_setup(ctx, inputs, output):
+    input, target, weight, ignore_index, label_smoothing = inputs
+    ctx.save_for_backward(input, target, weight)
+    ctx.options = (ignore_index, label_smoothing)
+    ctx.mark_non_differentiable(output[1])
+
+
+def _ce_rows_bwd(ctx, grad_loss, grad_roww):
+    input, target, weight = ctx.saved_tensors
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = torch.ops.softmaxkit.cross_entropy_rows_backward(grad_loss, input, target, weight,
+                                                                *ctx.options)
+    return grad, None, None, None, None
+
+
+cross_entropy_rows.register_autograd(_ce_rows_bwd, setup_context=_ce_rows_setup)
+
+
+def _ce_bwd_setup(ctx, inputs, output):
+    grad_rows, input, target, weight, ignore_index, label_smoothing = inputs
+    ctx.save_for_backward(grad_rows, input, target, weight)
+    ctx.options = (ignore_index, label_smoothing)
+
+
+def _ce_bwd_bwd(ctx, v):
+    """Backward of ``G = s[:, None] (a p - b)``, p = softmax(x), in torch ops:
+
+    dG/ds . v = sum_c v (a p - b) per row, and dG/dx . v = s a (p v - p (p . v)), the
+    softmax Jacobian ``diag(p) - p p^T`` applied to v (symmetric). Differentiable
+    again, so higher orders are exact too."""
+    grad_rows, input, target, weight = ctx.saved_tensors
+    a, b = _ce_coefficients(input, target, weight, *ctx.options)
+    p = torch.softmax(input, 1)
+    live = a.ne(0) | b.ne(0).any(1)
+    s = torch.where(live, grad_rows, 0).to(input.dtype)  # ignored rows: dloss may be inf
+    g_rows = g_input = None
+    if ctx.needs_input_grad[0]:
+        g_rows = (v * (a.unsqueeze(1) * p - b)).sum(1).to(grad_rows.dtype)
+    if ctx.needs_input_grad[1]:
+        g_input = (s * a).unsqueeze(1) * p * (v - (p * v).sum(1, keepdim=True))
+    return g_rows, g_input, None, None, None, None
+
+
+cross_entropy_rows_backward.register_autograd(_ce_bwd_bwd, setup_context=_ce_bwd_setup)
+
+
+# ------------------------------------------------------------------- nll rows
+
+
+@torch.library.custom_op("softmaxkit::nll_loss_rows", mutates_args=(), device_types="cpu")
+def nll_loss_rows(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor],
+                  ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row ``-weight[y] input[y]`` (float64 (n,)) and row weights of (n, C) log-probabilities."""
+    loss, roww = _np_nll_rows(_np(input), _np(target), _np_opt(weight), ignore_index)
+    return _from_np(loss), _from_np(roww)
+
+
+@nll_loss_rows.register_fake
+def _(input, target, weight, ignore_index):
+    n = input.shape[0]
+    return input.new_empty((n,), dtype=torch.float64), input.new_empty((n,), dtype=torch.float64)
+
+
+def _nll_setup(ctx, inputs, output):
+    input, target, weight, ignore_index = inputs
+    ctx.save_for_backward(target, output[1])
+    ctx.ignore_index = ignore_index
+    ctx.shape_dtype = (input.shape, input.dtype)
+    ctx.mark_non_differentiable(output[1])
+
+
+def _nll_bwd(ctx, grad_loss, grad_roww):
+    """d/dx of ``-w_y x_y`` is ``-w_y`` at the label: a scatter of ``-w_y dloss``
+    (linear in dloss, so differentiable; the second derivative in x is 0)."""
+    target, roww = ctx.saved_tensors
+    shape, dtype = ctx.shape_dtype
+    live = target != ctx.ignore_index
+    vals = torch.where(live, -roww * grad_loss, 0).to(dtype)
+    grad = torch.zeros(shape, dtype=dtype).scatter(1, torch.where(live, target, 0).unsqueeze(1),
+                                                   vals.unsqueeze(1))
+    return grad, None, None, None
+
+
+nll_loss_rows.register_autograd(_nll_bwd, setup_context=_nll_setup)
+
+
+# --------------------------------------------------------- elementwise losses
+
+
+@torch.library.custom_op("softmaxkit::bce_with_logits", mutates_args=(), device_types="cpu")
+def bce_with_logits(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor],
+                    pos_weight: Optional[torch.Tensor]) -> torch.Tensor:
+    """Elementwise binary cross-entropy of logits, float64, input's shape (weights broadcast)."""
+    x = _np(input)
+    bw = None if weight is None else np.broadcast_to(_np(weight), x.shape)
+    bp = None if pos_weight is None else np.broadcast_to(_np(pos_weight), x.shape)
+    return _from_np(_np_bce_with_logits(x, _np(target), bw, bp))
+
+
+@bce_with_logits.register_fake
+def _(input, target, weight, pos_weight):
+    return input.new_empty(input.shape, dtype=torch.float64)
+
+
+def _bce_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _bce_bwd(ctx, g):
+    """d/dx [a softplus(-x) + b softplus(x)] = b sigmoid(x) - a sigmoid(-x), a = pos_weight y,
+    b = 1 - y, times weight: torch ops, differentiable again."""
+    input, target, weight, pos_weight = ctx.saved_tensors
+    a = target if pos_weight is None else pos_weight * target
+    d = (1 - target) * torch.sigmoid(input) - a * torch.sigmoid(-input)
+    if weight is not None:
+        d = d * weight
+    return (g * d).to(input.dtype), None, None, None
+
+
+bce_with_logits.register_autograd(_bce_bwd, setup_context=_bce_setup)
+
+
+@torch.library.custom_op("softmaxkit::kl_div_pointwise", mutates_args=(), device_types="cpu")
+def kl_div_pointwise(input: torch.Tensor, target: torch.Tensor, log_target: bool) -> torch.Tensor:
+    """Pointwise KL terms (float64, input's shape), torch's formula."""
+    return _from_np(_np_kl_div(_np(input), _np(target), log_target))
+
+
+@kl_div_pointwise.register_fake
+def _(input, target, log_target):
+    return input.new_empty(input.shape, dtype=torch.float64)
+
+
+def _kl_setup(ctx, inputs, output):
+    input, target, log_target = inputs
+    ctx.save_for_backward(target)
+    ctx.log_target = log_target
+    ctx.dtype = input.dtype
+
+
+def _kl_bwd(ctx, g):
+    """d/dx of the pointwise term is -t (-exp(t) with log_target): linear in g."""
+    (target,) = ctx.saved_tensors
+    t = torch.exp(target) if ctx.log_target else target
+    return (-t * g).to(ctx.dtype), None, None
+
+
+kl_div_pointwise.register_autograd(_kl_bwd, setup_context=_kl_setup)
+
+
+# -------------------------------------------------------------- softmax family
+
+
+@torch.library.custom_op("softmaxkit::softmax", mutates_args=(), device_types="cpu")
+def softmax(input: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax along ``dim`` (contiguous result, input's dtype)."""
+    return _from_np(_np_softmax(_np(input), dim, False))
+
+
+@softmax.register_fake
+def _(input, dim):
+    return input.new_empty(input.shape)
+
+
+@torch.library.custom_op("softmaxkit::log_softmax", mutates_args=(), device_types="cpu")
+def log_softmax(input: torch.Tensor, dim: int) -> torch.Tensor:
+    """Log-softmax along ``dim`` (contiguous result, input's dtype)."""
+    return _from_np(_np_softmax(_np(input), dim, True))
+
+
+@log_softmax.register_fake
+def _(input, dim):
+    return input.new_empty(input.shape)
+
+
+def _softmax_setup(ctx, inputs, output):
+    ctx.save_for_backward(output)
+    ctx.dim = inputs[1]
+
+
+def _softmax_bwd(ctx, g):
+    # dx = y (g - sum(y g)), from the output alone; torch's op has its own derivatives
+    (y,) = ctx.saved_tensors
+    return torch.ops.aten._softmax_backward_data(g, y, ctx.dim, y.dtype), None
+
+
+def _log_softmax_bwd(ctx, g):
+    # dx = g - exp(y) sum(g)
+    (y,) = ctx.saved_tensors
+    return torch.ops.aten._log_softmax_backward_data(g, y, ctx.dim, y.dtype), None
+
+
+softmax.register_autograd(_softmax_bwd, setup_context=_softmax_setup)
+log_softmax.register_autograd(_log_softmax_bwd, setup_context=_softmax_setup)
