@@ -34,7 +34,7 @@ static const char *const sk_kind_names[] = {"float32", "float64", "int64", "bflo
 
 /* The kind of a buffer's items: 'f' float32, 'd' float64, 'l'/'q' int64, 'H' uint16
  * (the bits of bfloat16), 'e' float16 (native byte order). Returns 0, or -1 with a TypeError set. */
-static int sk_kind_of(const Py_buffer *b, const char *name, sk_kind *kind)
+static inline int sk_kind_of(const Py_buffer *b, const char *name, sk_kind *kind)
 {
     const char *f = b->format ? b->format : "B";
     if (f[0] == '<' || f[0] == '=' || f[0] == '@')
@@ -65,7 +65,7 @@ enum { SK_IN = 0, SK_OUT = 1, SK_OPTIONAL = 2 };
 
 /* Releases every buffer of the set; with copy_back, first copies each writable
  * aligned copy back into its buffer. Needs the GIL. */
-static void sk_done(sk_bufs *s, int copy_back)
+static inline void sk_done(sk_bufs *s, int copy_back)
 {
     for (int i = 0; i < s->n; i++) {
         if (s->copy[i]) {
@@ -87,7 +87,7 @@ static void sk_done(sk_bufs *s, int copy_back)
  * writes, SK_OPTIONAL to accept None (then *data is NULL).
  * Returns 0, or -1 with an exception set (the set is left for sk_done to release).
  */
-static int sk_take(sk_bufs *s, PyObject *obj, const char *name, sk_kind kind, sk_kind *kind_out,
+static inline int sk_take(sk_bufs *s, PyObject *obj, const char *name, sk_kind kind, sk_kind *kind_out,
                    Py_ssize_t count, int flags, void **data)
 {
     *data = NULL;
@@ -137,8 +137,51 @@ static int sk_take(sk_bufs *s, PyObject *obj, const char *name, sk_kind kind, sk
     return 0;
 }
 
+/* Legacy API, for the modules not yet moved to sk_take (entmax_module.c,
+ * sampling_module.c): gets a C-contiguous buffer of at least `count` items of
+ * `kind` (0, or -1 with an exception set and nothing to release). Unlike sk_take it
+ * hands misaligned buffers to the kernel as they are. */
+static inline int sk_get(PyObject *obj, Py_buffer *b, const char *name, sk_kind kind, Py_ssize_t count, int writable)
+{
+    if (PyObject_GetBuffer(obj, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    sk_kind got;
+    if (sk_kind_of(b, name, &got) < 0)
+        goto fail;
+    if (got != kind) {
+        PyErr_Format(PyExc_TypeError, "softmaxkit kernels: '%s' has the wrong element type (%s, %s needed)", name,
+                     sk_kind_names[got], sk_kind_names[kind]);
+        goto fail;
+    }
+    if (count < 0 || b->len / b->itemsize < count) {
+        PyErr_Format(PyExc_ValueError, "softmaxkit kernels: '%s' holds %zd items, %zd needed",
+                     name, b->len / b->itemsize, count);
+        goto fail;
+    }
+    return 0;
+fail:
+    PyBuffer_Release(b);
+    return -1;
+}
+
+/* Legacy: the kind of the first array argument, float32 or float64 (0), or -1 with
+ * a TypeError set. */
+static inline int sk_float_kind(PyObject *obj, sk_kind *kind)
+{
+    Py_buffer b;
+    if (PyObject_GetBuffer(obj, &b, PyBUF_FORMAT) < 0)
+        return -1;
+    int rc = sk_kind_of(&b, "x", kind);
+    PyBuffer_Release(&b);
+    if (rc == 0 && *kind != SK_F32 && *kind != SK_F64) {
+        PyErr_SetString(PyExc_TypeError, "softmaxkit kernels: expected a float32 or float64 buffer");
+        return -1;
+    }
+    return rc;
+}
+
 /* rows * cols without overflow, or -1 with an exception set. */
-static Py_ssize_t sk_count(Py_ssize_t rows, Py_ssize_t cols)
+static inline Py_ssize_t sk_count(Py_ssize_t rows, Py_ssize_t cols)
 {
     if (rows < 0 || cols < 0 || (cols != 0 && rows > PY_SSIZE_T_MAX / cols)) {
         PyErr_Format(PyExc_ValueError, "softmaxkit kernels: bad shape (%zd, %zd)", rows, cols);
@@ -152,7 +195,7 @@ static Py_ssize_t sk_count(Py_ssize_t rows, Py_ssize_t cols)
 /* The index of the SIMD variant to run (sk_isa.h), from SOFTMAXKIT_SIMD; or -1 with
  * a ValueError naming the variable, its value and the choices. Called once, at
  * import. */
-static int sk_isa_select(void)
+static inline int sk_isa_select(void)
 {
     const char *want = getenv("SOFTMAXKIT_SIMD");
     int i = sk_isa_pick(want);
