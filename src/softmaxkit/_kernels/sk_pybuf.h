@@ -219,7 +219,7 @@ static inline int sk_isa_select(void)
 
 /* simd_variants() -> tuple of str: the variants of this build that this CPU runs,
  * best first. Shared by the modules as a METH_NOARGS function. */
-static PyObject *sk_py_simd_variants(PyObject *self, PyObject *unused)
+static inline PyObject *sk_py_simd_variants(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
