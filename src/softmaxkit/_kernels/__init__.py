@@ -104,7 +104,7 @@ def softplus_flat(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = None
 def sigmoid_backward_flat(s: np.ndarray, g: np.ndarray, out: np.ndarray, *,
                           nthreads: int | None = None) -> None:
     """out = g * s * (1 - s); s, g, out flat (n,)."""
-    _softmax_ext.sigmoid_backward(s, g, out, s.size, 1, _nt(nthreads))
+    _softmax_ext.sigmoid_backward(s, g, out, s.size, _nt(nthreads))
 
 
 # ------------------------------------------------------------------ cross-entropy
@@ -147,7 +147,7 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
     if dloss is not None:
         grad = np.empty_like(logits) if grad_out is None else grad_out
     has_ignore = ignore_index is not None
-    _losses_ext.ce_hard(logits, target, weight, int(ignore_index) if has_ignore else 0,
+    _losses_ext.ce_hard(logits, target, weight, 0 if ignore_index is None else int(ignore_index),
                         has_ignore, float(label_smoothing), loss, roww, gs_arr, gs_c, grad,
                         rows, cols, _nt(nthreads))
     return loss, roww, grad

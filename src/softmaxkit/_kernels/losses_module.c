@@ -1,45 +1,24 @@
 /*
  * losses_module.c: Python entry points for the cross-entropy kernels (losses.h).
- * Each function takes its arrays, the block shape and the thread count, checks every
- * buffer against the size and type the kernel will use (sk_pybuf.h), releases the
- * GIL and runs the kernel. Precision follows x: float32 or float64; q, weight and
- * grad must match it; target is int64; loss, roww and gscale are float64.
- * Optional arrays (weight, gscale, grad) may be None.
+ * Each function takes its arrays, the block shape and the thread count, takes every
+ * buffer with the size and type the kernel will use (sk_pybuf.h), releases the GIL
+ * and runs the kernel of the SIMD variant chosen at import (sk_isa.h). Precision
+ * follows x: float32 or float64; q, weight and grad must match it; target is int64;
+ * loss, roww and gscale are float64. ce_hard also takes 16-bit x (bfloat16 as uint16
+ * bits, or float16) with grad of the same type and float32 weight. Optional arrays (weight, gscale, grad) may be
+ * None; grad None runs the forward alone.
  */
 #include "sk_pybuf.h"
 #include "losses.h"
 
-/* The buffers of one call, released together. */
-typedef struct {
-    Py_buffer b[8];
-    int n;
-} bufset;
+SK_ISA_TABLES(sk_losses_kernels, variants);
 
-static void release_all(bufset *s)
-{
-    for (int i = 0; i < s->n; i++)
-        PyBuffer_Release(&s->b[i]);
-    s->n = 0;
-}
-
-/* Gets obj's buffer into the set (NULL data pointer for None when optional).
- * Returns 0, or -1 with an exception set. */
-static int take(bufset *s, PyObject *obj, void **data, const char *name, sk_kind kind,
-                Py_ssize_t count, int writable, int optional)
-{
-    if (obj == Py_None && optional) {
-        *data = NULL;
-        return 0;
-    }
-    if (sk_get(obj, &s->b[s->n], name, kind, count, writable) < 0)
-        return -1;
-    *data = s->b[s->n].buf;
-    s->n++;
-    return 0;
-}
+/* The variant chosen at import. */
+static const sk_losses_kernels *K;
+static int K_index;
 
 /* ce_hard(x, target, weight, ignore_index, has_ignore, eps, loss, roww, gscale,
- *         gscale_c, grad, rows, cols, nthreads): grad None for the forward alone. */
+ *         gscale_c, grad, rows, cols, nthreads) */
 static PyObject *py_ce_hard(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -51,36 +30,35 @@ static PyObject *py_ce_hard(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOLpdOOOdOnni", &xo, &to, &wo, &ignore_index, &has_ignore, &eps,
                           &lo, &ro, &go, &gscale_c, &gro, &rows, &cols, &nt))
         return NULL;
-    sk_kind k;
     Py_ssize_t n = sk_count(rows, cols);
-    if (n < 0 || sk_float_kind(xo, &k) < 0)
+    if (n < 0)
         return NULL;
-    bufset s = {.n = 0};
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
     void *x, *t, *w, *loss, *roww, *gscale, *grad;
-    if (take(&s, xo, &x, "x", k, n, 0, 0) < 0 || take(&s, to, &t, "target", SK_I64, rows, 0, 0) < 0 ||
-        take(&s, wo, &w, "weight", k, cols, 0, 1) < 0 || take(&s, lo, &loss, "loss", SK_F64, rows, 1, 0) < 0 ||
-        take(&s, ro, &roww, "roww", SK_F64, rows, 1, 0) < 0 ||
-        take(&s, go, &gscale, "gscale", SK_F64, rows, 0, 1) < 0 ||
-        take(&s, gro, &grad, "grad", k, n, 1, 1) < 0) {
-        release_all(&s);
+    if (sk_take(&s, xo, "x", SK_FLOAT16, &k, n, SK_IN, &x) < 0 ||
+        sk_take(&s, to, "target", SK_I64, NULL, rows, SK_IN, &t) < 0 ||
+        sk_take(&s, wo, "weight", k == SK_BF16 || k == SK_F16 ? SK_F32 : k, NULL, cols, SK_IN | SK_OPTIONAL, &w) < 0 ||
+        sk_take(&s, lo, "loss", SK_F64, NULL, rows, SK_OUT, &loss) < 0 ||
+        sk_take(&s, ro, "roww", SK_F64, NULL, rows, SK_OUT, &roww) < 0 ||
+        sk_take(&s, go, "gscale", SK_F64, NULL, rows, SK_IN | SK_OPTIONAL, &gscale) < 0 ||
+        sk_take(&s, gro, "grad", k, NULL, n, SK_OUT | SK_OPTIONAL, &grad) < 0) {
+        sk_done(&s, 0);
         return NULL;
     }
     size_t r = (size_t)rows, c = (size_t)cols;
     int64_t ii = (int64_t)ignore_index;
     Py_BEGIN_ALLOW_THREADS
-    if (k == SK_F64) {
-        if (grad)
-            sk_ce_hard_forward_backward_f64(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
-        else
-            sk_ce_hard_forward_f64(x, t, w, ii, has_ignore, eps, loss, roww, r, c, nt);
-    } else {
-        if (grad)
-            sk_ce_hard_forward_backward_f32(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
-        else
-            sk_ce_hard_forward_f32(x, t, w, ii, has_ignore, eps, loss, roww, r, c, nt);
-    }
+    if (k == SK_F64)
+        K->ce_hard_f64(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
+    else if (k == SK_F32)
+        K->ce_hard_f32(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
+    else if (k == SK_BF16)
+        K->ce_hard_bf16(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
+    else
+        K->ce_hard_f16(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
     Py_END_ALLOW_THREADS
-    release_all(&s);
+    sk_done(&s, 1);
     Py_RETURN_NONE;
 }
 
@@ -95,35 +73,38 @@ static PyObject *py_ce_soft(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOdOOdOnni", &xo, &qo, &wo, &eps, &lo, &go, &gscale_c, &gro,
                           &rows, &cols, &nt))
         return NULL;
-    sk_kind k;
     Py_ssize_t n = sk_count(rows, cols);
-    if (n < 0 || sk_float_kind(xo, &k) < 0)
+    if (n < 0)
         return NULL;
-    bufset s = {.n = 0};
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
     void *x, *q, *w, *loss, *gscale, *grad;
-    if (take(&s, xo, &x, "x", k, n, 0, 0) < 0 || take(&s, qo, &q, "q", k, n, 0, 0) < 0 ||
-        take(&s, wo, &w, "weight", k, cols, 0, 1) < 0 || take(&s, lo, &loss, "loss", SK_F64, rows, 1, 0) < 0 ||
-        take(&s, go, &gscale, "gscale", SK_F64, rows, 0, 1) < 0 ||
-        take(&s, gro, &grad, "grad", k, n, 1, 1) < 0) {
-        release_all(&s);
+    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 ||
+        sk_take(&s, qo, "q", k, NULL, n, SK_IN, &q) < 0 ||
+        sk_take(&s, wo, "weight", k, NULL, cols, SK_IN | SK_OPTIONAL, &w) < 0 ||
+        sk_take(&s, lo, "loss", SK_F64, NULL, rows, SK_OUT, &loss) < 0 ||
+        sk_take(&s, go, "gscale", SK_F64, NULL, rows, SK_IN | SK_OPTIONAL, &gscale) < 0 ||
+        sk_take(&s, gro, "grad", k, NULL, n, SK_OUT | SK_OPTIONAL, &grad) < 0) {
+        sk_done(&s, 0);
         return NULL;
     }
     size_t r = (size_t)rows, c = (size_t)cols;
     Py_BEGIN_ALLOW_THREADS
-    if (k == SK_F64) {
-        if (grad)
-            sk_ce_soft_forward_backward_f64(x, q, w, eps, loss, gscale, gscale_c, grad, r, c, nt);
-        else
-            sk_ce_soft_forward_f64(x, q, w, eps, loss, r, c, nt);
-    } else {
-        if (grad)
-            sk_ce_soft_forward_backward_f32(x, q, w, eps, loss, gscale, gscale_c, grad, r, c, nt);
-        else
-            sk_ce_soft_forward_f32(x, q, w, eps, loss, r, c, nt);
-    }
+    if (k == SK_F64)
+        K->ce_soft_f64(x, q, w, eps, loss, gscale, gscale_c, grad, r, c, nt);
+    else
+        K->ce_soft_f32(x, q, w, eps, loss, gscale, gscale_c, grad, r, c, nt);
     Py_END_ALLOW_THREADS
-    release_all(&s);
+    sk_done(&s, 1);
     Py_RETURN_NONE;
+}
+
+/* simd_variant() -> str: the SIMD variant this module runs. */
+static PyObject *py_simd_variant(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyUnicode_FromString(sk_isa_names[K_index]);
 }
 
 static PyMethodDef methods[] = {
@@ -131,6 +112,8 @@ static PyMethodDef methods[] = {
      "ce_hard(x, target, weight, ignore_index, has_ignore, eps, loss, roww, gscale, gscale_c, grad, rows, cols, nthreads)"},
     {"ce_soft", py_ce_soft, METH_VARARGS,
      "ce_soft(x, q, weight, eps, loss, gscale, gscale_c, grad, rows, cols, nthreads)"},
+    {"simd_variant", py_simd_variant, METH_NOARGS, "simd_variant() -> str: the SIMD variant in use"},
+    {"simd_variants", sk_py_simd_variants, METH_NOARGS, "simd_variants() -> tuple of str: those this CPU runs, best first"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -139,4 +122,11 @@ static struct PyModuleDef moduledef = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__losses(void) { return PyModule_Create(&moduledef); }
+PyMODINIT_FUNC PyInit__losses(void)
+{
+    K_index = sk_isa_select();
+    if (K_index < 0)
+        return NULL;
+    K = variants[K_index];
+    return PyModule_Create(&moduledef);
+}

@@ -1,11 +1,12 @@
 /*
  * sk_common.h: what every softmaxkit kernel file shares.
  *
- *   - SK_CLONES: run-time SIMD dispatch. On x86-64 with GCC, a function marked
- *     SK_CLONES is compiled five times (AVX-512, AVX2+FMA, AVX+FMA, AVX, SSE2) and
- *     the dynamic loader picks the best clone for the CPU it runs on, so one built
- *     extension runs on any x86-64 machine. Elsewhere (aarch64, clang, MSVC) the
- *     attribute is empty and the compiler's own vectoriser does what it can.
+ *   - SIMD variants: each kernel file is compiled once per instruction set (on
+ *     x86-64: AVX-512, AVX2+FMA, AVX+FMA, AVX, SSE2; elsewhere once, for the
+ *     baseline) and exports one table of its kernels per variant; sk_isa.h picks
+ *     the table at import (the best the CPU runs, or SOFTMAXKIT_SIMD).
+ *   - SK_DTYPE bodies: code written once for float64 and float32 lives in a body
+ *     header included once per dtype (see sk_dtype.h).
  *   - sk_exp_f64 / sk_exp_f32: branch-free exp written so that the vectoriser turns
  *     a loop of calls into SIMD code (libm's exp is a call it cannot vectorise).
  *   - sk_threads_for: how many threads a call of a given size deserves.
@@ -24,14 +25,6 @@
 #include <omp.h>
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 11) && defined(__linux__)
-/* "fma" implies AVX: it serves CPUs with AVX and FMA but no AVX2 (some virtual
- * machines), where FMA alone makes exp 25% faster than the plain AVX clone. */
-#define SK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "fma", "avx", "default")))
-#else
-#define SK_CLONES
-#endif
-
 #if defined(_OPENMP)
 #define SK_PRAGMA(x) _Pragma(#x)
 #define SK_SIMD_REDUCE(op, ...) SK_PRAGMA(omp simd reduction(op : __VA_ARGS__))
@@ -42,6 +35,20 @@
 #define SK_SIMD_MAXMIN(hi, lo)
 #define SK_SIMD
 #endif
+
+/* Legacy, for kernel files not yet built per SIMD variant (entmax.c, sampling.c):
+ * GCC's target_clones, the dynamic loader picking the clone; SOFTMAXKIT_SIMD does not
+ * reach them. New kernel files use the per-variant build of sk_isa.h instead; in
+ * those SK_ISA is defined and SK_CLONES is empty. */
+#if !defined(SK_ISA) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 11) && defined(__linux__)
+#define SK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "fma", "avx", "default")))
+#else
+#define SK_CLONES
+#endif
+
+/* name_f64 / name_f32 from SK_FN(name) in the dtype bodies (sk_dtype.h). */
+#define SK_CAT_(a, b) a##_##b
+#define SK_CAT(a, b) SK_CAT_(a, b)
 
 /* A helper whose flag arguments are constants at each call: inlined for sure, so
  * the compiler makes one specialised loop per value. */
@@ -54,7 +61,9 @@
 /* float32 sums are taken in float over blocks of this many elements (8 or 16 SIMD
  * lanes, 16 to 32 additions each), and the block sums are added in float64. One
  * float64 accumulator for the whole row would be more accurate still, but mixing
- * widths halves the vector length and made the exp pass 2.3x slower. */
+ * widths halves the vector length and made the exp pass 2.3x slower. The loss
+ * kernels also visit rows in blocks of this size, whatever the dtype, to pace
+ * their prefetches of the next row. */
 #define SK_F32_BLOCK 256
 
 /* Work (elements) below which a call stays on the calling thread: starting or
@@ -88,6 +97,11 @@ static inline uint32_t sk_f32_to_bits(float f) { uint32_t u; memcpy(&u, &f, size
 /* Cody-Waite reduction shared by the exps below: x = n ln2 + r, |r| <= ln2/2.
  * ln2 is split in a high part with trailing zeros (so n * LN2_HI is exact) and a
  * low part. `n` is a whole number held in a double, rounded by the SHIFT trick. */
+/* The exponent below which exp(x) is no normal number: where sk_exp_nonpos stops
+ * being exact (see below). */
+#define SK_EXP_NORMAL_F64 (-708.0)
+#define SK_EXP_NORMAL_F32 (-87.0f)
+
 #define SK_SHIFT_F64 0x1.8p52
 #define SK_SHIFT_F32 0x1.8p23f
 
@@ -209,56 +223,12 @@ static inline float sk_exp_nonpos_f32(float x)
     return x < -87.0f ? 0.0f : p * sk_pow2_f32(n);
 }
 
-/* The max of a row, ignoring NaN (a NaN is caught later: it poisons the sum of
- * exps). Inline, so that each SIMD clone of its caller gets its own vector code. */
-static inline double sk_row_max_f64(const double *x, size_t n)
-{
-    double m = -INFINITY;
-    SK_SIMD_REDUCE(max, m)
-    for (size_t j = 0; j < n; j++)
-        m = x[j] > m ? x[j] : m;
-    return m;
-}
-
-static inline float sk_row_max_f32(const float *x, size_t n)
-{
-    float m = -INFINITY;
-    SK_SIMD_REDUCE(max, m)
-    for (size_t j = 0; j < n; j++)
-        m = x[j] > m ? x[j] : m;
-    return m;
-}
-
-/* The max of a row, and its min in *lo, both ignoring NaN. The min rides along in a
- * pass that waits on memory anyway, and tells whether the cheaper sk_exp_nonpos is
- * exact for the whole row: (lo - max) * inv_t >= SK_EXP_NORMAL_* means no term of
- * the row can be below the smallest normal number. */
-#define SK_EXP_NORMAL_F64 (-708.0)
-#define SK_EXP_NORMAL_F32 (-87.0f)
-
-static inline double sk_row_range_f64(const double *x, size_t n, double *lo)
-{
-    double m = -INFINITY, l = INFINITY;
-    SK_SIMD_MAXMIN(m, l)
-    for (size_t j = 0; j < n; j++) {
-        m = x[j] > m ? x[j] : m;
-        l = x[j] < l ? x[j] : l;
-    }
-    *lo = l;
-    return m;
-}
-
-static inline float sk_row_range_f32(const float *x, size_t n, float *lo)
-{
-    float m = -INFINITY, l = INFINITY;
-    SK_SIMD_MAXMIN(m, l)
-    for (size_t j = 0; j < n; j++) {
-        m = x[j] > m ? x[j] : m;
-        l = x[j] < l ? x[j] : l;
-    }
-    *lo = l;
-    return m;
-}
+/* The row scans shared by the kernel files, written once per dtype:
+ * sk_row_max_f64/_f32 and sk_row_range_f64/_f32. */
+#define SK_DTYPE 64
+#include "sk_rows_body.h"
+#define SK_DTYPE 32
+#include "sk_rows_body.h"
 
 /*
  * log(1 + exp(x)) without overflow or cancellation, piecewise as scikit-learn's

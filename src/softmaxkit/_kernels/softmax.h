@@ -1,7 +1,8 @@
 /*
  * softmax.h: the softmax family on C-contiguous (rows, cols) blocks, one row at a
- * time, threads over rows. Every pointer covers rows*cols elements unless said
- * otherwise; outputs never alias inputs unless said so. Nothing is allocated.
+ * time, threads over rows, and the elementwise sigmoid family on n values.
+ * Shapes are given at each kernel; outputs never alias inputs unless said so.
+ * Nothing is allocated; every kernel is safe for rows == 0, cols == 0, n == 0.
  *
  * Row conventions (documented in softmaxkit's docs/semantics.md):
  *   - max finite:           the usual stable formulas (shift by the row max).
@@ -10,44 +11,58 @@
  *   - k entries +inf:       the limit in which they grow together: each gets 1/k,
  *                           the rest 0 (log: -log k and -inf); logsumexp +inf.
  *   - cols == 0:            nothing written; logsumexp writes -inf.
+ *
+ * The kernels are reached through a table, sk_softmax_kernels, of which softmax.c
+ * exports one per SIMD variant it is compiled for (sk_softmax_kernels_avx512,
+ * ..._sse2, or ..._baseline: see sk_isa.h); the extension picks one at import.
+ * Each entry exists for float64 (_f64, T = double) and float32 (_f32, T = float).
  */
 #ifndef SK_SOFTMAX_H
 #define SK_SOFTMAX_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-/* y = softmax(x * inv_t) per row.  IN x, OUT y, IN rows, cols, inv_t (> 0, finite), nthreads */
-void sk_softmax_f64(const double *x, double *y, size_t rows, size_t cols, double inv_t, int nthreads);
-void sk_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float inv_t, int nthreads);
-
-/* y = log_softmax(x * inv_t) per row.  IN x, OUT y */
-void sk_log_softmax_f64(const double *x, double *y, size_t rows, size_t cols, double inv_t, int nthreads);
-void sk_log_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float inv_t, int nthreads);
-
-/* out[i] = log(sum_j exp(x[i, j])).  IN x (rows*cols), OUT out (rows) */
-void sk_logsumexp_f64(const double *x, double *out, size_t rows, size_t cols, int nthreads);
-void sk_logsumexp_f32(const float *x, float *out, size_t rows, size_t cols, int nthreads);
-
-/* Backward passes: the gradient with respect to the input x of the forward above
- * (at inv_t = 1), given its output and the gradient g of the output.
- * softmax:     dx = p * (g - sum(p * g)), entries with p == 0 get 0.
- * log_softmax: dx = g - exp(lp) * sum(g), entries with lp == -inf are excluded (their
- *              g is ignored and they get 0).
- * IN p / lp, IN g, OUT dx; dx may alias g. */
-void sk_softmax_backward_f64(const double *p, const double *g, double *dx, size_t rows, size_t cols, int nthreads);
-void sk_softmax_backward_f32(const float *p, const float *g, float *dx, size_t rows, size_t cols, int nthreads);
-void sk_log_softmax_backward_f64(const double *lp, const double *g, double *dx, size_t rows, size_t cols, int nthreads);
-void sk_log_softmax_backward_f32(const float *lp, const float *g, float *dx, size_t rows, size_t cols, int nthreads);
-
-/* Elementwise on n values.  IN x, OUT y (y may alias x). */
-void sk_sigmoid_f64(const double *x, double *y, size_t n, int nthreads);
-void sk_sigmoid_f32(const float *x, float *y, size_t n, int nthreads);
-void sk_log_sigmoid_f64(const double *x, double *y, size_t n, int nthreads);
-void sk_log_sigmoid_f32(const float *x, float *y, size_t n, int nthreads);
-void sk_softplus_f64(const double *x, double *y, size_t n, int nthreads);
-void sk_softplus_f32(const float *x, float *y, size_t n, int nthreads);
-/* dx = g * s * (1 - s).  IN s, IN g, OUT dx */
-void sk_sigmoid_backward_f64(const double *s, const double *g, double *dx, size_t n, int nthreads);
-void sk_sigmoid_backward_f32(const float *s, const float *g, float *dx, size_t n, int nthreads);
+typedef struct sk_softmax_kernels {
+    /* y = softmax(x * inv_t) per row.
+     * IN x (rows, cols), OUT y (rows, cols), IN inv_t (> 0, finite) */
+    void (*softmax_f64)(const double *x, double *y, size_t rows, size_t cols, double inv_t, int nthreads);
+    void (*softmax_f32)(const float *x, float *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    /* y = log_softmax(x * inv_t) per row.
+     * IN x (rows, cols), OUT y (rows, cols), IN inv_t (> 0, finite) */
+    void (*log_softmax_f64)(const double *x, double *y, size_t rows, size_t cols, double inv_t, int nthreads);
+    void (*log_softmax_f32)(const float *x, float *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    /* The same two for 16-bit logits, computed in float32 (half_body.h): bfloat16
+     * and float16, passed as their bits.
+     * IN x (rows, cols), OUT y (rows, cols), IN inv_t (> 0, finite) */
+    void (*softmax_bf16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    void (*softmax_f16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    void (*log_softmax_bf16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    void (*log_softmax_f16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    /* out[i] = log(sum_j exp(x[i, j])).  IN x (rows, cols), OUT out (rows) */
+    void (*logsumexp_f64)(const double *x, double *out, size_t rows, size_t cols, int nthreads);
+    void (*logsumexp_f32)(const float *x, float *out, size_t rows, size_t cols, int nthreads);
+    /* Backward of softmax (at inv_t = 1) from its output p: dx = p * (g - sum(p * g))
+     * per row, entries with p == 0 get 0.
+     * IN p (rows, cols), IN g (rows, cols), OUT dx (rows, cols); dx may alias g */
+    void (*softmax_backward_f64)(const double *p, const double *g, double *dx, size_t rows, size_t cols, int nthreads);
+    void (*softmax_backward_f32)(const float *p, const float *g, float *dx, size_t rows, size_t cols, int nthreads);
+    /* Backward of log_softmax (at inv_t = 1) from its output lp: dx = g - exp(lp) * sum(g)
+     * per row, entries with lp == -inf excluded (their g is ignored, their dx is 0).
+     * IN lp (rows, cols), IN g (rows, cols), OUT dx (rows, cols); dx may alias g */
+    void (*log_softmax_backward_f64)(const double *lp, const double *g, double *dx, size_t rows, size_t cols, int nthreads);
+    void (*log_softmax_backward_f32)(const float *lp, const float *g, float *dx, size_t rows, size_t cols, int nthreads);
+    /* Elementwise sigmoid, log_sigmoid, softplus.  IN x (n), OUT y (n); y may alias x */
+    void (*sigmoid_f64)(const double *x, double *y, size_t n, int nthreads);
+    void (*sigmoid_f32)(const float *x, float *y, size_t n, int nthreads);
+    void (*log_sigmoid_f64)(const double *x, double *y, size_t n, int nthreads);
+    void (*log_sigmoid_f32)(const float *x, float *y, size_t n, int nthreads);
+    void (*softplus_f64)(const double *x, double *y, size_t n, int nthreads);
+    void (*softplus_f32)(const float *x, float *y, size_t n, int nthreads);
+    /* Backward of sigmoid from its output s: dx = g * s * (1 - s).
+     * IN s (n), IN g (n), OUT dx (n); dx may alias g */
+    void (*sigmoid_backward_f64)(const double *s, const double *g, double *dx, size_t n, int nthreads);
+    void (*sigmoid_backward_f32)(const float *s, const float *g, float *dx, size_t n, int nthreads);
+} sk_softmax_kernels;
 
 #endif

@@ -1,13 +1,22 @@
 /*
  * softmax_module.c: Python entry points for the softmax family (softmax.h).
- * Each function takes its arrays, the block shape and the thread count, checks
- * the buffers (sk_pybuf.h), releases the GIL and runs the kernel.
- * Precision follows the first array: float32 or float64; all arrays must match.
+ * Each function takes its arrays, the block shape and the thread count, takes the
+ * buffers (sk_pybuf.h), releases the GIL and runs the kernel of the SIMD variant
+ * chosen at import (sk_isa.h). Precision follows the first array: float32 or
+ * float64 (softmax and log_softmax also take bfloat16, as uint16 bits, and float16);
+ * all arrays must match it.
  */
 #include "sk_pybuf.h"
 #include "softmax.h"
 
-/* softmax / log_softmax: (x, out, rows, cols, inv_t, nthreads) */
+SK_ISA_TABLES(sk_softmax_kernels, variants);
+
+/* The variant chosen at import. */
+static const sk_softmax_kernels *K;
+static int K_index;
+
+/* softmax / log_softmax: (x, out, rows, cols, inv_t, nthreads); x and out float32,
+ * float64, or 16-bit: uint16 holding bfloat16 bits, or float16 */
 static PyObject *rows_forward(PyObject *args, int log_out)
 {
     PyObject *xo, *yo;
@@ -16,32 +25,28 @@ static PyObject *rows_forward(PyObject *args, int log_out)
     int nt;
     if (!PyArg_ParseTuple(args, "OOnndi", &xo, &yo, &rows, &cols, &inv_t, &nt))
         return NULL;
-    sk_kind k;
     Py_ssize_t n = sk_count(rows, cols);
-    if (n < 0 || sk_float_kind(xo, &k) < 0)
+    if (n < 0)
         return NULL;
-    Py_buffer x, y;
-    if (sk_get(xo, &x, "x", k, n, 0) < 0)
-        return NULL;
-    if (sk_get(yo, &y, "out", k, n, 1) < 0) {
-        PyBuffer_Release(&x);
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
+    void *x, *y;
+    if (sk_take(&s, xo, "x", SK_FLOAT16, &k, n, SK_IN, &x) < 0 || sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
+        sk_done(&s, 0);
         return NULL;
     }
+    size_t r = (size_t)rows, c = (size_t)cols;
     Py_BEGIN_ALLOW_THREADS
-    if (k == SK_F64) {
-        if (log_out)
-            sk_log_softmax_f64(x.buf, y.buf, (size_t)rows, (size_t)cols, inv_t, nt);
-        else
-            sk_softmax_f64(x.buf, y.buf, (size_t)rows, (size_t)cols, inv_t, nt);
-    } else {
-        if (log_out)
-            sk_log_softmax_f32(x.buf, y.buf, (size_t)rows, (size_t)cols, (float)inv_t, nt);
-        else
-            sk_softmax_f32(x.buf, y.buf, (size_t)rows, (size_t)cols, (float)inv_t, nt);
-    }
+    if (k == SK_F64)
+        (log_out ? K->log_softmax_f64 : K->softmax_f64)(x, y, r, c, inv_t, nt);
+    else if (k == SK_F32)
+        (log_out ? K->log_softmax_f32 : K->softmax_f32)(x, y, r, c, (float)inv_t, nt);
+    else if (k == SK_BF16)
+        (log_out ? K->log_softmax_bf16 : K->softmax_bf16)(x, y, r, c, (float)inv_t, nt);
+    else
+        (log_out ? K->log_softmax_f16 : K->softmax_f16)(x, y, r, c, (float)inv_t, nt);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&x);
-    PyBuffer_Release(&y);
+    sk_done(&s, 1);
     Py_RETURN_NONE;
 }
 
@@ -57,74 +62,90 @@ static PyObject *py_logsumexp(PyObject *self, PyObject *args)
     int nt;
     if (!PyArg_ParseTuple(args, "OOnni", &xo, &yo, &rows, &cols, &nt))
         return NULL;
-    sk_kind k;
     Py_ssize_t n = sk_count(rows, cols);
-    if (n < 0 || sk_float_kind(xo, &k) < 0)
+    if (n < 0)
         return NULL;
-    Py_buffer x, y;
-    if (sk_get(xo, &x, "x", k, n, 0) < 0)
-        return NULL;
-    if (sk_get(yo, &y, "out", k, rows, 1) < 0) {
-        PyBuffer_Release(&x);
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
+    void *x, *y;
+    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 || sk_take(&s, yo, "out", k, NULL, rows, SK_OUT, &y) < 0) {
+        sk_done(&s, 0);
         return NULL;
     }
+    size_t r = (size_t)rows, c = (size_t)cols;
     Py_BEGIN_ALLOW_THREADS
     if (k == SK_F64)
-        sk_logsumexp_f64(x.buf, y.buf, (size_t)rows, (size_t)cols, nt);
+        K->logsumexp_f64(x, y, r, c, nt);
     else
-        sk_logsumexp_f32(x.buf, y.buf, (size_t)rows, (size_t)cols, nt);
+        K->logsumexp_f32(x, y, r, c, nt);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&x);
-    PyBuffer_Release(&y);
+    sk_done(&s, 1);
     Py_RETURN_NONE;
 }
 
-/* Two inputs, one output, n = rows * cols: (a, g, out, rows, cols, nthreads).
- * which: 0 softmax_backward, 1 log_softmax_backward, 2 sigmoid_backward. */
-static PyObject *binary_op(PyObject *args, int which)
+/* Row backward passes: (a, g, out, rows, cols, nthreads). log_out: log_softmax's. */
+static PyObject *rows_backward(PyObject *args, int log_out)
 {
     PyObject *ao, *go, *yo;
     Py_ssize_t rows, cols;
     int nt;
     if (!PyArg_ParseTuple(args, "OOOnni", &ao, &go, &yo, &rows, &cols, &nt))
         return NULL;
-    sk_kind k;
     Py_ssize_t n = sk_count(rows, cols);
-    if (n < 0 || sk_float_kind(ao, &k) < 0)
+    if (n < 0)
         return NULL;
-    Py_buffer a, g, y;
-    if (sk_get(ao, &a, "input", k, n, 0) < 0)
-        return NULL;
-    if (sk_get(go, &g, "grad_output", k, n, 0) < 0) {
-        PyBuffer_Release(&a);
-        return NULL;
-    }
-    if (sk_get(yo, &y, "out", k, n, 1) < 0) {
-        PyBuffer_Release(&a);
-        PyBuffer_Release(&g);
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
+    void *a, *g, *y;
+    if (sk_take(&s, ao, log_out ? "log_probs" : "probs", SK_FLOAT, &k, n, SK_IN, &a) < 0 ||
+        sk_take(&s, go, "grad_output", k, NULL, n, SK_IN, &g) < 0 ||
+        sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
+        sk_done(&s, 0);
         return NULL;
     }
     size_t r = (size_t)rows, c = (size_t)cols;
     Py_BEGIN_ALLOW_THREADS
-    if (k == SK_F64) {
-        if (which == 0) sk_softmax_backward_f64(a.buf, g.buf, y.buf, r, c, nt);
-        else if (which == 1) sk_log_softmax_backward_f64(a.buf, g.buf, y.buf, r, c, nt);
-        else sk_sigmoid_backward_f64(a.buf, g.buf, y.buf, r * c, nt);
-    } else {
-        if (which == 0) sk_softmax_backward_f32(a.buf, g.buf, y.buf, r, c, nt);
-        else if (which == 1) sk_log_softmax_backward_f32(a.buf, g.buf, y.buf, r, c, nt);
-        else sk_sigmoid_backward_f32(a.buf, g.buf, y.buf, r * c, nt);
-    }
+    if (k == SK_F64)
+        (log_out ? K->log_softmax_backward_f64 : K->softmax_backward_f64)(a, g, y, r, c, nt);
+    else
+        (log_out ? K->log_softmax_backward_f32 : K->softmax_backward_f32)(a, g, y, r, c, nt);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&g);
-    PyBuffer_Release(&y);
+    sk_done(&s, 1);
     Py_RETURN_NONE;
 }
 
-static PyObject *py_softmax_backward(PyObject *self, PyObject *args) { (void)self; return binary_op(args, 0); }
-static PyObject *py_log_softmax_backward(PyObject *self, PyObject *args) { (void)self; return binary_op(args, 1); }
-static PyObject *py_sigmoid_backward(PyObject *self, PyObject *args) { (void)self; return binary_op(args, 2); }
+static PyObject *py_softmax_backward(PyObject *self, PyObject *args) { (void)self; return rows_backward(args, 0); }
+static PyObject *py_log_softmax_backward(PyObject *self, PyObject *args) { (void)self; return rows_backward(args, 1); }
+
+/* sigmoid_backward: (s, g, out, n, nthreads) */
+static PyObject *py_sigmoid_backward(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *ao, *go, *yo;
+    Py_ssize_t n;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOni", &ao, &go, &yo, &n, &nt))
+        return NULL;
+    if (sk_count(n, 1) < 0)
+        return NULL;
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
+    void *a, *g, *y;
+    if (sk_take(&s, ao, "s", SK_FLOAT, &k, n, SK_IN, &a) < 0 ||
+        sk_take(&s, go, "grad_output", k, NULL, n, SK_IN, &g) < 0 ||
+        sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
+        sk_done(&s, 0);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (k == SK_F64)
+        K->sigmoid_backward_f64(a, g, y, (size_t)n, nt);
+    else
+        K->sigmoid_backward_f32(a, g, y, (size_t)n, nt);
+    Py_END_ALLOW_THREADS
+    sk_done(&s, 1);
+    Py_RETURN_NONE;
+}
 
 /* Elementwise: (x, out, n, nthreads). which: 0 sigmoid, 1 log_sigmoid, 2 softplus. */
 static PyObject *unary_op(PyObject *args, int which)
@@ -134,30 +155,23 @@ static PyObject *unary_op(PyObject *args, int which)
     int nt;
     if (!PyArg_ParseTuple(args, "OOni", &xo, &yo, &n, &nt))
         return NULL;
+    if (sk_count(n, 1) < 0)
+        return NULL;
+    sk_bufs s = SK_BUFS_INIT;
     sk_kind k;
-    if (sk_count(n, 1) < 0 || sk_float_kind(xo, &k) < 0)
-        return NULL;
-    Py_buffer x, y;
-    if (sk_get(xo, &x, "x", k, n, 0) < 0)
-        return NULL;
-    if (sk_get(yo, &y, "out", k, n, 1) < 0) {
-        PyBuffer_Release(&x);
+    void *x, *y;
+    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 || sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
+        sk_done(&s, 0);
         return NULL;
     }
     size_t m = (size_t)n;
     Py_BEGIN_ALLOW_THREADS
-    if (k == SK_F64) {
-        if (which == 0) sk_sigmoid_f64(x.buf, y.buf, m, nt);
-        else if (which == 1) sk_log_sigmoid_f64(x.buf, y.buf, m, nt);
-        else sk_softplus_f64(x.buf, y.buf, m, nt);
-    } else {
-        if (which == 0) sk_sigmoid_f32(x.buf, y.buf, m, nt);
-        else if (which == 1) sk_log_sigmoid_f32(x.buf, y.buf, m, nt);
-        else sk_softplus_f32(x.buf, y.buf, m, nt);
-    }
+    if (k == SK_F64)
+        (which == 0 ? K->sigmoid_f64 : which == 1 ? K->log_sigmoid_f64 : K->softplus_f64)(x, y, m, nt);
+    else
+        (which == 0 ? K->sigmoid_f32 : which == 1 ? K->log_sigmoid_f32 : K->softplus_f32)(x, y, m, nt);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&x);
-    PyBuffer_Release(&y);
+    sk_done(&s, 1);
     Py_RETURN_NONE;
 }
 
@@ -165,16 +179,12 @@ static PyObject *py_sigmoid(PyObject *self, PyObject *args) { (void)self; return
 static PyObject *py_log_sigmoid(PyObject *self, PyObject *args) { (void)self; return unary_op(args, 1); }
 static PyObject *py_softplus(PyObject *self, PyObject *args) { (void)self; return unary_op(args, 2); }
 
-/* Whether the extension was built with OpenMP (threads over rows). */
-static PyObject *py_has_openmp(PyObject *self, PyObject *args)
+/* simd_variant() -> str: the SIMD variant this module runs. */
+static PyObject *py_simd_variant(PyObject *self, PyObject *unused)
 {
     (void)self;
-    (void)args;
-#ifdef _OPENMP
-    Py_RETURN_TRUE;
-#else
-    Py_RETURN_FALSE;
-#endif
+    (void)unused;
+    return PyUnicode_FromString(sk_isa_names[K_index]);
 }
 
 static PyMethodDef methods[] = {
@@ -183,11 +193,12 @@ static PyMethodDef methods[] = {
     {"logsumexp", py_logsumexp, METH_VARARGS, "logsumexp(x, out, rows, cols, nthreads)"},
     {"softmax_backward", py_softmax_backward, METH_VARARGS, "softmax_backward(p, g, out, rows, cols, nthreads)"},
     {"log_softmax_backward", py_log_softmax_backward, METH_VARARGS, "log_softmax_backward(lp, g, out, rows, cols, nthreads)"},
-    {"sigmoid_backward", py_sigmoid_backward, METH_VARARGS, "sigmoid_backward(s, g, out, rows, cols, nthreads)"},
+    {"sigmoid_backward", py_sigmoid_backward, METH_VARARGS, "sigmoid_backward(s, g, out, n, nthreads)"},
     {"sigmoid", py_sigmoid, METH_VARARGS, "sigmoid(x, out, n, nthreads)"},
     {"log_sigmoid", py_log_sigmoid, METH_VARARGS, "log_sigmoid(x, out, n, nthreads)"},
     {"softplus", py_softplus, METH_VARARGS, "softplus(x, out, n, nthreads)"},
-    {"has_openmp", py_has_openmp, METH_NOARGS, "has_openmp() -> bool"},
+    {"simd_variant", py_simd_variant, METH_NOARGS, "simd_variant() -> str: the SIMD variant in use"},
+    {"simd_variants", sk_py_simd_variants, METH_NOARGS, "simd_variants() -> tuple of str: those this CPU runs, best first"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -196,4 +207,11 @@ static struct PyModuleDef moduledef = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__softmax(void) { return PyModule_Create(&moduledef); }
+PyMODINIT_FUNC PyInit__softmax(void)
+{
+    K_index = sk_isa_select();
+    if (K_index < 0)
+        return NULL;
+    K = variants[K_index];
+    return PyModule_Create(&moduledef);
+}

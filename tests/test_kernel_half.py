@@ -1,0 +1,235 @@
+"""bfloat16 and float16 in the C kernels: softmax, log_softmax and integer-label
+cross-entropy (forward and fused forward-backward) read 16-bit logits, compute in
+float32 and write 16-bit results (src/softmaxkit/_kernels/half_body.h).
+
+The claim: each result is within 1 ulp (of the 16-bit format) of the 16-bit rounding
+of the float32 result, i.e. of the float32 kernel run on the widened input. bfloat16
+travels as uint16 views of its bits (NumPy has no bfloat16), float16 as np.float16.
+The NumPy twins below (widening, rounding to nearest even) are checked against
+NumPy's and PyTorch's own casts.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from softmaxkit._kernels import _losses as L
+from softmaxkit._kernels import _softmax as S
+
+FORMATS = ["bf16", "f16"]
+
+
+# ------------------------------------------------------------------ NumPy twins
+
+
+def widen(h: np.ndarray, fmt: str) -> np.ndarray:
+    """16-bit values (uint16 bits for bf16, float16) -> float32, exactly."""
+    if fmt == "bf16":
+        return (h.astype(np.uint32) << 16).view(np.float32)
+    return h.astype(np.float32)
+
+
+def narrow(f: np.ndarray, fmt: str) -> np.ndarray:
+    """float32 -> 16 bits, round to nearest even (NaN stays NaN)."""
+    f = np.asarray(f, np.float32)
+    if fmt == "f16":
+        with np.errstate(over="ignore", invalid="ignore"):
+            return f.astype(np.float16)
+    u = f.view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(f), ((u >> 16) | 0x40).astype(np.uint16), r)
+
+
+def bits(h: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(h).view(np.uint16)
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance in 16-bit ulps between two arrays of 16-bit values (both formats
+    order their finite values as sign-magnitude integers)."""
+    def ordered(h):
+        u = bits(h).astype(np.int64)
+        return np.where(u & 0x8000, -(u & 0x7FFF), u)
+    return np.abs(ordered(a) - ordered(b))
+
+
+def _nan(h, fmt):
+    return np.isnan(widen(h, fmt))
+
+
+def test_twins_match_numpy_and_torch_casts():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    f = np.concatenate([
+        rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32).view(np.float32),
+        (rng.normal(size=100_000) * 10.0 ** rng.integers(-8, 6, size=100_000)).astype(np.float32),
+        np.float32([65504, 65520, 1e-8, 3e-8, -0.0, np.inf, -np.inf, 3.4e38]),
+    ])
+    ok = ~np.isnan(f)
+    want = torch.from_numpy(f).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    np.testing.assert_array_equal(narrow(f, "bf16")[ok], want[ok])
+    h = np.arange(65536, dtype=np.uint32).astype(np.uint16)
+    np.testing.assert_array_equal(widen(h, "bf16"), torch.from_numpy(h.view(np.int16)).view(torch.bfloat16)
+                                  .float().numpy())
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def _logits(fmt, rows=40, cols=300, scale=4.0, seed=1):
+    rng = np.random.default_rng(seed)
+    x32 = (rng.normal(size=(rows, cols)) * scale).astype(np.float32)
+    x32[1, :5] = x32[1].max()        # tied max
+    x32[2, 7] = -np.inf              # masked entry
+    x32[3, :] = rng.normal(size=cols) * 30  # wide row: subnormal probabilities in f32
+    x32[4, :] = 1e-3 * rng.normal(size=cols)  # nearly uniform
+    return narrow(x32, fmt)
+
+
+def _f32_softmax(x32, inv_t, log):
+    y = np.empty_like(x32)
+    (S.log_softmax if log else S.softmax)(x32, y, *x32.shape, inv_t, 1)
+    return y
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("inv_t", [1.0, 0.25, 3.0])
+def test_softmax_within_one_ulp_of_rounded_float32(fmt, log, inv_t):
+    x = _logits(fmt)
+    y = np.empty_like(x)
+    (S.log_softmax if log else S.softmax)(x, y, *x.shape, inv_t, 1)
+    want = narrow(_f32_softmax(widen(x, fmt), inv_t, log), fmt)
+    assert not _nan(want, fmt).any()
+    d = ulp_distance(y, want)
+    assert d.max() <= 1, (d.max(), np.unravel_index(d.argmax(), d.shape))
+    assert (d == 0).mean() > 0.95  # mostly the same bits: the kernels compute the same float32 values
+    if not log:  # rows still sum to 1 to 16-bit precision
+        eps = 2.0**-8 if fmt == "bf16" else 2.0**-11
+        np.testing.assert_allclose(widen(y, fmt).astype(np.float64).sum(axis=1), 1.0, atol=x.shape[1] * eps / 2)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_softmax_rows_that_are_not_finite(fmt):
+    inf, nan = np.inf, np.nan
+    x32 = np.array([[1.0, nan, 0.0, 2.0], [-inf, -inf, -inf, -inf], [inf, 0.0, inf, 5.0], [0.0, -inf, 0.0, 0.0]],
+                   np.float32)
+    x = narrow(x32, fmt)
+    y = np.empty_like(x)
+    S.softmax(x, y, 4, 4, 1.0, 1)
+    w = widen(y, fmt)
+    assert np.isnan(w[0]).all()
+    want = np.float32([[0, 0, 0, 0], [0.5, 0, 0.5, 0], [1 / 3, 0, 1 / 3, 1 / 3]])
+    np.testing.assert_array_equal(w[1:], widen(narrow(want, fmt), fmt))
+    S.log_softmax(x, y, 4, 4, 1.0, 1)
+    w = widen(y, fmt)
+    assert np.isnan(w[0]).all()
+    assert (w[1] == -np.inf).all()
+    np.testing.assert_array_equal(w[2], widen(narrow(np.float32([-np.log(2), -inf, -np.log(2), -inf]), fmt), fmt))
+
+
+def _ce16(x, t, fmt, w=None, eps=0.0, ignore=None, gs=None, grad=True):
+    r, c = x.shape
+    loss, roww = np.empty(r), np.empty(r)
+    g = np.empty_like(x) if grad else None
+    L.ce_hard(x, t, w, 0 if ignore is None else ignore, ignore is not None, eps, loss, roww, gs, 1.0, g, r, c, 1)
+    return loss, roww, g
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(eps=0.1),
+    dict(weighted=True, eps=0.2, ignore=3),
+    dict(weighted=True, per_row=True),
+])
+def test_cross_entropy_within_one_ulp_of_rounded_float32(fmt, kw):
+    rng = np.random.default_rng(5)
+    x = _logits(fmt, rows=33, cols=257)
+    r, c = x.shape
+    t = rng.integers(0, c, size=r).astype(np.int64)
+    t[5] = 3
+    w = rng.uniform(0.5, 2.0, size=c).astype(np.float32) if kw.get("weighted") else None
+    gs = rng.uniform(0.1, 2.0, size=r) if kw.get("per_row") else None
+    eps, ignore = kw.get("eps", 0.0), kw.get("ignore")
+    loss, roww, g = _ce16(x, t, fmt, w, eps, ignore, gs)
+    # the float32 kernel on the widened logits
+    x32 = widen(x, fmt)
+    loss32, roww32, g32 = np.empty(r), np.empty(r), np.empty_like(x32)
+    L.ce_hard(x32, t, w, 0 if ignore is None else ignore, ignore is not None, eps, loss32, roww32, gs, 1.0, g32,
+              r, c, 1)
+    finite = np.isfinite(loss32)
+    assert finite.sum() >= r - 1
+    np.testing.assert_allclose(loss[finite], loss32[finite], rtol=2e-6, atol=1e-6)
+    np.testing.assert_array_equal(roww, roww32)
+    d = ulp_distance(g, narrow(g32, fmt))
+    assert d.max() <= 1, (d.max(), np.unravel_index(d.argmax(), d.shape))
+    # the forward alone gives the same losses
+    lf, rf, none = _ce16(x, t, fmt, w, eps, ignore, gs, grad=False)
+    assert none is None
+    np.testing.assert_array_equal(lf, loss)
+    np.testing.assert_array_equal(rf, roww)
+    if ignore is not None:
+        assert loss[5] == 0 and roww[5] == 0 and (bits(g[5]) == 0).all()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cross_entropy_against_float64_twin(fmt):
+    # loss = logsumexp(z) - z[t] in float64 from the widened logits; gradient = softmax - onehot
+    rng = np.random.default_rng(9)
+    x = _logits(fmt, rows=16, cols=50, scale=3.0)
+    t = rng.integers(0, 50, size=16).astype(np.int64)
+    loss, _, g = _ce16(x, t, fmt)
+    z = widen(x, fmt).astype(np.float64)
+    m = z.max(axis=1, keepdims=True)
+    lse = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
+    np.testing.assert_allclose(loss, lse - z[np.arange(16), t], rtol=1e-6)
+    p = np.exp(z - lse[:, None])
+    p[np.arange(16), t] -= 1
+    tol = 2.0**-8 if fmt == "bf16" else 2.0**-10
+    np.testing.assert_allclose(widen(g, fmt), p, rtol=tol, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cross_entropy_nonfinite_rows_and_bad_labels(fmt):
+    x = narrow(np.float32([[0.0, np.nan, 1.0], [np.inf, 0.0, np.inf], [1.0, 2.0, 3.0]]), fmt)
+    loss, roww, g = _ce16(x, np.array([0, 0, 7], np.int64), fmt)
+    assert np.isnan(loss[0]) and _nan(g[0], fmt).all()
+    np.testing.assert_allclose(loss[1], np.log(2), rtol=1e-6)
+    np.testing.assert_array_equal(widen(g[1], fmt), [-0.5, 0.0, 0.5])
+    assert np.isnan(loss[2]) and roww[2] == 0 and _nan(g[2], fmt).all()  # label 7 not in [0, 3)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_16_bit_kernels_on_misaligned_buffers_and_threads(fmt):
+    from test_kernel_seam import misaligned
+
+    x = _logits(fmt, rows=64, cols=700)
+    r, c = x.shape
+    y = np.empty_like(x)
+    S.softmax(x, y, r, c, 1.0, 1)
+    ym = misaligned(np.zeros_like(x))
+    S.softmax(misaligned(x), ym, r, c, 1.0, 1)
+    np.testing.assert_array_equal(bits(ym), bits(y))
+    y2 = np.empty_like(x)
+    S.softmax(x, y2, r, c, 1.0, 2)
+    np.testing.assert_array_equal(bits(y2), bits(y))  # same bits at any thread count
+    t = np.arange(r, dtype=np.int64) % c
+    loss, _, g = _ce16(x, t, fmt)
+    lm, gm = np.empty(r), misaligned(np.zeros_like(x))
+    L.ce_hard(misaligned(x), misaligned(t), None, 0, False, 0.0, lm, np.empty(r), None, 1.0, gm, r, c, 2)
+    np.testing.assert_array_equal(lm, loss)
+    np.testing.assert_array_equal(bits(gm), bits(g))
+
+
+def test_16_bit_buffers_where_they_are_not_supported():
+    x = np.zeros((2, 3), np.float16)
+    with pytest.raises(TypeError, match="'x' has the wrong element type"):
+        S.logsumexp(x, np.zeros(2, np.float16), 2, 3, 1)
+    with pytest.raises(TypeError, match="'out' has the wrong element type"):
+        S.softmax(x, np.zeros((2, 3), np.uint16), 2, 3, 1.0, 1)
+    with pytest.raises(TypeError, match="'weight' has the wrong element type"):
+        L.ce_hard(x, np.zeros(2, np.int64), np.ones(3, np.float16), 0, False, 0.0, np.empty(2), np.empty(2),
+                  None, 1.0, None, 2, 3, 1)
+    with pytest.raises(TypeError, match="'x' has the wrong element type"):
+        L.ce_soft(x, x, None, 0.0, np.empty(2), None, 1.0, None, 2, 3, 1)
