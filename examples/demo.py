@@ -39,8 +39,8 @@ def run(out: Path) -> None:
          ["train", "--data", "digits", "--out", str(model), "--report", str(report)])
     step("predictions of the saved model", ["predict", "--model", str(model), "--data", "digits",
                                             "--output", str(out / "predictions.csv")])
-    print(f"\nThe report is in {report.resolve()}/: training_curves.png, confusion_matrix.png, "
-          f"metrics.json")
+    print(f"\nThe report is in {report.resolve()}/: "
+          f"{', '.join(sorted(p.name for p in report.iterdir()))}")
     print(f"Also written: {(out / 'softmax-bars.png').resolve()}, {model.resolve()}, "
           f"{(out / 'predictions.csv').resolve()}")
 
