@@ -266,3 +266,29 @@ def test_joblib_workers_get_one_thread():
     counts = joblib.Parallel(n_jobs=2, backend="loky")(
         joblib.delayed(smk.get_num_threads)() for _ in range(2))
     assert counts == [1, 1]
+
+
+def _misaligned(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` whose data starts one byte past an aligned address."""
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    m = np.frombuffer(buf, a.dtype, count=a.size, offset=1).reshape(a.shape)
+    m[...] = a
+    assert not m.flags.aligned
+    return m
+
+
+def test_sampling_and_entmax_on_misaligned_buffers():
+    # issue 9: misaligned loads are undefined behaviour in C; every kernel gets
+    # aligned memory (the sampling and entmax modules through the Python seam)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 10))
+    xm = _misaligned(x)
+    for fn in (smk.sparsemax, smk.entmax15):
+        np.testing.assert_array_equal(fn(xm), fn(x))
+    np.testing.assert_array_equal(smk.entmax_bisect(xm, alpha=1.7), smk.entmax_bisect(x, alpha=1.7))
+    y = smk.entmax15(x)
+    g = rng.normal(size=x.shape)
+    np.testing.assert_array_equal(smk.entmax15_backward(_misaligned(y), _misaligned(g)),
+                                  smk.entmax15_backward(y, g))
+    np.testing.assert_array_equal(smk.sample(xm, seed=3, top_p=0.9), smk.sample(x, seed=3, top_p=0.9))
+    np.testing.assert_array_equal(smk.sampling_probs(xm, top_k=3), smk.sampling_probs(x, top_k=3))
