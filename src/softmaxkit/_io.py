@@ -264,17 +264,25 @@ def read_npz(
             raise ValueError(f"{p}: the arrays declare {total} bytes together, more than the "
                              f"{limit}-byte limit")
         for key, info in todo:
-            try:
+            with _member_errors(p, key):
                 out[key] = _read_member(zf, info, p, key)
-            except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, struct.error,
-                    NotImplementedError, RuntimeError) as exc:
-                raise ValueError(f"{p}: corrupt archive member {key!r} ({exc})") from None
-            except OSError as exc:
-                if exc.errno is not None:  # a real I/O error, not bad data
-                    raise
-                # bz2 says "Invalid data stream" as an OSError without an errno
-                raise ValueError(f"{p}: corrupt archive member {key!r} ({exc})") from None
     return out
+
+
+@contextlib.contextmanager
+def _member_errors(p: Path, key: str) -> Iterator[None]:
+    """A broken archive member (bad deflate data, a flipped compression method, a
+    truncated stream) as one ValueError naming the file and the member."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, struct.error,
+            NotImplementedError, RuntimeError) as exc:
+        raise ValueError(f"{p}: corrupt archive member {key!r} ({exc})") from None
+    except OSError as exc:
+        if exc.errno is not None:  # a real I/O error, not bad data
+            raise
+        # bz2 says "Invalid data stream" as an OSError without an errno
+        raise ValueError(f"{p}: corrupt archive member {key!r} ({exc})") from None
 
 
 @contextlib.contextmanager
@@ -379,16 +387,7 @@ def check_npz(path: str | os.PathLike[str], *, max_bytes: int | None = None,
                              f"{limit}-byte limit")
         for info in infos:
             key = _key(info.filename)
-            try:
-                with zf.open(info) as fh:
-                    shape, _, dtype, _ = _member_header(fh, info, p, key)
-            except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, struct.error,
-                    NotImplementedError, RuntimeError) as exc:
-                raise ValueError(f"{p}: corrupt archive member {key!r} ({exc})") from None
-            except OSError as exc:
-                if exc.errno is not None:  # a real I/O error, not bad data
-                    raise
-                # bz2 says "Invalid data stream" as an OSError without an errno
-                raise ValueError(f"{p}: corrupt archive member {key!r} ({exc})") from None
+            with _member_errors(p, key), zf.open(info) as fh:
+                shape, _, dtype, _ = _member_header(fh, info, p, key)
             out[key] = (shape, dtype)
     return out
