@@ -43,6 +43,8 @@ def reduce(per_row: np.ndarray, reduction: str, denom: float, result_dtype: Any,
     a 0-d result unwrapped to a NumPy scalar.
     """
     dtype = np.dtype(result_dtype)
+    if reduction == "sum" and dtype == np.float64:  # the hot path: nothing to round
+        return dtype.type(per_row.sum())
     # Rounding a loss beyond the result dtype's range (float16's 65504) to inf is the
     # right rounding, not an overflow to warn about.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -152,13 +152,16 @@ class Rows:
         self.shape = x.shape
         self.axes = axes
         self.kept = tuple(a for a in range(x.ndim) if a not in axes)
-        moved = np.transpose(x, self.kept + axes) if x.ndim else x
+        self.identity = self.kept + axes == tuple(range(x.ndim))
+        # the common case, class axes last: no transpose (hot in small-batch loops)
+        moved = x if self.identity else np.transpose(x, self.kept + axes)
         self.moved_shape = moved.shape
-        self.batch_shape = tuple(x.shape[a] for a in self.kept)
+        self.batch_shape = x.shape[:len(self.kept)] if self.identity else tuple(
+            x.shape[a] for a in self.kept)
         self.rows = math.prod(self.batch_shape)
         self.cols = math.prod(x.shape[a] for a in axes)
-        self.block = np.ascontiguousarray(moved).reshape(self.rows, self.cols)
-        self.identity = self.kept + axes == tuple(range(x.ndim))
+        block = moved if moved.flags.c_contiguous else np.ascontiguousarray(moved)
+        self.block = block.reshape(self.rows, self.cols)
 
     def restore(self, y2d: np.ndarray) -> np.ndarray:
         y = y2d.reshape(self.moved_shape)

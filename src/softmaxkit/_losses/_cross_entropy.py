@@ -226,9 +226,12 @@ class CrossEntropyLoss:
         else:
             t = hard_target(tgt, rows.cols, rows.batch_shape, self.ignore_index,
                             f"the input's shape {rows.shape} without the class axis")
-            live = np.ones(rows.rows, bool) if self.ignore_index is None else t != self.ignore_index
-            roww = np.zeros(rows.rows)
-            roww[live] = 1.0 if w is None else w[t[live]]
+            if self.ignore_index is None:  # every row counts
+                roww = np.ones(rows.rows) if w is None else w[t].astype(np.float64)
+            else:
+                live = t != self.ignore_index
+                roww = np.zeros(rows.rows)
+                roww[live] = 1.0 if w is None else w[t[live]]
         if not self.from_logits:
             check_prob_rows(rows.block, "input")
         if self.reduction == "mean" and _HUGE < (1.0 if w is None else float(w.max(initial=0))) \
