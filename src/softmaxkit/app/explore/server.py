@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from starlette.applications import Starlette
@@ -381,13 +381,13 @@ async def index(request: Request) -> Response:
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)  # registered for ApiError only
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+    err = cast(ApiError, exc)  # registered for ApiError only
+    return JSONResponse({"error": err.message}, status_code=err.status)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)  # registered for HTTPException only
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    err = cast(HTTPException, exc)  # registered for HTTPException only
+    return JSONResponse({"error": err.detail}, status_code=err.status_code)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
