@@ -72,7 +72,7 @@ def test_one_home_for_checks_and_reductions():
     """No module but _validation defines a checker, and none but _reduction a
     reduction: the names of the shared helpers are defined once."""
     shared = {"check_reduction", "check_smoothing", "check_ignore_index", "check_weights",
-              "check_prob_rows", "hard_target", "check_temperature", "check_bool",
+              "check_prob_rows", "hard_target", "check_temperature", "check_bool", "check_z_loss", "check_softcap",
               "reduce", "upstream", "mean_scale", "atomic_path", "read_npz"}
     def delegates(fn: ast.FunctionDef) -> bool:
         """A one-line adapter over the shared home (``return _reduction.reduce(...)``)."""

@@ -103,7 +103,7 @@ def test_options_on_the_loss_object_and_its_fast_path():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(z_loss=-1.0), "z_loss must be a finite number >= 0"),
     (dict(z_loss=np.inf), "z_loss"),
-    (dict(softcap=0.0), "softcap must be None or a finite number > 0"),
+    (dict(softcap=0.0), "softcap must be a finite number > 0 or None"),
     (dict(softcap=-2.0), "softcap"),
     (dict(temperature=0.0), "temperature"),
     (dict(softcap=1.0, from_logits=False), "apply to logits"),

@@ -72,10 +72,11 @@ from . import _config, _kernels, _reduction
 from ._validation import (
     check_bool,
     check_ignore_index,
-    check_real,
     check_reduction,
     check_smoothing,
+    check_softcap,
     check_temperature,
+    check_z_loss,
     compute_dtype,
     hard_target,
 )
@@ -279,14 +280,8 @@ def _prepare(hidden, weight, target, bias, class_weight, ignore_index, label_smo
 
     check_reduction(reduction)
     eps = check_smoothing(label_smoothing)
-    zl = check_real(z_loss, "z_loss")
-    if not (math.isfinite(zl) and zl >= 0.0):
-        raise ValueError(f"z_loss must be a finite number >= 0, got {z_loss!r}")
-    cap = None
-    if softcap is not None:
-        cap = check_real(softcap, "softcap")
-        if not (math.isfinite(cap) and cap > 0.0):
-            raise ValueError(f"softcap must be a finite number > 0 or None, got {softcap!r}")
+    zl = check_z_loss(z_loss)
+    cap = check_softcap(softcap)
     temp = check_temperature(temperature)
     outs = _check_outputs(outputs)
     ignore = check_ignore_index(ignore_index)

@@ -206,7 +206,7 @@ def check_softcap(softcap: Any, name: str = "softcap") -> float | None:
         return None
     c = check_real(softcap, name)
     if not math.isfinite(c) or c <= 0.0:
-        raise ValueError(f"{name} must be None or a finite number > 0, got {softcap!r}")
+        raise ValueError(f"{name} must be a finite number > 0 or None, got {softcap!r}")
     return c
 
 
