@@ -83,3 +83,34 @@ def _nullcontext():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_sparse_sharded_pass_equals_two_products(monkeypatch, rng, soft, dtype, threads):
+    """Large CSR X: row shards of equal non-zero counts on threads, each shard's two
+    sparse products on its slice of indptr, equal the one-thread two-product pass."""
+    import scipy.sparse as sp
+
+    X, target, sw, truth = _problem(rng, n=700, d=60, soft=soft, dtype=dtype)
+    X[rng.random(X.shape) < 0.9] = 0
+    X[:50] *= (rng.random((50, X.shape[1])) < 0.5)  # rows of different lengths
+    Xs = sp.csr_matrix(X)
+    one = SoftmaxObjective(5, X.shape[1], alpha=0.3, fit_intercept=True, n_threads=1)
+    many = SoftmaxObjective(5, X.shape[1], alpha=0.3, fit_intercept=True, n_threads=threads)
+    theta = rng.normal(size=one.size)
+    monkeypatch.setattr(_objective, "_BLOCKED_FROM", 0)
+    plain = one.loss_gradient(theta, Xs, target, sw, data_scale=0.01, penalty_scale=0.02, truth=truth)
+    calls = []
+    real = many._sparse_sharded
+    monkeypatch.setattr(many, "_sparse_sharded", lambda *a: calls.append(1) or real(*a))
+    J, g, loss, correct = many.loss_gradient(theta, Xs, target, sw, data_scale=0.01,
+                                             penalty_scale=0.02, truth=truth)
+    many.close()
+    assert calls, "the sharded path was not taken"
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert_allclose(J, plain[0], rtol=tol)
+    assert_allclose(g, plain[1], rtol=tol, atol=tol * np.abs(plain[1]).max())
+    assert_allclose(loss, plain[2], rtol=tol)
+    assert correct == plain[3] and 0 < correct < X.shape[0]

@@ -24,7 +24,10 @@ dask cluster, summed by the workers). Large C-contiguous dense ``X`` is visited 
 row blocks, each block's logits, loss, gradient and ``G_b^T X_b`` computed while
 the block is in cache, so ``X`` is read from memory once per evaluation instead of
 twice; the blocks are shared among threads (each BLAS call single-threaded), see
-:meth:`SoftmaxObjective._blocked`.
+:meth:`SoftmaxObjective._blocked`. Large CSR ``X`` is cut into row shards of equal
+non-zero counts, each shard's two sparse products run on its own thread (SciPy's
+sparse kernels release the GIL, but run on one thread), see
+:meth:`SoftmaxObjective._sparse_sharded`.
 """
 from __future__ import annotations
 
@@ -39,6 +42,11 @@ from .._losses import CrossEntropyLoss
 from ._chunks import NpyRows
 from ._dask import DaskRows
 from ._threads import one_blas_thread
+
+try:  # SciPy's CSR kernels on a range of rows without a copy (a stable internal API)
+    from scipy.sparse import _sparsetools
+except ImportError:  # pragma: no cover - then sparse X takes the one-thread path
+    _sparsetools = None
 
 __all__ = ["SoftmaxObjective", "penalty_strength"]
 
@@ -159,6 +167,9 @@ class SoftmaxObjective:
             g[...] = gsum
         elif dense and n * self.d * self.k >= _BLOCKED_FROM and X.flags.c_contiguous:
             data_loss, n_correct = self._blocked(theta, X, target, sw, truth, gW, gb)
+        elif (not dense and self.n_threads > 1 and _sparsetools is not None and X.format == "csr"
+              and X.nnz * self.k >= _BLOCKED_FROM and n >= 2 * _MIN_BLOCK_ROWS):
+            data_loss, n_correct = self._sparse_sharded(theta, X, target, sw, truth, gW, gb)
         else:
             Z = self.logits(theta, X, out=logits_out)
             n_correct = -1 if truth is None else int(np.count_nonzero(Z.argmax(axis=1) == truth))
@@ -244,6 +255,52 @@ class SoftmaxObjective:
         gW[...] = parts[0][1]
         for p in parts[1:]:
             gW += p[1]
+        if gb is not None:
+            gb[...] = sum(p[2] for p in parts)
+        n_correct = -1 if truth is None else sum(p[3] for p in parts)
+        return float(sum(p[0] for p in parts)), n_correct
+
+    def _sparse_sharded(self, theta, X, target, sw, truth, gW, gb) -> tuple[float, int]:
+        """As :meth:`_blocked` for a CSR ``X``: ``n_threads`` row shards of about equal
+        non-zero counts, each computing its logits ``X_s W^T`` (SciPy's ``csr_matvecs``
+        on the shard's slice of ``indptr``: no copy of X), loss and gradient ``G_s``,
+        and ``X_s^T G_s`` (``csc_matvecs`` on the same arrays read as the CSC matrix
+        ``X_s^T``) into a per-shard (d, K) float64 sum; the shards' sums are added."""
+        n, d = X.shape
+        k = self.k
+        W, b = self.unpack(theta)
+        dt = X.dtype
+        Wt = np.ascontiguousarray(W.T, dtype=dt)
+        bb = None if b is None else b.astype(dt)
+        indptr, indices, data = X.indptr, X.indices, X.data
+        shards = max(1, min(self.n_threads, n // _MIN_BLOCK_ROWS))
+        # shard bounds at equal shares of the non-zeros (rows differ in length)
+        cuts = np.searchsorted(indptr, np.linspace(0, X.nnz, shards + 1)[1:-1])
+        bounds = np.unique(np.concatenate([[0], np.clip(cuts, 0, n), [n]]))
+
+        def work(lo: int, hi: int):
+            rows = hi - lo
+            Z = np.zeros((rows, k), dtype=dt)
+            _sparsetools.csr_matvecs(rows, d, k, indptr[lo:hi + 1], indices, data, Wt.ravel(), Z.ravel())
+            if bb is not None:
+                Z += bb
+            correct = 0 if truth is None else int(np.count_nonzero(Z.argmax(axis=1) == truth[lo:hi]))
+            loss, G = self.loss.loss_gradient(Z, target[lo:hi], sample_weight=sw[lo:hi], grad_out=Z)
+            acc = np.zeros((d, k), dtype=dt)
+            _sparsetools.csc_matvecs(d, rows, k, indptr[lo:hi + 1], indices, data,
+                                     np.ascontiguousarray(G).ravel(), acc.ravel())
+            return loss, acc, G.sum(axis=0, dtype=np.float64), correct
+
+        if len(bounds) == 2:
+            parts = [work(0, n)]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.n_threads)
+            parts = list(self._pool.map(work, bounds[:-1], bounds[1:]))
+        total = parts[0][1].astype(np.float64, copy=False)
+        for p in parts[1:]:
+            total += p[1]
+        gW[...] = total.T
         if gb is not None:
             gb[...] = sum(p[2] for p in parts)
         n_correct = -1 if truth is None else sum(p[3] for p in parts)
