@@ -303,16 +303,20 @@ def test_float32_matches_torch():
         torch.testing.assert_close(torch.autograd.grad(ours, x, w)[0], torch.autograd.grad(ref, x, w)[0], **tol)
 
 
-def test_stable_where_torchs_formula_is_not():
-    """Large logits: softmaxkit's values stay finite and right where the transcribed
-    torch formulas lose everything (float32)."""
-    x = torch.tensor([-200.0, 200.0])
-    t = torch.tensor([1.0, 0.0])
-    sf = smt.sigmoid_focal_loss(x, t, alpha=-1, gamma=2.0)
-    torch.testing.assert_close(sf, torch.tensor([200.0, 200.0]))  # (1 - p_t)^2 = 1, BCE = 200
-    z = torch.tensor([[0.0, 120.0]])
-    fl = smt.focal_loss(z, torch.tensor([0]))
-    torch.testing.assert_close(fl, torch.tensor(120.0))
+def test_stable_where_torchvisions_formula_is_not():
+    """float32 logit 20, target 1, gamma 0.5: 1 - p_t = sigmoid(-20) = e^-20, and the loss
+    is about e^-20 sqrt(e^-20) = e^-30; torchvision's formula rounds sigmoid(20) to 1
+    and gives 0. Large logits stay exact (BCE = |x| when (1 - p_t) = 1)."""
+    x = torch.tensor([20.0, -200.0, 200.0])
+    t = torch.tensor([1.0, 1.0, 0.0])
+    ours = smt.sigmoid_focal_loss(x, t, alpha=-1, gamma=0.5)
+    ref = torchvision_sigmoid_focal_loss(x, t, alpha=-1, gamma=0.5)
+    exact = torchvision_sigmoid_focal_loss(x.double(), t.double(), alpha=-1, gamma=0.5)
+    assert float(ref[0]) == 0.0
+    torch.testing.assert_close(ours.double(), exact, rtol=1e-6, atol=0)
+    torch.testing.assert_close(ours[1:], torch.tensor([200.0, 200.0]))
+    z = torch.tensor([[0.0, 120.0]])  # exp(120) overflows float32
+    torch.testing.assert_close(smt.focal_loss(z, torch.tensor([0])), torch.tensor(120.0))
     assert float(smt.poly1_cross_entropy(z, torch.tensor([0]))) == pytest.approx(121.0)
 
 
@@ -504,3 +508,50 @@ def test_fullgraph_compile(monkeypatch):
     assert len(calls) > before  # the compiled graph runs our op
     torch.testing.assert_close(out, eager, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(gc, ge, rtol=1e-6, atol=1e-6)
+
+
+def _params(fn):
+    import inspect
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+@pytest.mark.parametrize("name", ["multi_margin_loss", "gumbel_softmax"])
+def test_signatures_are_torchs(name):
+    assert _params(getattr(smt, name)) == _params(getattr(F, name))
+
+
+def test_builtin_signatures_and_torchvisions():
+    """F.softplus and F.logsigmoid are builtins (no inspect.signature): their documented
+    signatures; sigmoid_focal_loss's is torchvision's (transcribed above)."""
+    import inspect
+    P = inspect.Parameter
+    assert F.softplus.__doc__.lstrip().startswith("softplus(input, beta=1, threshold=20)")
+    assert _params(smt.softplus) == [("input", P.POSITIONAL_OR_KEYWORD, P.empty),
+                                     ("beta", P.POSITIONAL_OR_KEYWORD, 1), ("threshold", P.POSITIONAL_OR_KEYWORD, 20)]
+    assert F.logsigmoid.__doc__.lstrip().startswith("logsigmoid(input)")
+    assert _params(smt.logsigmoid) == [("input", P.POSITIONAL_OR_KEYWORD, P.empty)]
+    assert _params(smt.sigmoid_focal_loss) == _params(torchvision_sigmoid_focal_loss)
+    for name in ["Softplus", "LogSigmoid", "MultiMarginLoss"]:
+        ours, theirs = getattr(smt, name), getattr(torch.nn, name)
+        assert issubclass(ours, theirs) and ours.forward is not theirs.forward
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch.func's own
+def test_torch_func_transforms_take_the_composites(monkeypatch):
+    """torch.func has no rules for custom ops: inside a transform the composites run,
+    and give the op path's derivatives."""
+    rows_calls, entmax_calls = _count(monkeypatch, "_np_rows"), _count(monkeypatch, "_np_entmax")
+    g = gen(12)
+    x = torch.randn(4, 3, generator=g, dtype=F64)
+    t = torch.tensor([0, 2, -100, 1])
+    h = torch.func.hessian(lambda z: smt.focal_loss(z, t, gamma=1.5))(x)
+    xr = x.clone().requires_grad_(True)
+    (g1,) = torch.autograd.grad(smt.focal_loss(xr, t, gamma=1.5), xr, create_graph=True)
+    rows = [torch.autograd.grad(g1.reshape(-1)[i], xr, retain_graph=True)[0] for i in range(12)]
+    torch.testing.assert_close(h.reshape(12, 12), torch.stack(rows).reshape(12, 12), rtol=1e-9, atol=1e-11)
+    assert len(rows_calls) == 1  # the op-path reference only
+    jac = torch.func.jacrev(lambda z: smt.entmax15(z, dim=1))(x)
+    jac_op = torch.autograd.functional.jacobian(lambda z: smt.entmax15(z, dim=1), x)
+    torch.testing.assert_close(jac, jac_op, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(torch.vmap(lambda r: smt.sparsemax(r, 0))(x), smt.sparsemax(x, 1))
+    assert len(entmax_calls) == 2  # the op-path references only (jacobian: one forward)

@@ -656,14 +656,19 @@ def _entmax_bisect_torch(x: Tensor, alpha: float, dim: int, n_iter: int = 60) ->
 
 
 class _EntmaxComposite(torch.autograd.Function):
-    """alpha-entmax in torch ops for tensors the kernel op does not take."""
+    """alpha-entmax in torch ops for tensors the kernel op does not take (torch.func
+    transforms included: ``setup_context`` and a generated vmap rule)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x, alpha, dim):
-        y = _entmax_bisect_torch(x, alpha, dim)
-        ctx.save_for_backward(y)
-        ctx.options = (alpha, dim)
-        return y
+    def forward(x, alpha, dim):
+        return _entmax_bisect_torch(x, alpha, dim)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+        ctx.options = inputs[1:]
 
     @staticmethod
     def backward(ctx, g):
