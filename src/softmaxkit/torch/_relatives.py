@@ -42,7 +42,7 @@ from torch import Tensor
 
 from .. import _activation_grads, _entmax, _softmax
 from .._losses import _focal
-from .._validation import check_alpha
+from .._validation import check_alpha, check_reduction
 from . import _functional as _f
 from ._ops import _from_np, _np
 
@@ -77,7 +77,7 @@ def _real(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
-def _reduce(loss: Tensor, reduction: str, denom, dtype: torch.dtype) -> Tensor:
+def _reduce_losses(loss: Tensor, reduction: str, denom, dtype: torch.dtype) -> Tensor:
     """Reduce float64 per-row losses in torch ops ("mean": ``sum / denom``)."""
     if reduction == "none":
         return loss.to(dtype)
@@ -85,12 +85,6 @@ def _reduce(loss: Tensor, reduction: str, denom, dtype: torch.dtype) -> Tensor:
     if reduction == "mean":
         total = total / denom
     return total.to(dtype)
-
-
-def _check_reduction(reduction) -> str:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
-    return reduction
 
 
 # ------------------------------------------------------------------ the seam
@@ -297,7 +291,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
         rows = rows * weight.to(torch.float64)[t2]
     if input.dim() == 1:
         rows = rows.reshape(())
-    return _reduce(rows, reduction, rows.numel(), input.dtype)
+    return _reduce_losses(rows, reduction, rows.numel(), input.dtype)
 
 
 # ------------------------------------------------------------------ sigmoid focal loss
@@ -376,7 +370,7 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
     """
     if not (isinstance(alpha, numbers.Real) and (0 <= alpha <= 1 or alpha == -1)):
         raise ValueError(f"Invalid alpha value: {alpha}. alpha must be in the range [0,1] or -1 for ignore.")
-    _check_reduction(reduction)
+    check_reduction(reduction, _REDUCTIONS)
     fast = (
         _on_kernels(inputs, targets)
         and _f._constant(targets)
@@ -387,7 +381,7 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
         loss = _sigmoid_focal_op(inputs, targets, float(alpha), float(gamma))
     else:
         loss = _sigmoid_focal_torch(inputs, targets, alpha, gamma)
-    return _reduce(loss, reduction, loss.numel(), inputs.dtype)
+    return _reduce_losses(loss, reduction, loss.numel(), inputs.dtype)
 
 
 # ------------------------------------------------------------------ focal loss, PolyLoss
@@ -477,7 +471,7 @@ def _poly1_torch(x: Tensor, t: Tensor, epsilon: float, ignore_index: int) -> Ten
 
 def _class_loss(op, composite, input, target, option, ignore_index, reduction):
     """Route a multi-class loss: (C,), (N, C) or (N, C, d1, ...) logits, int64 targets."""
-    _check_reduction(reduction)
+    check_reduction(reduction, _REDUCTIONS)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
         raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
     ok_shape = (input.dim() >= 1 and input.shape[0 if input.dim() == 1 else 1] > 0
@@ -494,7 +488,7 @@ def _class_loss(op, composite, input, target, option, ignore_index, reduction):
         rows = composite(x2, t2, option, ignore_index).to(torch.float64)
     if reduction == "none":
         return rows.reshape(batch).to(input.dtype)
-    return _reduce(rows, reduction, (t2 != ignore_index).sum(), input.dtype)
+    return _reduce_losses(rows, reduction, (t2 != ignore_index).sum(), input.dtype)
 
 
 def focal_loss(input: Tensor, target: Tensor, gamma: float = 2.0, ignore_index: int = -100,
