@@ -555,3 +555,48 @@ def test_torch_func_transforms_take_the_composites(monkeypatch):
     torch.testing.assert_close(jac, jac_op, rtol=1e-8, atol=1e-10)
     torch.testing.assert_close(torch.vmap(lambda r: smt.sparsemax(r, 0))(x), smt.sparsemax(x, 1))
     assert len(entmax_calls) == 2  # the op-path references only (jacobian: one forward)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_torchs_opinfo_samples_match_or_pass_through(monkeypatch):
+    """torch's own OpInfo sample inputs for softplus, logsigmoid and multi_margin_loss
+    (CPU float32/float64/bfloat16): each runs on our op and matches torch (value, and
+    the gradient for a random upstream gradient), or is passed to torch."""
+    common = pytest.importorskip("torch.testing._internal.common_methods_invocations")
+    ours = {"nn.functional.softplus": smt.softplus, "nn.functional.logsigmoid": smt.logsigmoid,
+            "nn.functional.multi_margin_loss": smt.multi_margin_loss}
+    calls = {s: _count(monkeypatch, s) for s in ["_np_softplus", "_np_log_sigmoid", "_np_rows"]}
+    counts = {}
+    g = gen(13)
+    for op in [op for op in common.op_db if op.name in ours]:
+        for dtype in (torch.float32, torch.float64, torch.bfloat16):
+            if dtype not in op.supported_dtypes("cpu"):
+                continue
+            for sample in op.sample_inputs("cpu", dtype, requires_grad=True):
+                x, args, kwargs = sample.input, sample.args, sample.kwargs
+                before = sum(map(len, calls.values()))
+                out = ours[op.name](x, *args, **kwargs)
+                route = "op" if sum(map(len, calls.values())) > before else "torch"
+                ref = op.op(x, *args, **kwargs)
+                where = f"{op.name} {dtype} {sample}"
+                assert out.shape == ref.shape and out.dtype == ref.dtype, where
+                tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else {}
+                torch.testing.assert_close(out, ref, equal_nan=True, msg=where, **tol)
+                if out.requires_grad:
+                    w = torch.randn(ref.shape, generator=g, dtype=torch.float64).to(dtype)
+                    a = torch.autograd.grad(out, x, w, allow_unused=True)[0]
+                    b = torch.autograd.grad(ref, x, w, allow_unused=True)[0]
+                    torch.testing.assert_close(a, b, equal_nan=True, msg=where, **tol)
+                key = (op.name, str(dtype).replace("torch.", ""), route)
+                counts[key] = counts.get(key, 0) + 1
+    print("\n".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    for name in ours:
+        assert counts.get((name, "float64", "op"), 0) > 0 and counts.get((name, "float32", "op"), 0) > 0, name
+
+
+def test_ignore_index_type():
+    x = torch.randn(3, 4)
+    with pytest.raises(TypeError, match="ignore_index"):
+        smt.focal_loss(x, torch.tensor([0, 1, 1]), ignore_index=None)
+    with pytest.raises(TypeError, match="ignore_index"):
+        smt.poly1_cross_entropy(x, torch.tensor([0, 1, 1]), ignore_index=1.5)

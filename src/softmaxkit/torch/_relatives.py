@@ -42,7 +42,7 @@ from torch import Tensor
 
 from .. import _activation_grads, _entmax, _softmax
 from .._losses import _focal
-from .._validation import check_alpha, check_reduction
+from .._validation import check_alpha, check_ignore_index, check_reduction
 from . import _functional as _f
 from ._ops import _from_np, _np
 
@@ -472,8 +472,9 @@ def _poly1_torch(x: Tensor, t: Tensor, epsilon: float, ignore_index: int) -> Ten
 def _class_loss(op, composite, input, target, option, ignore_index, reduction):
     """Route a multi-class loss: (C,), (N, C) or (N, C, d1, ...) logits, int64 targets."""
     check_reduction(reduction, _REDUCTIONS)
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+    if check_ignore_index(ignore_index) is None:  # the custom ops' schema takes an int
+        raise TypeError("ignore_index must be an int, got None")
+    ignore_index = int(ignore_index)
     ok_shape = (input.dim() >= 1 and input.shape[0 if input.dim() == 1 else 1] > 0
                 and target.dtype == torch.int64
                 and tuple(target.shape) == (() if input.dim() == 1 else (input.shape[0],) + tuple(input.shape[2:])))
@@ -513,9 +514,8 @@ def focal_loss(input: Tensor, target: Tensor, gamma: float = 2.0, ignore_index: 
     >>> math.isclose(float(smt.focal_loss(x, torch.tensor([0]))), 0.25 * math.log(2))
     True
     """
-    if not (_real(gamma) and gamma >= 0):
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-    return _class_loss(_focal_rows, _focal_torch, input, target, float(gamma), ignore_index, reduction)
+    gamma = _focal._check_nonneg(gamma, "gamma")  # softmaxkit.focal_loss's check
+    return _class_loss(_focal_rows, _focal_torch, input, target, gamma, ignore_index, reduction)
 
 
 def poly1_cross_entropy(input: Tensor, target: Tensor, epsilon: float = 1.0, ignore_index: int = -100,
