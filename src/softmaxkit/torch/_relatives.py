@@ -514,8 +514,10 @@ def focal_loss(input: Tensor, target: Tensor, gamma: float = 2.0, ignore_index: 
     >>> math.isclose(float(smt.focal_loss(x, torch.tensor([0]))), 0.25 * math.log(2))
     True
     """
-    gamma = _focal._check_nonneg(gamma, "gamma")  # softmaxkit.focal_loss's check
-    return _class_loss(_focal_rows, _focal_torch, input, target, gamma, ignore_index, reduction)
+    # plain Python (the core's NumPy checks would break torch.compile's graph here)
+    if not (_real(gamma) and gamma >= 0):
+        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
+    return _class_loss(_focal_rows, _focal_torch, input, target, float(gamma), ignore_index, reduction)
 
 
 def poly1_cross_entropy(input: Tensor, target: Tensor, epsilon: float = 1.0, ignore_index: int = -100,
