@@ -489,25 +489,37 @@ class RelativesModel(torch.nn.Module):
                 + (smt.sparsemax(z, 1) * z).sum() + (smt.entmax_bisect(z, 1.3, 1) * z).sum())
 
 
-def test_fullgraph_compile(monkeypatch):
+def test_fullgraph_compile(monkeypatch, caplog):
     """torch.compile(fullgraph=True) (aot_eager, as tests/test_torch_compile.py) traces a
-    model using the modules and functions through our ops: same loss and gradients."""
-    calls = _count(monkeypatch, "_np_rows")
+    model using the modules and functions through our ops, at two batch sizes (the fake
+    implementations take symbolic shapes): same loss and gradients as eager, no
+    warning, no graph break, and every seam ran inside the compiled graph."""
+    import logging
+    import warnings
+    seams = ["_np_softplus", "_np_log_sigmoid", "_np_rows", "_np_sigmoid_focal", "_np_entmax"]
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     torch.manual_seed(0)
     model = RelativesModel()
-    g = gen(9)
-    x, y = torch.randn(8, 6, generator=g), torch.randint(0, 4, (8,), generator=g)
-    yb = torch.rand(8, 4, generator=g).round()
-    eager = model(x, y, yb)
-    ge = torch.autograd.grad(eager, model.lin.weight)[0]
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
-    before = len(calls)
-    out = compiled(x, y, yb)
-    gc = torch.autograd.grad(out, model.lin.weight)[0]
-    assert len(calls) > before  # the compiled graph runs our op
-    torch.testing.assert_close(out, eager, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(gc, ge, rtol=1e-6, atol=1e-6)
+    g = gen(9)
+    with warnings.catch_warnings(record=True) as record, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        for n in (8, 5):
+            x, y = torch.randn(n, 6, generator=g), torch.randint(0, 4, (n,), generator=g)
+            yb = torch.rand(n, 4, generator=g).round()
+            eager = model(x, y, yb)
+            ge = torch.autograd.grad(eager, model.lin.weight)[0]
+            calls = {s: _count(monkeypatch, s) for s in seams}
+            out = compiled(x, y, yb)
+            gc = torch.autograd.grad(out, model.lin.weight)[0]
+            assert all(calls.values()), {s: len(c) for s, c in calls.items()}
+            monkeypatch.undo()
+            torch.testing.assert_close(out, eager, rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(gc, ge, rtol=1e-6, atol=1e-6)
+    assert [str(w.message) for w in record] == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert not torch._dynamo.utils.counters["graph_break"]
 
 
 def _params(fn):
