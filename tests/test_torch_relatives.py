@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 smt = pytest.importorskip("softmaxkit.torch")
 
+from softmaxkit.torch import _ops  # noqa: E402
 from softmaxkit.torch import _relatives as rel  # noqa: E402
 
 F64 = torch.float64
@@ -208,7 +209,7 @@ def test_values_and_gradients_match_the_reference(name, ours, theirs, make, tol)
 
 
 SEAM = {"softplus": "_np_softplus", "logsigmoid": "_np_log_sigmoid", "multi_margin_loss": "_np_rows",
-        "sigmoid_focal_loss": "_np_sigmoid_focal", "focal_loss": "_np_rows", "poly1_cross_entropy": "_np_rows",
+        "sigmoid_focal_loss": "_np_sigmoid_focal", "focal_loss": "_np_ce_rows", "poly1_cross_entropy": "_np_ce_rows",
         "entmax": "_np_entmax"}
 
 
@@ -217,8 +218,9 @@ def test_every_case_ran_its_kernel_op(monkeypatch):
     goes through its softmaxkit seam function."""
     seen = []
     for seam in set(SEAM.values()):
-        real = getattr(rel, seam)
-        monkeypatch.setattr(rel, seam, lambda *a, _r=real, _s=seam, **k: (seen.append(_s), _r(*a, **k))[1])
+        module = _ops if seam == "_np_ce_rows" else rel
+        real = getattr(module, seam)
+        monkeypatch.setattr(module, seam, lambda *a, _r=real, _s=seam, **k: (seen.append(_s), _r(*a, **k))[1])
     for name, ours, _, make, _ in CASES:
         seen.clear()
         x, args, kw = make(gen(1))
@@ -268,10 +270,6 @@ OPCHECK = {
                                     torch.tensor([0, 4, 2, 2]), 2, 0.5),
     "sigmoid_focal_loss": lambda g: (torch.randn(4, 5, generator=g, requires_grad=True),
                                      torch.rand(4, 5, generator=g), 0.25, 2.0),
-    "focal_loss_rows": lambda g: (torch.randn(4, 5, generator=g, dtype=F64, requires_grad=True),
-                                  torch.tensor([0, -100, 2, 4]), 2.0, -100),
-    "poly1_cross_entropy_rows": lambda g: (torch.randn(4, 5, generator=g, requires_grad=True),
-                                           torch.tensor([0, 3, 2, -1]), 1.0, -1),
     "entmax": lambda g: (torch.randn(4, 5, generator=g, dtype=F64, requires_grad=True), 1.5, 0),
 }
 
@@ -321,16 +319,18 @@ def test_stable_where_torchvisions_formula_is_not():
 
 
 def _count(monkeypatch, seam):
+    """Counts calls of a seam function (``_np_ce_rows`` is _ops's) while passing them through."""
     calls = []
-    real = getattr(rel, seam)
-    monkeypatch.setattr(rel, seam, lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    module = _ops if seam == "_np_ce_rows" else rel
+    real = getattr(module, seam)
+    monkeypatch.setattr(module, seam, lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     return calls
 
 
 def test_fall_through_bfloat16_and_float16(monkeypatch):
     """16-bit tensors take torch's function (or the torch-ops composite), not the ops."""
     seams = {s: _count(monkeypatch, s) for s in ["_np_softplus", "_np_log_sigmoid", "_np_rows",
-                                                 "_np_sigmoid_focal", "_np_entmax"]}
+                                                 "_np_sigmoid_focal", "_np_entmax", "_np_ce_rows"]}
     g = gen(4)
     x64 = 3 * torch.randn(6, 5, generator=g, dtype=F64)
     t = torch.tensor([0, 4, 2, -100, 1, 3])
@@ -352,8 +352,8 @@ def test_fall_through_bfloat16_and_float16(monkeypatch):
             assert ours.dtype == dt
             torch.testing.assert_close(ours.to(F64), ref, rtol=3e-2, atol=3e-2)
     n64 = {k: len(v) for k, v in seams.items()}
-    assert n64 == {"_np_softplus": 0, "_np_log_sigmoid": 0, "_np_rows": 4, "_np_sigmoid_focal": 0,
-                   "_np_entmax": 6}  # only the float64 references above
+    assert n64 == {"_np_softplus": 0, "_np_log_sigmoid": 0, "_np_rows": 0, "_np_sigmoid_focal": 0,
+                   "_np_entmax": 6, "_np_ce_rows": 4}  # only the float64 references above
 
 
 def test_composites_equal_the_ops():
@@ -362,13 +362,21 @@ def test_composites_equal_the_ops():
     g = gen(6)
     x = (3 * torch.randn(8, 6, generator=g, dtype=F64)).requires_grad_(True)
     t = torch.tensor([0, 5, -100, 3, 3, 1, 2, 4])
-    for op, comp, opt in [(rel._focal_rows, rel._focal_torch, 2.0), (rel._focal_rows, rel._focal_torch, 0.3),
-                          (rel._poly1_rows, rel._poly1_torch, -0.5)]:
-        a, b = op(x, t, opt, -100), comp(x, t, opt, -100)
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-        w = torch.randn(8, generator=g, dtype=F64)
-        torch.testing.assert_close(torch.autograd.grad(a, x, w)[0], torch.autograd.grad(b, x, w)[0],
-                                   rtol=1e-12, atol=1e-12)
+    v = torch.randn(x.shape, generator=g, dtype=F64)
+    for fn, opt in [(smt.focal_loss, dict(gamma=2.0)), (smt.focal_loss, dict(gamma=0.3)),
+                    (smt.poly1_cross_entropy, dict(epsilon=-0.5))]:
+        results = []
+        for kernels in (True, False):
+            with pytest.MonkeyPatch.context() as mp:
+                if not kernels:
+                    mp.setattr(rel, "_on_kernels", lambda *a: False)
+                out = fn(x, t, reduction="none", **opt)
+                w = torch.randn(8, generator=gen(1), dtype=F64)
+                (g1,) = torch.autograd.grad(out, x, w, create_graph=True)
+                (g2,) = torch.autograd.grad((g1 * v).sum(), x)
+                results.append((out, g1, g2))
+        for a, b in zip(*results):
+            torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)
     for alpha in (1.5, 2.0, 1.2, 4.0):
         for dim in (0, 1):
             a = rel._entmax_op(x, alpha, dim)
@@ -496,7 +504,7 @@ def test_fullgraph_compile(monkeypatch, caplog):
     warning, no graph break, and every seam ran inside the compiled graph."""
     import logging
     import warnings
-    seams = ["_np_softplus", "_np_log_sigmoid", "_np_rows", "_np_sigmoid_focal", "_np_entmax"]
+    seams = ["_np_softplus", "_np_log_sigmoid", "_np_rows", "_np_sigmoid_focal", "_np_entmax", "_np_ce_rows"]
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     torch.manual_seed(0)
@@ -552,16 +560,17 @@ def test_builtin_signatures_and_torchvisions():
 def test_torch_func_transforms_take_the_composites(monkeypatch):
     """torch.func has no rules for custom ops: inside a transform the composites run,
     and give the op path's derivatives."""
-    rows_calls, entmax_calls = _count(monkeypatch, "_np_rows"), _count(monkeypatch, "_np_entmax")
+    rows_calls, entmax_calls = _count(monkeypatch, "_np_ce_rows"), _count(monkeypatch, "_np_entmax")
     g = gen(12)
     x = torch.randn(4, 3, generator=g, dtype=F64)
     t = torch.tensor([0, 2, -100, 1])
     h = torch.func.hessian(lambda z: smt.focal_loss(z, t, gamma=1.5))(x)
+    assert len(rows_calls) == 0
     xr = x.clone().requires_grad_(True)
     (g1,) = torch.autograd.grad(smt.focal_loss(xr, t, gamma=1.5), xr, create_graph=True)
     rows = [torch.autograd.grad(g1.reshape(-1)[i], xr, retain_graph=True)[0] for i in range(12)]
     torch.testing.assert_close(h.reshape(12, 12), torch.stack(rows).reshape(12, 12), rtol=1e-9, atol=1e-11)
-    assert len(rows_calls) == 1  # the op-path reference only
+    assert len(rows_calls) > 0  # the reference ran the op
     jac = torch.func.jacrev(lambda z: smt.entmax15(z, dim=1))(x)
     jac_op = torch.autograd.functional.jacobian(lambda z: smt.entmax15(z, dim=1), x)
     torch.testing.assert_close(jac, jac_op, rtol=1e-8, atol=1e-10)

@@ -385,94 +385,31 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
 
 
 # ------------------------------------------------------------------ focal loss, PolyLoss
+# Both are functions of the row's cross-entropy ce = -log p_y alone, so they compose
+# over softmaxkit's fused cross-entropy op (``torch.ops.softmaxkit.cross_entropy_rows``,
+# whose backward and double backward are registered in _ops): one C pass forward,
+# one fused pass backward, and exact derivatives of every order by the chain rule.
 
 
-def _rows_log_probs(x: Tensor, t: Tensor, ignore_index: int):
-    """(log_softmax(x), log p_y, live rows, safe labels) in torch ops."""
-    live = t != ignore_index
-    safe = torch.where(live, t, torch.zeros_like(t))
-    lsm = torch.log_softmax(x, 1)
-    return lsm, lsm.gather(1, safe.unsqueeze(1)).squeeze(1), live, safe
-
-
-def _focal_factor(lp: Tensor, gamma: float):
-    """(m^gamma, m) with m = 1 - p_y = -expm1(log p_y); no infinite derivative at m = 0."""
-    m = -torch.expm1(lp)
+def _focal_from_ce(ce: Tensor, gamma: float) -> Tensor:
+    """``(1 - p_y)^gamma ce`` with ``1 - p_y = -expm1(-ce)`` (no cancellation near
+    p_y = 1); where ``p_y = 1`` the power is a constant, so no infinite derivative."""
+    m = -torch.expm1(-ce)
     pos = m > 0
     m_safe = torch.where(pos, m, torch.ones_like(m))
-    return torch.where(pos, m_safe ** gamma, torch.full_like(m, 0.0 ** gamma)), m, pos, m_safe
+    return torch.where(pos, m_safe ** gamma, torch.full_like(m, 0.0 ** gamma)) * ce
 
 
-@torch.library.custom_op("softmaxkit::focal_loss_rows", mutates_args=(), device_types="cpu")
-def _focal_rows(input: Tensor, target: Tensor, gamma: float, ignore_index: int) -> Tensor:
-    """Per-row multi-class focal loss ``-(1 - p_y)^gamma log p_y``, float64 (n,), 0 where ignored."""
-    return _from_np(_np_rows(_focal.focal_loss, _np(input), target=_np(target), gamma=gamma,
-                             ignore_index=ignore_index))
+def _poly1_from_ce(ce: Tensor, epsilon: float) -> Tensor:
+    """``ce + epsilon (1 - p_y)``, ``1 - p_y = -expm1(-ce)``."""
+    return ce - epsilon * torch.expm1(-ce)
 
 
-@_focal_rows.register_fake
-def _(input, target, gamma, ignore_index):
-    return input.new_empty((input.shape[0],), dtype=torch.float64)
-
-
-@torch.library.custom_op("softmaxkit::poly1_cross_entropy_rows", mutates_args=(), device_types="cpu")
-def _poly1_rows(input: Tensor, target: Tensor, epsilon: float, ignore_index: int) -> Tensor:
-    """Per-row PolyLoss ``-log p_y + epsilon (1 - p_y)``, float64 (n,), 0 where ignored."""
-    return _from_np(_np_rows(_focal.poly1_cross_entropy, _np(input), target=_np(target),
-                             epsilon=epsilon, ignore_index=ignore_index))
-
-
-@_poly1_rows.register_fake
-def _(input, target, epsilon, ignore_index):
-    return input.new_empty((input.shape[0],), dtype=torch.float64)
-
-
-def _class_rows_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0], inputs[1])
-    ctx.options = inputs[2:]
-
-
-def _focal_bwd(ctx, g):
-    """d/dx = c (softmax(x) - onehot(y)), c = m^gamma (1 - gamma p_y log(p_y) / m), which
-    tends to m^gamma (1 + gamma p_y) as m -> 0 (softmaxkit.focal_loss_grad)."""
-    x, t = ctx.saved_tensors
-    gamma, ignore_index = ctx.options
-    lsm, lp, live, safe = _rows_log_probs(x, t, ignore_index)
-    mg, m, pos, m_safe = _focal_factor(lp, gamma)
-    r = torch.where(pos, lp / m_safe, -torch.ones_like(lp))
-    c = mg * (1 - gamma * lp.exp() * r)
-    s = torch.where(live, g.to(x.dtype), torch.zeros_like(c))  # all-ignored "mean": g = inf
-    return (s * c).unsqueeze(1) * (lsm.exp() - _onehot(x, safe)), None, None, None
-
-
-def _poly1_bwd(ctx, g):
-    """d/dx = (1 + epsilon p_y) (softmax(x) - onehot(y))."""
-    x, t = ctx.saved_tensors
-    epsilon, ignore_index = ctx.options
-    lsm, lp, live, safe = _rows_log_probs(x, t, ignore_index)
-    s = torch.where(live, g.to(x.dtype), torch.zeros_like(lp))
-    return (s * (1 + epsilon * lp.exp())).unsqueeze(1) * (lsm.exp() - _onehot(x, safe)), None, None, None
-
-
-_focal_rows.register_autograd(_focal_bwd, setup_context=_class_rows_setup)
-_poly1_rows.register_autograd(_poly1_bwd, setup_context=_class_rows_setup)
-
-
-def _focal_torch(x: Tensor, t: Tensor, gamma: float, ignore_index: int) -> Tensor:
-    _, lp, live, _ = _rows_log_probs(x, t, ignore_index)
-    mg = _focal_factor(lp, gamma)[0]
-    return torch.where(live, -mg * lp, torch.zeros_like(lp))
-
-
-def _poly1_torch(x: Tensor, t: Tensor, epsilon: float, ignore_index: int) -> Tensor:
-    _, lp, live, _ = _rows_log_probs(x, t, ignore_index)
-    return torch.where(live, -lp - epsilon * torch.expm1(lp), torch.zeros_like(lp))
-
-
-def _class_loss(op, composite, input, target, option, ignore_index, reduction):
-    """Route a multi-class loss: (C,), (N, C) or (N, C, d1, ...) logits, int64 targets."""
+def _class_loss(from_ce, input, target, option, ignore_index, reduction):
+    """A multi-class loss that is a function of the per-row cross-entropy: (C,), (N, C)
+    or (N, C, d1, ...) logits, int64 class indices; "mean" over the rows not ignored."""
     check_reduction(reduction, _REDUCTIONS)
-    if check_ignore_index(ignore_index) is None:  # the custom ops' schema takes an int
+    if check_ignore_index(ignore_index) is None:  # the custom op's schema takes an int
         raise TypeError("ignore_index must be an int, got None")
     ignore_index = int(ignore_index)
     ok_shape = (input.dim() >= 1 and input.shape[0 if input.dim() == 1 else 1] > 0
@@ -484,9 +421,10 @@ def _class_loss(op, composite, input, target, option, ignore_index, reduction):
                          f"got {target.dtype} of shape {tuple(target.shape)}")
     x2, t2, batch = _f._as_rows(input, target, soft=False)
     if _on_kernels(input, target) and x2.shape[0] > 0:
-        rows = op(x2, t2, option, ignore_index)
-    else:
-        rows = composite(x2, t2, option, ignore_index).to(torch.float64)
+        ce = torch.ops.softmaxkit.cross_entropy_rows(x2, t2, None, ignore_index, 0.0)[0]  # float64
+    else:  # torch's cross-entropy (0 on ignored rows), in its dtype
+        ce = F.cross_entropy(x2, t2, ignore_index=ignore_index, reduction="none")
+    rows = from_ce(ce, option)  # ignored rows: ce = 0, so the loss is 0 too
     if reduction == "none":
         return rows.reshape(batch).to(input.dtype)
     return _reduce_losses(rows, reduction, (t2 != ignore_index).sum(), input.dtype)
@@ -501,11 +439,13 @@ def focal_loss(input: Tensor, target: Tensor, gamma: float = 2.0, ignore_index: 
     ``input`` is (C,), (N, C) or (N, C, d1, ..., dK) logits (classes in dimension 1),
     ``target`` int64 class indices of the batch shape; ``ignore_index`` rows count for
     nothing and "mean" divides by the counted rows (NaN if none). ``gamma >= 0``
-    (0 is cross-entropy). CPU float32/float64 tensors run
-    ``torch.ops.softmaxkit.focal_loss_rows`` (softmaxkit.focal_loss, float64, ``1 -
-    p_y`` as ``-expm1(log p_y)``); anything else a torch-ops composite of the same
-    formula. A class index outside ``[0, C)`` that is not ``ignore_index`` raises
-    ValueError on the kernel path.
+    (0 is cross-entropy). The loss is a function of the row's cross-entropy ``ce =
+    -log p_y``: ``(-expm1(-ce))^gamma ce`` (no cancellation near ``p_y = 1``), so CPU
+    float32/float64 tensors compose it over softmaxkit's fused cross-entropy op
+    ``torch.ops.softmaxkit.cross_entropy_rows`` (float64 rows; its registered
+    backward makes every derivative exact), and anything else over torch's
+    ``cross_entropy``. A class index outside ``[0, C)`` that is not ``ignore_index``
+    raises ValueError on the kernel path.
 
     Examples
     --------
@@ -517,7 +457,7 @@ def focal_loss(input: Tensor, target: Tensor, gamma: float = 2.0, ignore_index: 
     # plain Python (the core's NumPy checks would break torch.compile's graph here)
     if not (_real(gamma) and gamma >= 0):
         raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-    return _class_loss(_focal_rows, _focal_torch, input, target, float(gamma), ignore_index, reduction)
+    return _class_loss(_focal_from_ce, input, target, float(gamma), ignore_index, reduction)
 
 
 def poly1_cross_entropy(input: Tensor, target: Tensor, epsilon: float = 1.0, ignore_index: int = -100,
@@ -527,9 +467,8 @@ def poly1_cross_entropy(input: Tensor, target: Tensor, epsilon: float = 1.0, ign
     .. math:: \ell_n = -\log p_{n,y_n} + \epsilon (1 - p_{n,y_n})
 
     Shapes, ``ignore_index`` and reductions as :func:`focal_loss`; ``epsilon >= -1``
-    (0 is cross-entropy). CPU float32/float64 tensors run
-    ``torch.ops.softmaxkit.poly1_cross_entropy_rows``; anything else a torch-ops
-    composite.
+    (0 is cross-entropy). Computed as ``ce - epsilon expm1(-ce)`` over the per-row
+    cross-entropy, routed as :func:`focal_loss`.
 
     Examples
     --------
@@ -540,7 +479,7 @@ def poly1_cross_entropy(input: Tensor, target: Tensor, epsilon: float = 1.0, ign
     """
     if not (_real(epsilon) and epsilon >= -1):
         raise ValueError(f"epsilon must be a finite number >= -1, got {epsilon!r}")
-    return _class_loss(_poly1_rows, _poly1_torch, input, target, float(epsilon), ignore_index, reduction)
+    return _class_loss(_poly1_from_ce, input, target, float(epsilon), ignore_index, reduction)
 
 
 # ------------------------------------------------------------------ Gumbel-softmax
