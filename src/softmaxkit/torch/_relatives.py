@@ -15,7 +15,10 @@ Design, as in :mod:`._ops`:
 
 a) On CPU float32/float64 tensors each function runs softmaxkit's NumPy/C code as a
    ``torch.library.custom_op`` (``torch.ops.softmaxkit.*``) with a fake
-   implementation, so ``torch.compile(fullgraph=True)`` traces it.
+   implementation, so ``torch.compile(fullgraph=True)`` traces it. focal_loss and
+   poly1_cross_entropy are functions of the row's cross-entropy, so they compose
+   over _ops' fused ``cross_entropy_rows`` op instead of having ops of their own;
+   gumbel_softmax's softmax is ``softmaxkit::softmax``.
 b) Losses come back per row (per element) in float64 and are reduced here in torch
    ops, so ``reduction="none"`` with any upstream gradient is exact.
 c) Every registered backward is written in torch ops, so it is differentiable again:
