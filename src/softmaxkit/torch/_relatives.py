@@ -201,7 +201,8 @@ def logsigmoid(input: Tensor) -> Tensor:
     Examples
     --------
     >>> import torch, softmaxkit.torch as smt
-    >>> [round(v, 4) for v in smt.logsigmoid(torch.tensor([-800.0, 0.0])).tolist()]  # log(sigmoid(-800)) = log(0) in float32
+    >>> x = torch.tensor([-800.0, 0.0])  # log(sigmoid(-800)) would be log(0) in float32
+    >>> [round(v, 4) for v in smt.logsigmoid(x).tolist()]
     [-800.0, -0.6931]
     """
     if not _on_kernels(input):
@@ -368,7 +369,8 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
     Examples
     --------
     >>> import torch, softmaxkit.torch as smt
-    >>> smt.sigmoid_focal_loss(torch.tensor([0.0, 40.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64))
+    >>> x = torch.tensor([0.0, 40.0], dtype=torch.float64)
+    >>> smt.sigmoid_focal_loss(x, torch.tensor([1.0, 0.0], dtype=torch.float64))
     tensor([ 0.0433, 30.0000], dtype=torch.float64)
     """
     if not (isinstance(alpha, numbers.Real) and (0 <= alpha <= 1 or alpha == -1)):
