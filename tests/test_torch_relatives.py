@@ -621,3 +621,86 @@ def test_ignore_index_type():
         smt.focal_loss(x, torch.tensor([0, 1, 1]), ignore_index=None)
     with pytest.raises(TypeError, match="ignore_index"):
         smt.poly1_cross_entropy(x, torch.tensor([0, 1, 1]), ignore_index=1.5)
+
+
+def test_strided_and_negated_views():
+    """Non-contiguous inputs and lazily negated views (torch's neg bit) give the values
+    of their contiguous copies."""
+    g = gen(14)
+    base = torch.randn(6, 5, generator=g, dtype=F64)
+    t = torch.tensor([0, 4, 2, 1, 3])
+    tb = (torch.rand(5, 6, generator=g) > 0.5).to(F64)
+    for view in (base.t(), base.t()[:, ::2].t().t(), torch._neg_view(base).t()):
+        dense = view.contiguous()
+        for fn in (smt.softplus, smt.logsigmoid, lambda z: smt.sparsemax(z, 0), lambda z: smt.entmax15(z, 1)):
+            torch.testing.assert_close(fn(view), fn(dense), rtol=0, atol=0)
+        if view.shape == (5, 6):
+            torch.testing.assert_close(smt.multi_margin_loss(view, t, p=2), smt.multi_margin_loss(dense, t, p=2),
+                                       rtol=0, atol=0)
+            torch.testing.assert_close(smt.sigmoid_focal_loss(view, tb), smt.sigmoid_focal_loss(dense, tb),
+                                       rtol=0, atol=0)
+            torch.testing.assert_close(smt.focal_loss(view, t), smt.focal_loss(dense, t), rtol=0, atol=0)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 6), c=st.integers(2, 5), extra=st.sampled_from([(), (2,)]),
+       gamma=st.sampled_from([0.0, 0.5, 2.0]), reduction=st.sampled_from(["mean", "sum", "none"]),
+       f32=st.booleans(), seed=st.integers(0, 2**16))
+def test_hypothesis_focal_and_poly1(n, c, extra, gamma, reduction, f32, seed):
+    """Random shapes (empty batches included), ignored rows, gammas, reductions, float32
+    and float64: value and gradient (random upstream) equal the plain formulas'. (The
+    plain formula's gradient is NaN where p_y rounds to 1 and gamma < 1, hence C >= 2
+    and moderate logits here; test_focal_loss_at_certainty covers that point.)"""
+    dtype = torch.float32 if f32 else F64
+    g = gen(seed)
+    x = (2 * torch.randn((n, c) + extra, generator=g, dtype=dtype)).requires_grad_(True)
+    t = torch.randint(0, c, (n,) + extra, generator=g)
+    t.view(-1)[::3] = -100
+    tol = dict(rtol=1e-4, atol=1e-5) if f32 else dict(rtol=1e-10, atol=1e-12)
+    for ours, ref in [(smt.focal_loss(x, t, gamma=gamma, reduction=reduction),
+                       focal_ref(x, t, gamma=gamma, reduction=reduction)),
+                      (smt.poly1_cross_entropy(x, t, epsilon=gamma - 1, reduction=reduction),
+                       poly1_ref(x, t, epsilon=gamma - 1, reduction=reduction))]:
+        torch.testing.assert_close(ours, ref.to(dtype), equal_nan=True, **tol)
+        up = torch.randn(ref.shape, generator=g, dtype=dtype)
+        a = torch.autograd.grad(ours, x, up, allow_unused=True)[0]
+        b = torch.autograd.grad(ref, x, up, allow_unused=True)[0]
+        a = torch.zeros_like(x) if a is None else a
+        b = torch.zeros_like(x) if b is None else b
+        torch.testing.assert_close(a, b, equal_nan=True, **tol)
+
+
+def test_focal_loss_at_certainty():
+    """p_y = 1 exactly (one class, or a float32 logit gap of 120): loss 0 and gradient 0
+    for every gamma, also gamma < 1 where d/dp (1 - p)^gamma is infinite (the plain
+    formula's gradient is NaN there)."""
+    for x in (torch.zeros(3, 1, dtype=F64), torch.tensor([[120.0, 0.0]]).repeat(3, 1)):
+        x.requires_grad_(True)
+        t = torch.zeros(3, dtype=torch.int64)
+        for gamma in (0.0, 0.5, 2.0):
+            loss = smt.focal_loss(x, t, gamma=gamma, reduction="sum")
+            (gx,) = torch.autograd.grad(loss, x, create_graph=True)
+            assert float(loss.detach()) == 0.0 and torch.equal(gx, torch.zeros_like(x))
+            assert torch.isfinite(torch.autograd.grad(gx.sum(), x, allow_unused=True)[0] if gx.requires_grad
+                                  else torch.zeros(1)).all()
+
+
+@settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.integers(1, 5), c=st.integers(1, 7), alpha=st.sampled_from([1.0, 1.2, 1.5, 2.0, 3.0]),
+       scale=st.sampled_from([0.1, 1.0, 30.0]), seed=st.integers(0, 2**16))
+def test_hypothesis_entmax_properties(rows, c, alpha, scale, seed):
+    """On the simplex, sparser as alpha grows past 1, equal to the entmax package (and to
+    softmax at alpha 1), and its Jacobian-vector product is orthogonal to ones."""
+    g = gen(seed)
+    x = (scale * torch.randn(rows, c, generator=g, dtype=F64)).requires_grad_(True)
+    p = smt.entmax_bisect(x, alpha)
+    assert (p >= 0).all()
+    torch.testing.assert_close(p.sum(-1), torch.ones(rows, dtype=F64), rtol=0, atol=1e-12)
+    ref = torch.softmax(x, -1) if alpha == 1.0 else entmax_ref(x.detach(), alpha, -1)
+    torch.testing.assert_close(p, ref, rtol=1e-7, atol=1e-9)
+    (gx,) = torch.autograd.grad(p, x, torch.randn(rows, c, generator=g, dtype=F64))
+    torch.testing.assert_close(gx.sum(-1), torch.zeros(rows, dtype=F64), rtol=0, atol=1e-10)
