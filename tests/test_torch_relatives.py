@@ -704,3 +704,22 @@ def test_hypothesis_entmax_properties(rows, c, alpha, scale, seed):
     torch.testing.assert_close(p, ref, rtol=1e-7, atol=1e-9)
     (gx,) = torch.autograd.grad(p, x, torch.randn(rows, c, generator=g, dtype=F64))
     torch.testing.assert_close(gx.sum(-1), torch.zeros(rows, dtype=F64), rtol=0, atol=1e-10)
+
+
+def test_benchmark_script_runs(capsys):
+    """benchmarks/torch_relatives_bench.py at a tiny size (a check of the code, not numbers)."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "torch_relatives_bench.py"
+    spec = importlib.util.spec_from_file_location("torch_relatives_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    import softmaxkit
+    threads, smk_threads = torch.get_num_threads(), softmaxkit.get_num_threads()
+    try:
+        bench.main(["--quick", "--rows", "16", "--cols", "50", "--repeat", "1", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+        softmaxkit.set_num_threads(smk_threads)
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("| `") for line in lines) >= 7
