@@ -12,6 +12,12 @@ gradient penalties, Hessian-vector products). Anything else (other devices,
 bfloat16/float16, a target or weight that requires grad, shapes the kernels do not
 take) is passed to torch's own function, so every call works. See docs/torch.md.
 
+Softmax's relatives, the same way: ``softplus``, ``logsigmoid``, ``multi_margin_loss``,
+``gumbel_softmax`` (torch's signatures), ``sigmoid_focal_loss`` (torchvision's), the
+modules ``Softplus``, ``LogSigmoid``, ``MultiMarginLoss``, and, where torch has no
+function, ``focal_loss``, ``poly1_cross_entropy``, ``sparsemax``, ``entmax15`` and
+``entmax_bisect``.
+
 This package imports torch; ``import softmaxkit`` never does (torch is the optional
 ``softmaxkit[torch]`` dependency).
 
@@ -44,6 +50,21 @@ from ._linear import (
 )
 from ._linear_legacy import linear_cross_entropy
 from ._modules import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, NLLLoss
+from ._relatives import (
+    LogSigmoid,
+    MultiMarginLoss,
+    Softplus,
+    entmax15,
+    entmax_bisect,
+    focal_loss,
+    gumbel_softmax,
+    logsigmoid,
+    multi_margin_loss,
+    poly1_cross_entropy,
+    sigmoid_focal_loss,
+    softplus,
+    sparsemax,
+)
 
 __all__ = [
     "cross_entropy",
@@ -64,4 +85,18 @@ __all__ = [
     "LinearCrossEntropyOutput",
     "vocab_parallel_cross_entropy",
     "vocab_parallel_linear_cross_entropy",
+    # softmax's relatives (issue 12)
+    "softplus",
+    "logsigmoid",
+    "multi_margin_loss",
+    "sigmoid_focal_loss",
+    "gumbel_softmax",
+    "focal_loss",
+    "poly1_cross_entropy",
+    "sparsemax",
+    "entmax15",
+    "entmax_bisect",
+    "Softplus",
+    "LogSigmoid",
+    "MultiMarginLoss",
 ]
