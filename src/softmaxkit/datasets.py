@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import math
 import os
 import struct
@@ -42,7 +43,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 import numpy as np
 
-from ._io import DEFLATE_MAX_RATIO, default_max_bytes, read_npz
+from ._io import DEFLATE_MAX_RATIO, default_max_bytes, open_bounded, read_npz
 
 __all__ = [
     "Dataset",
@@ -217,20 +218,35 @@ def _check_finite(X: np.ndarray, p: Path, *, lines: Sequence[int] | None = None,
 # ---------------------------------------------------------------------------- csv
 
 
-def _read_csv_rows(p: Path) -> tuple[list[str], list[list[str]], list[int]]:
+def csv_max_bytes() -> int:
+    """The most bytes of CSV text (inflated, for ``.csv.gz``) one read may take:
+    1/64 of :func:`softmaxkit._io.default_max_bytes` (half the machine's memory),
+    since parsed cells cost up to about 40 times their text (rows of one-digit cells
+    as Python strings); larger data belongs in a ``.npy`` file."""
+    return default_max_bytes() // 64
+
+
+def _read_csv_rows(p: Path, max_bytes: int | None = None, *, header_only: bool = False
+                   ) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, data rows and each data row's line number, checked for a header and
-    equal lengths (blank lines are skipped)."""
-    opener = gzip.open if _is_gzip(p) else open
+    equal lengths (blank lines are skipped). The header is checked as soon as it is
+    read; the text (inflated) is bounded by ``max_bytes`` (default
+    :func:`csv_max_bytes`)."""
     rows: list[list[str]] = []
     lines: list[int] = []
+    limit = csv_max_bytes() if max_bytes is None else int(max_bytes)
     try:
-        with opener(p, "rt", newline="", encoding="utf-8-sig") as fh:
+        with io.TextIOWrapper(open_bounded(p, limit), newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             start = 1
             for row in reader:
                 if row and any(c.strip() for c in row):
+                    if not rows:
+                        _check_csv_header(p, row)
                     rows.append(row)
                     lines.append(start)
+                    if header_only:
+                        break
                 start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise ValueError(f"{p}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
@@ -239,16 +255,8 @@ def _read_csv_rows(p: Path) -> tuple[list[str], list[list[str]], list[int]]:
     if not rows:
         raise ValueError(f"{p}: empty file, expected a header row and data rows")
     header = [c.strip() for c in rows[0]]
-    for name in header:
-        if not name:
-            raise ValueError(f"{p}: bad header: empty column name in {rows[0]!r}")
-        if _is_number(name):
-            raise ValueError(
-                f"{p}: bad header: the first row must hold column names, got the number {name!r}"
-            )
-    dup = sorted({n for n in header if header.count(n) > 1})
-    if dup:
-        raise ValueError(f"{p}: bad header: repeated column name(s) {dup}")
+    if header_only:
+        return header, [], []
     data, lines = rows[1:], lines[1:]
     if not data:
         raise ValueError(f"{p}: no data rows after the header")
@@ -258,6 +266,20 @@ def _read_csv_rows(p: Path) -> tuple[list[str], list[list[str]], list[int]]:
                 f"{p}: ragged rows: line {line} has {len(row)} fields, the header has {len(header)}"
             )
     return header, data, lines
+
+
+def _check_csv_header(p: Path, first_row: list[str]) -> None:
+    header = [c.strip() for c in first_row]
+    for name in header:
+        if not name:
+            raise ValueError(f"{p}: bad header: empty column name in {first_row!r}")
+        if _is_number(name):
+            raise ValueError(
+                f"{p}: bad header: the first row must hold column names, got the number {name!r}"
+            )
+    dup = sorted({n for n in header if header.count(n) > 1})
+    if dup:
+        raise ValueError(f"{p}: bad header: repeated column name(s) {dup}")
 
 
 def _is_number(s: str) -> bool:
@@ -291,6 +313,7 @@ def load_csv(
     *,
     feature_columns: Sequence[str] | None = None,
     require_labels: bool = True,
+    max_bytes: int | None = None,
 ) -> Dataset:
     """Read a CSV file with a header row: numeric features and one label column.
 
@@ -307,6 +330,12 @@ def load_csv(
         When False, the file need not have a label column: if ``label_column`` is
         given and present it is read as labels, otherwise ``y`` is None and every
         column is a feature (or only ``feature_columns`` when given).
+    max_bytes : int, optional
+        The most bytes of text read (inflated, for a gzip-compressed file); default
+        :func:`csv_max_bytes`, 1/64 of half the machine's memory. The header is
+        checked first; a larger file, or a gzip stream inflating past the limit (a
+        "gzip bomb"), is refused with one ValueError naming the file, having read at
+        most the limit.
 
     Returns
     -------
@@ -330,7 +359,7 @@ def load_csv(
     ([[1.0, 2.0], [3.0, 4.0]], ['cat', 'dog'])
     """
     p = _existing(path)
-    header, data, lines = _read_csv_rows(p)
+    header, data, lines = _read_csv_rows(p, max_bytes)
     if label_column is not None and not isinstance(label_column, str):
         raise TypeError(f"label_column must be a column name (str), got {label_column!r}")
     if label_column is None:
