@@ -12,6 +12,9 @@ Formats
 * ``.npz``: NumPy archive with an array ``X`` (2-D, numeric) and, optionally, ``y``.
   Only those two members are read, never pickles, and only after their headers and
   sizes were checked (:func:`softmaxkit._io.read_npz`).
+* ``.npy``: a 2-D feature array, memory-mapped (:func:`load_npy`; never read whole),
+  with a 1-D ``.npy`` label file: data larger than memory, for
+  ``softmaxkit train --data X.npy --labels y.npy``.
 * ``.csv``: a header row of column names, then one row per sample; the label column
   is chosen by name (default: the last column). Feature cells must be finite numbers.
 * IDX (MNIST, Fashion-MNIST): ``*-images-idx3-ubyte`` with its
@@ -50,6 +53,7 @@ __all__ = [
     "load",
     "load_digits",
     "load_npz",
+    "load_npy",
     "load_csv",
     "load_idx",
     "load_mnist",
@@ -187,6 +191,100 @@ def load_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"{p}: X has {X.shape[0]} rows but y has {y.shape[0]} labels")
     return Dataset(X=X, y=y, name=str(p), files=(str(p),))
+
+
+def load_npy(path: PathLike, labels: PathLike | None = None, *,
+             require_labels: bool = True) -> Dataset:
+    """A 2-D ``.npy`` feature file, memory-mapped and never read here, with its labels
+    from a 1-D ``.npy`` file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The features: a 2-D C-ordered array of real numbers (any int/float dtype).
+    labels : str or path-like, optional
+        A 1-D ``.npy`` array with one label per row (ints or strings; no pickles).
+    require_labels : bool, default True
+        When False and ``labels`` is None, ``y`` is None.
+
+    Returns
+    -------
+    Dataset
+        ``X`` is a read-only ``np.memmap`` in the file's dtype: nothing of it is read
+        (only its header), so its values are checked by whoever reads them
+        (``SoftmaxRegression.fit`` reads it block by block and names the row and
+        column of a NaN or infinity). Do not touch the map whole: every page read
+        through a map stays resident in the process; :class:`~softmaxkit.
+        linear_model.NpyRows` reads blocks with ``os.preadv`` instead.
+
+    Raises
+    ------
+    ValueError
+        Not a ``.npy`` array, not 2-D, not real numbers, Fortran order, no rows or
+        columns; labels not 1-D, of another length, or too large.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from softmaxkit import datasets
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "X.npy"), np.eye(3)); np.save(os.path.join(d, "y.npy"), [0, 1, 1])
+    >>> ds = datasets.load_npy(os.path.join(d, "X.npy"), os.path.join(d, "y.npy"))
+    >>> ds.X.shape, type(ds.X).__name__, ds.y.tolist()
+    ((3, 3), 'memmap', [0, 1, 1])
+    """
+    p = _existing(path)
+    shape, fortran, dtype = _npy_header(p)
+    if len(shape) != 2:
+        raise ValueError(f"{p}: expected a 2-D array (rows x features), got shape {shape}")
+    if dtype.kind not in "fiu":
+        raise ValueError(f"{p}: expected real numbers, got dtype {dtype}")
+    if fortran:
+        raise ValueError(f"{p}: a Fortran-ordered array; save it in C order (np.ascontiguousarray)")
+    if 0 in shape:
+        raise ValueError(f"{p}: no data (shape {shape})")
+    try:
+        X = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{p}: not a readable .npy array ({' '.join(str(exc).split())})") from None
+    y = None
+    if labels is not None:
+        pl = _existing(labels)
+        lshape, _, ldtype = _npy_header(pl)
+        if len(lshape) != 1:
+            raise ValueError(f"{pl}: labels must be a 1-D array (one per row of {p.name}), "
+                             f"got shape {lshape}")
+        if lshape[0] != shape[0]:
+            raise ValueError(f"{pl}: has {lshape[0]} labels but {p} has {shape[0]} rows")
+        if lshape[0] * ldtype.itemsize > default_max_bytes():
+            raise ValueError(f"{pl}: {lshape[0] * ldtype.itemsize} bytes of labels, more than the "
+                             f"{default_max_bytes()}-byte limit")
+        if ldtype.kind not in "biufUS":
+            raise ValueError(f"{pl}: labels must be numbers or strings, got dtype {ldtype}")
+        y = np.load(pl, allow_pickle=False)
+    elif require_labels:
+        raise ValueError(f"{p}: a .npy file holds only the features; pass the labels as a 1-D "
+                         ".npy file (--labels y.npy)")
+    files = (str(p),) + (() if labels is None else (str(_existing(labels)),))
+    return Dataset(X=X, y=y, name=str(p), files=files)
+
+
+def _npy_header(p: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) from a ``.npy`` header, nothing else read."""
+    import numpy.lib.format as npy_format
+
+    with open(p, "rb") as fh:
+        try:
+            version = npy_format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = npy_format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = npy_format.read_array_header_2_0(fh)
+        except ValueError as exc:
+            raise ValueError(f"{p}: not a .npy array ({' '.join(str(exc).split())})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{p}: holds Python objects (pickle), which are never read")
+    return tuple(int(v) for v in shape), bool(fortran), dtype
 
 
 def _as_float64(X: np.ndarray, p: Path) -> np.ndarray:
@@ -604,12 +702,14 @@ def load(
     ----------
     source : str or path-like
         ``"digits"`` for :func:`load_digits`, or a path: ``*.npz`` goes to
-        :func:`load_npz`, ``*.csv`` / ``*.csv.gz`` to :func:`load_csv`, IDX files
+        :func:`load_npz`, ``*.npy`` to :func:`load_npy` (memory-mapped, labels from
+        ``labels``), ``*.csv`` / ``*.csv.gz`` to :func:`load_csv`, IDX files
         (``*idx3-ubyte*`` or IDX content) to :func:`load_mnist`.
     label_column : str, optional
         CSV only: the label column's name (default: the last column).
     labels : str or path-like, optional
-        IDX only: the label file (default: found beside the image file).
+        IDX: the label file (default: found beside the image file); ``.npy``: the
+        1-D ``.npy`` label file.
     require_labels : bool, default True
         When False, a file without labels loads with ``y`` None.
 
@@ -623,10 +723,12 @@ def load(
     name = p.name.lower()
     if name.endswith(".npz"):
         return load_npz(p, require_labels=require_labels)
+    if name.endswith(".npy"):
+        return load_npy(p, labels, require_labels=require_labels)
     if name.endswith((".csv", ".csv.gz", ".txt")):
         return load_csv(p, label_column, require_labels=require_labels)
     if _looks_like_idx(p):
         return load_mnist(p, labels, require_labels=require_labels)
     raise ValueError(
-        f"{p}: unknown data format (expected 'digits', .npz, .csv or an MNIST IDX file)"
+        f"{p}: unknown data format (expected 'digits', .npz, .npy, .csv or an MNIST IDX file)"
     )
