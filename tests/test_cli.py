@@ -536,7 +536,7 @@ def test_plots_thin_ticks_mark_the_label_and_name_their_axes(tmp_path):
     assert labels and all("e" not in s and "$" not in s for s in labels), labels  # 0.5, not 5e-01
     hist["test_loss"] = [1.1, 0.6, 0.4, 0.35]
     fig = plot_training_curves(hist)
-    assert "test" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]  # a curve
+    assert "test log-loss" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]  # a curve
 
 
 def test_bench_finds_the_checkout_from_any_directory(tmp_path):
