@@ -139,10 +139,14 @@ def test_selected_rows_are_read_in_runs_and_errors_name_the_file_row(tmp_path, r
     X, y = _data(rng)
     np.save(tmp_path / "X.npy", X)
     rows = np.flatnonzero(rng.random(len(X)) < 0.6)
+    for block_rows in (7, 100, 1000):  # run by run; spans read whole and picked
+        src = NpyRows(tmp_path / "X.npy", rows=rows, block_rows=block_rows)
+        assert src.shape == (rows.size, 13) and src.file_shape == X.shape
+        got = np.concatenate([b.copy() for _, _, b in src.blocks()])
+        assert_allclose(got, X[rows], rtol=0, atol=0)
+        every4 = NpyRows(tmp_path / "X.npy", rows=np.arange(3, len(X), 4), block_rows=block_rows)
+        assert_allclose(np.concatenate([b.copy() for _, _, b in every4.blocks()]), X[3::4], rtol=0, atol=0)
     src = NpyRows(tmp_path / "X.npy", rows=rows, block_rows=7)
-    assert src.shape == (rows.size, 13) and src.file_shape == X.shape
-    got = np.concatenate([b.copy() for _, _, b in src.blocks()])
-    assert_allclose(got, X[rows], rtol=0, atol=0)
     sub = src.subset(np.arange(0, rows.size, 3))
     assert_allclose(np.concatenate([b.copy() for _, _, b in sub.blocks()]), X[rows[::3]], rtol=0, atol=0)
     with pytest.raises(ValueError, match="increasing row numbers"):
@@ -151,8 +155,9 @@ def test_selected_rows_are_read_in_runs_and_errors_name_the_file_row(tmp_path, r
     r = int(rows[40])
     bad[r, 7] = np.inf
     np.save(tmp_path / "bad.npy", bad)
-    with pytest.raises(ValueError, match=rf"bad\.npy: row {r}, column 7 is not finite"):
-        list(NpyRows(tmp_path / "bad.npy", rows=rows, block_rows=16).blocks())
+    for block_rows in (16, 200):
+        with pytest.raises(ValueError, match=rf"bad\.npy: row {r}, column 7 is not finite"):
+            list(NpyRows(tmp_path / "bad.npy", rows=rows, block_rows=block_rows).blocks())
     # the fit on selected rows equals the in-memory fit on those rows
     kw = dict(alpha=0.3, standardize=True, tol=1e-10, max_iter=500)
     disk = SoftmaxRegression(**kw).fit(src, y[rows])

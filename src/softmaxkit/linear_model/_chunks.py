@@ -18,6 +18,9 @@ __all__ = ["NpyRows", "as_row_source"]
 
 # Rows per block: about 64 MiB of X in the compute dtype.
 _BLOCK_BYTES = 64 << 20
+# A row selection whose rows span at most this many times their number is read in
+# whole pieces (then picked), not run by run.
+_DENSE_SPAN = 8
 
 
 class NpyRows:
@@ -135,6 +138,7 @@ class _Reader:
         dtype = src.compute_dtype
         self.out = self.raw if dtype == src.dtype and src.mean is None else np.empty(self.raw.shape, dtype)
         self.scale = None if src.scale is None else src.scale.astype(dtype)
+        self.scratch: np.ndarray | None = None  # for spans read whole
         self.fd = os.open(src.path, os.O_RDONLY)
 
     def close(self) -> None:
@@ -159,14 +163,32 @@ class _Reader:
         buf = memoryview(view.reshape(-1).view(np.uint8))
         if src.rows is None:
             self._pread(buf, src.offset + start * row_bytes, start)
-        else:  # one read per run of consecutive file rows
+        else:
             sel = src.rows[start:stop]
             breaks = np.flatnonzero(np.diff(sel) != 1) + 1
-            lo = 0
-            for hi in [*breaks.tolist(), len(sel)]:
-                self._pread(buf[lo * row_bytes: hi * row_bytes],
-                            src.offset + int(sel[lo]) * row_bytes, int(sel[lo]))
-                lo = hi
+            span = int(sel[-1] - sel[0]) + 1
+            if breaks.size > 16 and span <= _DENSE_SPAN * sel.size:
+                # many short runs close together (every 4th row left out, say): read
+                # the span in pieces of max_rows file rows and keep the selected ones
+                # (one read per piece instead of one per run)
+                if self.scratch is None:
+                    self.scratch = np.empty_like(self.raw)
+                m = self.raw.shape[0]
+                lo = 0
+                for a in range(int(sel[0]), int(sel[-1]) + 1, m):
+                    b = min(a + m, int(sel[-1]) + 1)
+                    hi = lo + int(np.searchsorted(sel[lo:], b))
+                    piece = self.scratch[: b - a]
+                    self._pread(memoryview(piece.reshape(-1).view(np.uint8)),
+                                src.offset + a * row_bytes, a)
+                    np.take(piece, sel[lo:hi] - a, axis=0, out=view[lo:hi])
+                    lo = hi
+            else:  # one read per run of consecutive file rows
+                lo = 0
+                for hi in [*breaks.tolist(), len(sel)]:
+                    self._pread(buf[lo * row_bytes: hi * row_bytes],
+                                src.offset + int(sel[lo]) * row_bytes, int(sel[lo]))
+                    lo = hi
         if not src.dtype.isnative:
             view = view.byteswap().view(view.dtype.newbyteorder())
         block = self.out[: stop - start]

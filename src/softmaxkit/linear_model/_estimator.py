@@ -220,6 +220,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.history_ = {"loss": [], "accuracy": []}
         self._opt_state = None
         rows = X.shape[0] if self.solver == "lbfgs" else min(self.batch_size, X.shape[0])
+        if hasattr(X, "default_block_rows"):  # rows in a file: the products are block-sized
+            rows = min(rows, X.default_block_rows())
         try:
             with blas_threads_for(rows, d, k):
                 if self.solver == "lbfgs":
