@@ -90,3 +90,10 @@ def test_bad_eval_sets_are_named(bad, match):
     X, y, Xv, yv = _data(3)
     with pytest.raises(ValueError, match=match):
         SoftmaxRegression(max_iter=2).fit(X, y, eval_set=bad(Xv, yv))
+
+
+def test_progress_line_shows_the_current_eval_values_once(capsys):
+    X, y, Xv, yv = _data(4)
+    est = SoftmaxRegression(max_iter=8, verbose=1).fit(X, y, eval_set=(Xv, yv))
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.count("eval_loss") == 1 and f"eval_loss {est.history_['eval_loss'][-1]:.4f}" in last

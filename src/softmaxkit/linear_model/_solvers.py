@@ -224,6 +224,7 @@ class Monitor:
              i: int | None = None) -> bool:
         """Record one iteration/epoch; True when the stopping rule says stop."""
         h = self.history
+        self.extra = ""
         h["loss"].append(loss)
         h["accuracy"].append(acc)
         monitored = loss
