@@ -99,6 +99,19 @@ def test_train_npy_minibatch_solvers(tmp_path, solver):
     assert acc > 0.8  # well-separated blobs of 3 classes: chance is 1/3
 
 
+def main(*args):
+    """The command line in this process: a run's exit status and stderr."""
+    import contextlib
+    import io
+
+    from softmaxkit.app.cli import main as cli_main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = cli_main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, status, "", err.getvalue())
+
+
 def test_bad_npy_files_are_one_line(tmp_path):
     y = _write(tmp_path / "X.npy", 500, 6, 3)
     np.save(tmp_path / "y.npy", y)
@@ -111,17 +124,17 @@ def test_bad_npy_files_are_one_line(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([None] * 500, dtype=object), allow_pickle=True)
     m = tmp_path / "m.npz"
     X_, y_ = tmp_path / "X.npy", tmp_path / "y.npy"
-    assert_user_error(run("train", "--data", X_, "--labels", tmp_path / "y9.npy", "--out", m),
+    assert_user_error(run("train", "--data", X_, "--labels", tmp_path / "y9.npy", "--out", m),  # a process
                       "y9.npy: has 9 labels but", "X.npy has 500 rows")
-    assert_user_error(run("train", "--data", tmp_path / "nan.npy", "--labels", y_, "--out", m, "--quiet"),
+    assert_user_error(main("train", "--data", tmp_path / "nan.npy", "--labels", y_, "--out", m, "--quiet"),
                       "nan.npy: row 321, column 4 is not finite")
-    assert_user_error(run("train", "--data", tmp_path / "v.npy", "--labels", y_, "--out", m),
+    assert_user_error(main("train", "--data", tmp_path / "v.npy", "--labels", y_, "--out", m),
                       "v.npy: expected a 2-D array", "(500,)")
-    assert_user_error(run("train", "--data", tmp_path / "f.npy", "--labels", y_, "--out", m), "Fortran")
-    assert_user_error(run("train", "--data", X_, "--out", m), "pass the labels", "--labels")
-    assert_user_error(run("train", "--data", X_, "--labels", tmp_path / "obj.npy", "--out", m),
+    assert_user_error(main("train", "--data", tmp_path / "f.npy", "--labels", y_, "--out", m), "Fortran")
+    assert_user_error(main("train", "--data", X_, "--out", m), "pass the labels", "--labels")
+    assert_user_error(main("train", "--data", X_, "--labels", tmp_path / "obj.npy", "--out", m),
                       "obj.npy", "pickle")
-    assert_user_error(run("train", "--data", X_, "--labels", y_, "--out", y_), "refusing to overwrite")
+    assert_user_error(main("train", "--data", X_, "--labels", y_, "--out", y_), "refusing to overwrite")
     assert not m.exists()
 
 
