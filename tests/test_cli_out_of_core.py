@@ -132,6 +132,8 @@ def test_bad_npy_files_are_one_line(tmp_path):
                       "v.npy: expected a 2-D array", "(500,)")
     assert_user_error(main("train", "--data", tmp_path / "f.npy", "--labels", y_, "--out", m), "Fortran")
     assert_user_error(main("train", "--data", X_, "--out", m), "pass the labels", "--labels")
+    assert_user_error(main("train", "--data", X_, "--labels", y_, "--label-column", "y", "--out", m),
+                      "--label-column is for CSV data")
     assert_user_error(main("train", "--data", X_, "--labels", tmp_path / "obj.npy", "--out", m),
                       "obj.npy", "pickle")
     assert_user_error(main("train", "--data", X_, "--labels", y_, "--out", y_), "refusing to overwrite")
@@ -162,6 +164,10 @@ def test_peak_memory_is_bounded_by_the_blocks_not_the_file(tmp_path):
     size_mb = path.stat().st_size / 2**20
     assert size_mb > 290
     baseline = _peak_rss_mb("--help")
+    code = ("import sys; from softmaxkit.app.cli import main; main(['--help']); "
+            "print('torch' in sys.modules, 'sklearn' in sys.modules)")
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert imported.stdout.split()[-2:] == ["False", "False"], imported  # the baseline is the bare CLI
     peak = _peak_rss_mb("train", "--data", path, "--labels", tmp_path / "y.npy", "--batch-size", 4096,
                         "--epochs", 2, "--out", tmp_path / "m.npz", "--quiet")
     print(f"baseline {baseline:.0f} MB, train peak {peak:.0f} MB, file {size_mb:.0f} MB")

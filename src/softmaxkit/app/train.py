@@ -158,6 +158,9 @@ def train(
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        if label_column is not None and os.fspath(data).lower().endswith(".npy"):
+            raise ValueError("--label-column is for CSV data; the labels of a .npy file come "
+                             "from --labels y.npy")
         ds = datasets.load(data, label_column=label_column, labels=labels)
         refuse_overwrite(outputs, _input_files(ds))
         X, y = ds.X, ds.y

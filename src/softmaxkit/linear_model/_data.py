@@ -193,6 +193,7 @@ def standardization(X: Any, sw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, var = X.standardization(sw)
         mean_for_var = mean
     elif isinstance(X, NpyRows):  # two passes over the file: the mean, then the variance
+        # (as the in-memory np.average does: the same sums, so the same statistics)
         w = sw / sw.sum()
         mean = sum(w[s:e] @ Xb for s, e, Xb in X.prepared(np.float64).blocks())
         var = sum(w[s:e] @ (Xb - mean) ** 2 for s, e, Xb in X.prepared(np.float64).blocks())
