@@ -78,7 +78,7 @@ Data: 'digits' (bundled with scikit-learn), .npz with arrays X and y, .csv with 
 header row (label column by name, default the last), or MNIST/Fashion-MNIST IDX
 files (raw or .gz; the labels file is found beside the images file, or pass
 --labels), or a 2-D .npy file with --labels y.npy (1-D), trained on out of core:
-read in blocks of --batch-size rows (lbfgs) or about 64 MiB (sgd, adam), never
+read in blocks of --batch-size rows (lbfgs) or about 16 MiB (sgd, adam), never
 loaded whole. Features must be finite numbers; they are standardised, and the mean
 and scale are stored in the model. A stratified share (--test-size; for .npy,
 evenly spaced rows) is held out, measured after every iteration or epoch and
@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="L2 strength, scaled like 1/C of LogisticRegression (default 1)")
     t.add_argument("--batch-size", type=_int_arg(1, check_lo=False), default=None, metavar="B",
                    help="minibatch size (sgd, adam; default 64); with .npy data and lbfgs, "
-                   "rows per block read from the file (default: about 64 MiB)")
+                   "rows per block read from the file (default: about 16 MiB)")
     t.add_argument("--learning-rate", type=_finite_arg, default=None, metavar="LR",
                    help="step size (sgd, adam); default: the solver's")
     t.add_argument("--label-smoothing", type=_finite_arg, default=0.0, metavar="EPS",

@@ -180,7 +180,7 @@ def plot_training_curves(history: Mapping[str, Sequence[float]],
             if f"test_{key}" not in history and test.get(key) is not None:
                 ax.plot([last], [test[key]], "o", color="tab:red",
                         label=f"{what}, final model: {test[key]:.4f}")
-    ax1.set_title("loss (objective: mean cross-entropy + L2)")
+    ax1.set_title("loss (log scale)")
     ax1.set_yscale("log")
     # Labels on the 1-2-5 steps of every decade, not only on the powers of ten (a
     # curve spanning less than a decade would otherwise show no label at all).

@@ -98,7 +98,7 @@ def train(
         SoftmaxRegression's ``solver``, ``max_iter`` (default 100), ``alpha``,
         ``batch_size`` (None: 64), ``learning_rate`` (None: "auto"),
         ``label_smoothing``, ``early_stopping``. For a ``.npy`` file with "lbfgs",
-        ``batch_size`` is the rows per block read from the file (None: about 64 MiB).
+        ``batch_size`` is the rows per block read from the file (None: about 16 MiB).
     test_size : float in [0, 1)
         Held-out share, stratified when every class has two samples; for a ``.npy``
         file, evenly spaced rows (:func:`file_split`). The test set's log-loss and
@@ -167,8 +167,11 @@ def train(
         check_labels(ds)
         classes, counts = np.unique(y, return_counts=True)
         if isinstance(X, np.memmap):  # out of core: rows stay in the file
-            X_tr, X_te, y_tr, y_te, how = _file_split(X, y, classes, test_size,
-                                                      batch_size if solver == "lbfgs" else None)
+            # rows per block read (training, test measurements, metrics): --batch-size
+            # for lbfgs, else about 16 MiB (at least one minibatch)
+            block = max(batch_size or 1, (16 << 20) // (8 * X.shape[1]))
+            X_tr, X_te, y_tr, y_te, how = _file_split(
+                X, y, classes, test_size, batch_size if solver == "lbfgs" and batch_size else block)
         else:
             X_tr, X_te, y_tr, y_te, stratified = _split(X, y, classes, counts, test_size, seed)
             how = " (stratified)" if stratified else ""

@@ -24,6 +24,14 @@ __all__ = ["lbfgs", "minibatch", "Monitor", "evaluate", "AUTO_LR"]
 # (see docs/regression.md): SGD with momentum 0.9 and Adam, batch size 64.
 AUTO_LR = {"sgd": 0.05, "adam": 0.005}
 
+# Rows per chunk of an out-of-core epoch (NpyRows without block_rows): about 16 MiB
+# of X. An epoch holds a few chunk-sized buffers (the read, the shuffled copy).
+_CHUNK_BYTES = 16 << 20
+
+
+def _chunk_rows(X: NpyRows) -> int:
+    return max(1, _CHUNK_BYTES // max(1, X.shape[1] * max(X.compute_dtype.itemsize, X.dtype.itemsize)))
+
 
 def lbfgs(obj: SoftmaxObjective, theta: np.ndarray, X: Any, target: np.ndarray,
           sw: np.ndarray, truth: np.ndarray | None, *, max_iter: int, tol: float,
@@ -73,7 +81,7 @@ def minibatch(obj: SoftmaxObjective, theta: np.ndarray, X: Any, target: np.ndarr
     step allocates nothing but what BLAS and the loss return.
 
     An :class:`NpyRows` X stays in its file: each epoch visits its chunks (the
-    source's ``block_rows``, else about 64 MiB, at least one batch) in a random
+    source's ``block_rows``, else about 16 MiB, at least one batch) in a random
     order, reads one chunk at a time and shuffles the rows within it (the usual
     out-of-core shuffle: a batch mixes rows of one chunk).
     """
@@ -88,7 +96,7 @@ def minibatch(obj: SoftmaxObjective, theta: np.ndarray, X: Any, target: np.ndarr
     out_of_core = isinstance(X, NpyRows)
     Z = np.empty((bs, obj.k), dtype=X.compute_dtype if out_of_core else X.dtype)
     dense = not sp.issparse(X)
-    chunk = max(bs, X.default_block_rows()) if out_of_core else n
+    chunk = max(bs, X.block_rows or _chunk_rows(X)) if out_of_core else n
     Xp = np.empty((min(chunk, n), X.shape[1]), dtype=Z.dtype) if dense else None
     reader = X.reader(min(chunk, n)) if out_of_core else None
     b1, b2, eps = 0.9, 0.999, 1e-8
