@@ -153,6 +153,7 @@ def _peak_rss_mb(*args):
 
 def test_peak_memory_is_bounded_by_the_blocks_not_the_file(tmp_path):
     """A 293 MiB file (150000 x 256 float64): `train --batch-size 4096` (8 MiB blocks)
+    fits the same model as the in-memory fit on the same rows (1e-6), and
     peaks at the baseline of `softmaxkit --help` (no torch, no scikit-learn) plus
     SciPy/scikit-learn's imports (about 85 MB) plus a few blocks: the bound,
     baseline + 160 MB, is about half the file's size; loading the file would cross it
@@ -174,3 +175,14 @@ def test_peak_memory_is_bounded_by_the_blocks_not_the_file(tmp_path):
     assert peak < baseline + 160 < baseline + 0.6 * size_mb, (baseline, peak, size_mb)
     model = SoftmaxRegression.load(tmp_path / "m.npz")
     assert model.n_iter_ == 2 and model.coef_.shape == (k, d)
+    # the same model as the in-memory fit on the same training rows
+    from threadpoolctl import threadpool_limits
+
+    test = file_split(n, 0.25)
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        X_tr = np.load(path, mmap_mode="r")[~test]  # a copy of the training rows
+        mem = SoftmaxRegression(max_iter=2, standardize=True, random_state=0).fit(X_tr, y[~test])
+    del X_tr
+    assert_allclose(model.coef_, mem.coef_, rtol=1e-6, atol=1e-9)
+    assert_allclose(model.intercept_, mem.intercept_, rtol=1e-6, atol=1e-9)
