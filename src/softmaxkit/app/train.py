@@ -1,9 +1,12 @@
 """The train workflow of ``softmaxkit train``, as a plain function.
 
 :func:`train` loads a data set, holds out a stratified test share, fits
-:class:`~softmaxkit.SoftmaxRegression`, saves the model and, optionally, a report
-folder (training curves, confusion matrix, metrics.json). Every file is written
-atomically and never over an input file. Errors are ValueError / FileNotFoundError
+:class:`~softmaxkit.SoftmaxRegression` (measuring the test share after every
+iteration or epoch: ``eval_set``), saves the model and, optionally, a report
+folder (training curves, confusion matrix, metrics.json). A ``.npy`` feature file
+never enters memory: its training and test rows are
+:class:`~softmaxkit.linear_model.NpyRows` selections read block by block. Every
+file is written atomically and never over an input file. Errors are ValueError / FileNotFoundError
 whose messages speak the command line's options (``--epochs``, not ``max_iter``).
 """
 from __future__ import annotations
@@ -304,10 +307,18 @@ def _file_split(X, y, classes, test_size, block_rows):
     if np.unique(y[tr]).size < 2:
         raise ValueError(f"--test-size {test_size}: the training rows hold only one class")
     src = dict(path=X.filename, offset=X.offset, shape=X.shape, dtype=X.dtype, block_rows=block_rows)
-    step = f"every {round(1 / test_size)}th row" if te.size and abs(1 / test_size - round(1 / test_size)) < 1e-9 \
-        else "evenly spaced rows"
-    return (NpyRows(**src, rows=tr), NpyRows(**src, rows=te), y[tr], y[te],
-            f" (test: {step}; read from the file in blocks)" if te.size else " (read from the file in blocks)")
+    how = " (read from the file in blocks)"
+    if te.size:
+        k = round(1 / test_size)
+        step = f"every {_ordinal(k)} row" if abs(1 / test_size - k) < 1e-9 else "evenly spaced rows"
+        how = f" (test: {step}; read from the file in blocks)"
+    return NpyRows(**src, rows=tr), NpyRows(**src, rows=te), y[tr], y[te], how
+
+
+def _ordinal(k: int) -> str:
+    """2nd, 3rd, 4th, 11th, 21st."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
 
 
 def _row_blocks(X):
