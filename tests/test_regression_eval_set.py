@@ -97,3 +97,13 @@ def test_progress_line_shows_the_current_eval_values_once(capsys):
     est = SoftmaxRegression(max_iter=8, verbose=1).fit(X, y, eval_set=(Xv, yv))
     last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert last.count("eval_loss") == 1 and f"eval_loss {est.history_['eval_loss'][-1]:.4f}" in last
+
+
+def test_sparse_eval_set_of_a_dense_standardised_fit_is_centred():
+    X, y, Xv, yv = _data(5)
+    X = X + 3.0  # a mean far from 0
+    Xv = Xv + 3.0
+    a = SoftmaxRegression(standardize=True, max_iter=5).fit(X, y, eval_set=(Xv, yv))
+    b = SoftmaxRegression(standardize=True, max_iter=5).fit(X, y, eval_set=(sp.csr_matrix(Xv), yv))
+    assert_allclose(b.history_["eval_loss"], a.history_["eval_loss"], rtol=1e-12)
+    assert a.history_["eval_loss"][-1] == pytest.approx(log_loss(yv, a.predict_proba(Xv), labels=a.classes_))

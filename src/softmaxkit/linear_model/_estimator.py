@@ -216,7 +216,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             theta = obj.pack(old[1], old[2])
         self._set_standardization(X, sw)
         Xs = self._transform(X)
-        ev = None if ev is None else (self._transform(ev[0]), ev[1])
+        if ev is not None:  # sparse rows centred by a dense fit's mean_ become dense
+            Xv = ev[0].toarray() if sp.issparse(ev[0]) and np.any(getattr(self, "mean_", 0.0)) else ev[0]
+            ev = (self._transform(Xv), ev[1])
         self.history_ = {"loss": [], "accuracy": []}
         self._opt_state = None
         rows = X.shape[0] if self.solver == "lbfgs" else min(self.batch_size, X.shape[0])
