@@ -127,7 +127,7 @@ def test_bad_npy_files_are_one_line(tmp_path):
     assert_user_error(run("train", "--data", X_, "--labels", tmp_path / "y9.npy", "--out", m),  # a process
                       "y9.npy: has 9 labels but", "X.npy has 500 rows")
     assert_user_error(main("train", "--data", tmp_path / "nan.npy", "--labels", y_, "--out", m, "--quiet"),
-                      "nan.npy: row 321, column 4 is not finite")
+                      "nan.npy: row 321, column 4: non-finite value nan")
     assert_user_error(main("train", "--data", tmp_path / "v.npy", "--labels", y_, "--out", m),
                       "v.npy: expected a 2-D array", "(500,)")
     assert_user_error(main("train", "--data", tmp_path / "f.npy", "--labels", y_, "--out", m), "Fortran")

@@ -364,6 +364,15 @@ def test_load_npy_maps_the_features_and_reads_the_labels(tmp_path):
     assert ds.y.tolist() == ["a", "b", "a", "b"]
     assert ds.files == (str(tmp_path / "X.npy"), str(tmp_path / "y.npy"))
     assert datasets.load_npy(tmp_path / "X.npy", require_labels=False).y is None
+    bad = np.zeros((50000, 3))
+    bad[41234, 2] = -np.inf
+    np.save(tmp_path / "inf.npy", bad)
+    with pytest.raises(ValueError, match=r"inf\.npy: row 41234, column 2: non-finite value -inf"):
+        datasets.load_npy(tmp_path / "inf.npy", require_labels=False)
+    import softmaxkit.datasets as mod  # small blocks: the bad row is found in a later block
+    with pytest.raises(ValueError, match=r"row 41234, column 2"):
+        mod._check_finite_file(tmp_path / "inf.npy", np.load(tmp_path / "inf.npy", mmap_mode="r"), 1000)
+    assert datasets.load_npy(tmp_path / "inf.npy", require_labels=False, check_finite=False).X.shape == (50000, 3)
     (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
     np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
     np.save(tmp_path / "c.npy", np.zeros((4, 2), dtype=complex))

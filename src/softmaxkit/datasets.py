@@ -194,7 +194,7 @@ def load_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
 
 
 def load_npy(path: PathLike, labels: PathLike | None = None, *,
-             require_labels: bool = True) -> Dataset:
+             require_labels: bool = True, check_finite: bool = True) -> Dataset:
     """A 2-D ``.npy`` feature file, memory-mapped and never read here, with its labels
     from a 1-D ``.npy`` file.
 
@@ -206,22 +206,24 @@ def load_npy(path: PathLike, labels: PathLike | None = None, *,
         A 1-D ``.npy`` array with one label per row (ints or strings; no pickles).
     require_labels : bool, default True
         When False and ``labels`` is None, ``y`` is None.
+    check_finite : bool, default True
+        Read a float file once, 16 MiB at a time with ``os.preadv`` (never through
+        the map), and refuse a NaN or infinity naming its row and column. Integer
+        files need no pass.
 
     Returns
     -------
     Dataset
-        ``X`` is a read-only ``np.memmap`` in the file's dtype: nothing of it is read
-        (only its header), so its values are checked by whoever reads them
-        (``SoftmaxRegression.fit`` reads it block by block and names the row and
-        column of a NaN or infinity). Do not touch the map whole: every page read
-        through a map stays resident in the process; :class:`~softmaxkit.
-        linear_model.NpyRows` reads blocks with ``os.preadv`` instead.
+        ``X`` is a read-only ``np.memmap`` in the file's dtype, untouched. Do not
+        touch the map whole: every page read through a map stays resident in the
+        process; :class:`~softmaxkit.linear_model.NpyRows` reads blocks with
+        ``os.preadv`` instead (``SoftmaxRegression.fit`` does).
 
     Raises
     ------
     ValueError
         Not a ``.npy`` array, not 2-D, not real numbers, Fortran order, no rows or
-        columns; labels not 1-D, of another length, or too large.
+        columns, a non-finite value; labels not 1-D, of another length, or too large.
 
     Examples
     --------
@@ -247,6 +249,8 @@ def load_npy(path: PathLike, labels: PathLike | None = None, *,
         X = np.load(p, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ValueError(f"{p}: not a readable .npy array ({' '.join(str(exc).split())})") from None
+    if check_finite and dtype.kind == "f":
+        _check_finite_file(p, X)
     y = None
     if labels is not None:
         pl = _existing(labels)
@@ -267,6 +271,32 @@ def load_npy(path: PathLike, labels: PathLike | None = None, *,
                          ".npy file (--labels y.npy)")
     files = (str(p),) + (() if labels is None else (str(_existing(labels)),))
     return Dataset(X=X, y=y, name=str(p), files=files)
+
+
+def _check_finite_file(p: Path, X: np.memmap, block_bytes: int = 16 << 20) -> None:
+    """:func:`_check_finite` over a mapped file, read block by block with ``os.preadv``
+    into one buffer (the map itself is never touched)."""
+    n, d = X.shape
+    rows = max(1, block_bytes // (d * X.dtype.itemsize))
+    buf = np.empty((min(rows, n), d), dtype=X.dtype)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        for start in range(0, n, rows):
+            view = buf[: min(rows, n - start)]
+            raw = memoryview(view.reshape(-1).view(np.uint8))
+            pos = 0
+            while pos < len(raw):
+                got = os.preadv(fd, [raw[pos:]], X.offset + start * d * X.dtype.itemsize + pos)
+                if got <= 0:
+                    raise ValueError(f"{p}: file ended while reading row {start}")
+                pos += got
+            if not np.isfinite(view).all():
+                bad = ~np.isfinite(view)
+                i, j = (int(v) for v in np.argwhere(bad)[0])
+                raise ValueError(f"{p}: row {start + i}, column {j}: non-finite value "
+                                 f"{float(view[i, j])} (features must be finite numbers)")
+    finally:
+        os.close(fd)
 
 
 def _npy_header(p: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
