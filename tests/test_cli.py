@@ -135,6 +135,12 @@ def test_train_digits_with_report(digits_model):
     assert cm.shape == (10, 10) and cm.sum() == 450
     assert np.trace(cm) / 450 == pytest.approx(metrics["test_accuracy"])
     assert len(metrics["history"]["loss"]) == metrics["n_iter"]
+    # the test split measured at every iteration: a curve ending at the reported values
+    h = metrics["history"]
+    assert len(h["test_loss"]) == len(h["test_accuracy"]) == metrics["n_iter"]
+    assert h["test_loss"][-1] == pytest.approx(metrics["test_log_loss"], rel=1e-9)
+    assert h["test_accuracy"][-1] == pytest.approx(metrics["test_accuracy"])
+    assert h["test_loss"][0] > 2 * h["test_loss"][-1]
     assert_png(d / "report" / "training_curves.png")
     assert_png(d / "report" / "confusion_matrix.png")
 
