@@ -107,3 +107,18 @@ def test_sparse_eval_set_of_a_dense_standardised_fit_is_centred():
     b = SoftmaxRegression(standardize=True, max_iter=5).fit(X, y, eval_set=(sp.csr_matrix(Xv), yv))
     assert_allclose(b.history_["eval_loss"], a.history_["eval_loss"], rtol=1e-12)
     assert a.history_["eval_loss"][-1] == pytest.approx(log_loss(yv, a.predict_proba(Xv), labels=a.classes_))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_appends_one_eval_entry_per_call(solver):
+    X, y, Xv, yv = _data(6)
+    a = SoftmaxRegression(solver=solver, random_state=0, standardize=True)
+    b = SoftmaxRegression(solver=solver, random_state=0, standardize=True)
+    for _ in range(3):
+        a.partial_fit(X, y, classes=["ant", "bee", "cat"])
+        b.partial_fit(X, y, classes=["ant", "bee", "cat"], eval_set=(Xv, yv))
+        assert_array_equal(a.coef_, b.coef_)
+        assert b.history_["eval_loss"][-1] == pytest.approx(
+            log_loss(yv, b.predict_proba(Xv), labels=b.classes_), rel=1e-10)
+        assert b.history_["eval_accuracy"][-1] == accuracy_score(yv, b.predict(Xv))
+    assert len(b.history_["eval_loss"]) == len(b.history_["loss"]) == 3

@@ -209,16 +209,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         old = (self.classes_, self.coef_, self.intercept_) if warm else None
         X, target, sw, truth, obj = self._prepare(X, y, sample_weight, reset=True,
                                                   out_of_core=self.solver == "lbfgs")
-        ev = _data.prepare_eval(self, eval_set, _DTYPES.get(self.dtype, self.dtype))
         k, d = obj.k, obj.d
         theta = obj.zeros()
         if old is not None and old[1].shape == (k, d) and np.array_equal(old[0], self.classes_):
             theta = obj.pack(old[1], old[2])
         self._set_standardization(X, sw)
         Xs = self._transform(X)
-        if ev is not None:  # sparse rows centred by a dense fit's mean_ become dense
-            Xv = ev[0].toarray() if sp.issparse(ev[0]) and np.any(getattr(self, "mean_", 0.0)) else ev[0]
-            ev = (self._transform(Xv), ev[1])
+        ev = self._eval_rows(eval_set)
         self.history_ = {"loss": [], "accuracy": []}
         self._opt_state = None
         rows = X.shape[0] if self.solver == "lbfgs" else min(self.batch_size, X.shape[0])
@@ -234,6 +231,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             obj.close()  # the blocked evaluation's thread pool
         self._store(obj, theta)
         return self
+
+    def _eval_rows(self, eval_set):
+        """``eval_set`` checked and transformed as prediction transforms X (sparse rows
+        of a fit with a non-zero ``mean_`` are made dense to be centred)."""
+        ev = _data.prepare_eval(self, eval_set, _DTYPES.get(self.dtype, self.dtype))
+        if ev is None:
+            return None
+        Xv = ev[0].toarray() if sp.issparse(ev[0]) and np.any(getattr(self, "mean_", 0.0)) else ev[0]
+        return self._transform(Xv), ev[1]
 
     def _run_lbfgs(self, obj, theta, X, target, sw, truth, ev=None):
         mon = _solvers.Monitor(self.history_, self.max_iter, "iter", self.verbose, obj=obj,
@@ -283,7 +289,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     @available_if(_check_stochastic_solver)
     def partial_fit(self, X: Any, y: ArrayLike, classes: ArrayLike | None = None,
-                    sample_weight: ArrayLike | None = None) -> SoftmaxRegression:
+                    sample_weight: ArrayLike | None = None,
+                    eval_set: tuple[Any, ArrayLike] | None = None) -> SoftmaxRegression:
         """One epoch of minibatch "sgd" or "adam" over ``(X, y)``.
 
         Parameters
@@ -293,6 +300,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         classes : array-like of shape (n_classes,), optional
             All the classes; required on the first call with label targets.
         sample_weight : array-like of shape (n_samples,), optional
+        eval_set : (X_val, y_val), optional
+            As in :meth:`fit`: measured after this epoch, one entry appended to
+            ``history_["eval_loss"]`` / ``["eval_accuracy"]`` (pass it on every call
+            to keep them aligned with ``history_["loss"]``).
 
         Returns
         -------
@@ -312,8 +323,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             self._opt_state, self._n_partial = None, 0
         else:
             theta = obj.pack(self.coef_, self.intercept_)
+        ev = self._eval_rows(eval_set)
         with blas_threads_for(min(self.batch_size, X.shape[0]), obj.d, obj.k):
-            theta = self._run_minibatch(obj, theta, self._transform(X), target, sw, truth, 1, False)
+            theta = self._run_minibatch(obj, theta, self._transform(X), target, sw, truth, 1, False, ev)
         self._n_partial = getattr(self, "_n_partial", 0) + 1
         self._store(obj, theta)
         self.n_iter_ = self._n_partial

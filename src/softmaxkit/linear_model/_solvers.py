@@ -225,8 +225,9 @@ class Monitor:
         self.extra = ""
         if val is not None:
             history["val_loss"], history["val_accuracy"] = [], []
-        if eval_set is not None:
-            history["eval_loss"], history["eval_accuracy"] = [], []
+        if eval_set is not None:  # (partial_fit appends to the lists of earlier calls)
+            history.setdefault("eval_loss", [])
+            history.setdefault("eval_accuracy", [])
 
     def step(self, loss: float, acc: float, theta: np.ndarray | None = None,
              i: int | None = None) -> bool:
