@@ -135,6 +135,12 @@ def test_train_digits_with_report(digits_model):
     assert cm.shape == (10, 10) and cm.sum() == 450
     assert np.trace(cm) / 450 == pytest.approx(metrics["test_accuracy"])
     assert len(metrics["history"]["loss"]) == metrics["n_iter"]
+    # the test split measured at every iteration: a curve ending at the reported values
+    h = metrics["history"]
+    assert len(h["test_loss"]) == len(h["test_accuracy"]) == metrics["n_iter"]
+    assert h["test_loss"][-1] == pytest.approx(metrics["test_log_loss"], rel=1e-9)
+    assert h["test_accuracy"][-1] == pytest.approx(metrics["test_accuracy"])
+    assert h["test_loss"][0] > 2 * h["test_loss"][-1]
     assert_png(d / "report" / "training_curves.png")
     assert_png(d / "report" / "confusion_matrix.png")
 
@@ -536,7 +542,7 @@ def test_plots_thin_ticks_mark_the_label_and_name_their_axes(tmp_path):
     assert labels and all("e" not in s and "$" not in s for s in labels), labels  # 0.5, not 5e-01
     hist["test_loss"] = [1.1, 0.6, 0.4, 0.35]
     fig = plot_training_curves(hist)
-    assert "test" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]  # a curve
+    assert "test log-loss" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]  # a curve
 
 
 def test_bench_finds_the_checkout_from_any_directory(tmp_path):

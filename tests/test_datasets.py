@@ -329,3 +329,60 @@ def test_features_beyond_the_memory_bound_are_refused(tmp_path, monkeypatch):
         datasets.load_npz(tmp_path / "px.npz")
     monkeypatch.undo()
     assert datasets.load_npz(tmp_path / "px.npz").X.shape == (100, 10)
+
+
+def test_gzip_csv_bomb_is_refused_at_the_limit(tmp_path):
+    """A 60 MB CSV in 90 KB of gzip: parsed in full it would take gigabytes of Python
+    strings; with a 256 KiB limit it is refused having inflated about 256 KiB."""
+    p = tmp_path / "bomb.csv.gz"
+    p.write_bytes(gzip.compress(b"a,b,label\n" + b"1,2,0\n" * 10**7))
+    assert p.stat().st_size < 2**17
+    info, peak = traced_peak(lambda: pytest.raises(ValueError, datasets.load_csv, p, max_bytes=2**18))
+    assert str(info.value) == f"{p}: inflates to more than the 262144-byte limit; refusing to read on"
+    assert peak < 2**23, peak  # the limit and its parsed rows, not 60 MB of text as rows
+    # the header is checked before the rest is inflated
+    p.write_bytes(gzip.compress(b"1,2,3\n" + b"1,2,0\n" * 10**7))
+    info, peak = traced_peak(lambda: pytest.raises(ValueError, datasets.load_csv, p))
+    assert "bad header: the first row must hold column names" in str(info.value)
+    assert peak < 2**22, peak
+    # a raw file over the limit: refused by its size; under it: read as before
+    q = tmp_path / "plain.csv"
+    q.write_text("a,b,label\n" + "1,2,0\n" * 1000)
+    with pytest.raises(ValueError, match=r"plain\.csv: 6010 bytes, more than the 1000-byte limit"):
+        datasets.load_csv(q, max_bytes=1000)
+    assert datasets.load_csv(q).X.shape == (1000, 2)
+    assert datasets.csv_max_bytes() > 2**20
+
+
+def test_load_npy_maps_the_features_and_reads_the_labels(tmp_path):
+    X = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", np.array(["a", "b", "a", "b"]))
+    ds = datasets.load(tmp_path / "X.npy", labels=tmp_path / "y.npy")
+    assert isinstance(ds.X, np.memmap) and ds.X.dtype == np.float32
+    assert_array_equal(ds.X, X)
+    assert ds.y.tolist() == ["a", "b", "a", "b"]
+    assert ds.files == (str(tmp_path / "X.npy"), str(tmp_path / "y.npy"))
+    assert datasets.load_npy(tmp_path / "X.npy", require_labels=False).y is None
+    bad = np.zeros((50000, 3))
+    bad[41234, 2] = -np.inf
+    np.save(tmp_path / "inf.npy", bad)
+    with pytest.raises(ValueError, match=r"inf\.npy: row 41234, column 2: non-finite value -inf"):
+        datasets.load_npy(tmp_path / "inf.npy", require_labels=False)
+    import softmaxkit.datasets as mod  # small blocks: the bad row is found in a later block
+    with pytest.raises(ValueError, match=r"row 41234, column 2"):
+        mod._check_finite_file(tmp_path / "inf.npy", np.load(tmp_path / "inf.npy", mmap_mode="r"), 1000)
+    assert datasets.load_npy(tmp_path / "inf.npy", require_labels=False, check_finite=False).X.shape == (50000, 3)
+    (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
+    np.save(tmp_path / "c.npy", np.zeros((4, 2), dtype=complex))
+    np.save(tmp_path / "y2.npy", np.zeros((4, 2)))
+    for args, match in [
+        ((tmp_path / "junk.npy",), r"junk\.npy: not a \.npy array"),
+        ((tmp_path / "empty.npy",), r"empty\.npy: no data \(shape \(0, 3\)\)"),
+        ((tmp_path / "c.npy",), "expected real numbers, got dtype complex128"),
+        ((tmp_path / "X.npy", tmp_path / "y2.npy"), r"y2\.npy: labels must be a 1-D array"),
+        ((tmp_path / "X.npy",), "pass the labels as a 1-D .npy file"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            datasets.load_npy(*args)

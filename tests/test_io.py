@@ -206,3 +206,22 @@ def test_read_npz_wrong_compression_method_is_one_clear_error(tmp_path, method):
     assert zipfile.is_zipfile(f)
     with pytest.raises(ValueError, match=r"m\.npz: corrupt archive member 'X'"):
         read_npz(f, ["X"])
+
+
+def test_open_bounded_reads_raw_and_gzip_within_the_limit(tmp_path):
+    import gzip
+
+    from softmaxkit._io import open_bounded
+
+    raw, gz = tmp_path / "a.bin", tmp_path / "a.bin.gz"
+    raw.write_bytes(b"x" * 50000)
+    gz.write_bytes(gzip.compress(b"x" * 50000))
+    for p in (raw, gz):
+        with open_bounded(p, max_bytes=50000) as fh:
+            assert fh.read() == b"x" * 50000
+    with pytest.raises(ValueError, match=r"a\.bin: 50000 bytes, more than the 49999-byte limit"):
+        open_bounded(raw, max_bytes=49999)
+    with open_bounded(gz, max_bytes=49999) as fh:
+        assert fh.read(100) == b"x" * 100  # reading under the limit is fine ...
+        with pytest.raises(ValueError, match=r"a\.bin\.gz: inflates to more than the 49999-byte limit"):
+            fh.read()  # ... past it is not

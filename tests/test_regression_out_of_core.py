@@ -133,3 +133,54 @@ def test_which_maps_are_read_from_the_file(tmp_path, rng):
     est = SoftmaxRegression().fit(cow, y)
     assert np.abs(est.coef_[:, 1:]).max() == 0.0 and np.abs(est.coef_[:, 0]).max() > 0.1
     assert as_row_source(X) is None
+
+
+def test_selected_rows_are_read_in_runs_and_errors_name_the_file_row(tmp_path, rng):
+    X, y = _data(rng)
+    np.save(tmp_path / "X.npy", X)
+    rows = np.flatnonzero(rng.random(len(X)) < 0.6)
+    for block_rows in (7, 100, 1000):  # run by run; spans read whole and picked
+        src = NpyRows(tmp_path / "X.npy", rows=rows, block_rows=block_rows)
+        assert src.shape == (rows.size, 13) and src.file_shape == X.shape
+        got = np.concatenate([b.copy() for _, _, b in src.blocks()])
+        assert_allclose(got, X[rows], rtol=0, atol=0)
+        every4 = NpyRows(tmp_path / "X.npy", rows=np.arange(3, len(X), 4), block_rows=block_rows)
+        assert_allclose(np.concatenate([b.copy() for _, _, b in every4.blocks()]), X[3::4], rtol=0, atol=0)
+    src = NpyRows(tmp_path / "X.npy", rows=rows, block_rows=7)
+    sub = src.subset(np.arange(0, rows.size, 3))
+    assert_allclose(np.concatenate([b.copy() for _, _, b in sub.blocks()]), X[rows[::3]], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="increasing row numbers"):
+        NpyRows(tmp_path / "X.npy", rows=[3, 2])
+    bad = X.copy()
+    r = int(rows[40])
+    bad[r, 7] = np.inf
+    np.save(tmp_path / "bad.npy", bad)
+    for block_rows in (16, 200):
+        with pytest.raises(ValueError, match=rf"bad\.npy: row {r}, column 7 is not finite"):
+            list(NpyRows(tmp_path / "bad.npy", rows=rows, block_rows=block_rows).blocks())
+    # the fit on selected rows equals the in-memory fit on those rows
+    kw = dict(alpha=0.3, standardize=True, tol=1e-10, max_iter=500)
+    disk = SoftmaxRegression(**kw).fit(src, y[rows])
+    mem = SoftmaxRegression(**kw).fit(X[rows], y[rows])
+    # 7-row blocks: 30 partial sums per evaluation round differently from one product
+    assert_allclose(disk.coef_, mem.coef_, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_minibatch_solvers_read_npy_rows_chunk_by_chunk(tmp_path, rng, solver):
+    """sgd/adam on NpyRows: chunks (here 50 rows) in a random order, rows shuffled within;
+    seeded, so repeatable; it learns what the in-memory fit learns; early stopping's
+    validation rows stay in the file too."""
+    X, y = _data(rng, n=600)
+    np.save(tmp_path / "X.npy", X)
+    kw = dict(solver=solver, batch_size=16, max_iter=15, random_state=0, standardize=True)
+    a = SoftmaxRegression(**kw).fit(NpyRows(tmp_path / "X.npy", block_rows=50), y)
+    b = SoftmaxRegression(**kw).fit(NpyRows(tmp_path / "X.npy", block_rows=50), y)
+    assert_allclose(a.coef_, b.coef_, rtol=0, atol=0)
+    mem = SoftmaxRegression(**kw).fit(X, y)
+    assert not np.array_equal(a.coef_, mem.coef_)  # another batch order ...
+    assert abs(a.score(X, y) - mem.score(X, y)) < 0.05  # ... the same model, near enough
+    assert a.history_["loss"][-1] < a.history_["loss"][0]
+    es = SoftmaxRegression(**kw, early_stopping=True).fit(NpyRows(tmp_path / "X.npy", block_rows=50), y)
+    assert len(es.history_["val_loss"]) == es.n_iter_ and es.score(X, y) > 0.5

@@ -9,7 +9,10 @@ Three rules every file the package writes or reads from a user follows:
 * **Never over an input.** :func:`refuse_overwrite` compares every output path with
   every input path (resolved, and ``os.path.samefile`` when both exist, so hard links
   and symbolic links count) and refuses before anything is written.
-* **Bounded reading.** :func:`read_npz` checks each archive member's ``.npy`` header
+* **Bounded reading.** :func:`open_bounded` opens a raw or gzip-compressed file
+  and refuses (one ValueError naming the file) as soon as more than a limit has been
+  read or inflated, so a small gzip bomb costs the limit, not its inflated size.
+  :func:`read_npz` checks each archive member's ``.npy`` header
   and the sizes the zip directory declares before reading a byte of data, reads only
   the members asked for, and streams each into an array of exactly the declared size.
   A small archive that declares a huge array, or a compressed member whose declared
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
+import io
 import lzma
 import math
 import os
@@ -44,6 +49,7 @@ __all__ = [
     "read_npz",
     "check_npz",
     "default_max_bytes",
+    "open_bounded",
     "DEFLATE_MAX_RATIO",
 ]
 
@@ -61,6 +67,87 @@ def default_max_bytes() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     except (AttributeError, ValueError, OSError):  # not POSIX
         return 4 << 30
+
+
+class _BoundedReader(io.RawIOBase):
+    """A binary stream that raises ValueError once more than ``limit`` bytes came out."""
+
+    def __init__(self, fh: IO[bytes], limit: int, name: str, what: str,
+                 underlying: IO[bytes] | None = None) -> None:
+        self._fh, self._limit, self._name, self._what = fh, limit, name, what
+        self._underlying = underlying
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._fh.readinto(b)
+        self.count += n or 0
+        if self.count > self._limit:
+            raise ValueError(f"{self._name}: {self._what} more than the {self._limit}-byte limit; "
+                             "refusing to read on")
+        return n
+
+    def close(self) -> None:
+        for fh in (self._fh, self._underlying):
+            if fh is not None:
+                with contextlib.suppress(Exception):
+                    fh.close()
+        super().close()
+
+
+def open_bounded(path: str | os.PathLike[str], max_bytes: int | None = None) -> IO[bytes]:
+    """Open ``path`` for binary reading, inflating gzip (detected from the bytes), with
+    at most ``max_bytes`` bytes (inflated) read from it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A raw or gzip-compressed file.
+    max_bytes : int, optional
+        The most bytes the reader may deliver (default :func:`default_max_bytes`). A
+        raw file larger than that is refused at once; a gzip stream when its
+        inflated data passes the limit (a gzip file does not reliably declare its
+        inflated size), at the cost of the limit.
+
+    Returns
+    -------
+    binary file object
+        Buffered; close it (or use ``with``). Reading past the limit raises
+        ValueError naming the file.
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile
+    >>> from softmaxkit._io import open_bounded
+    >>> f = os.path.join(tempfile.mkdtemp(), "bomb.csv.gz")
+    >>> _ = open(f, "wb").write(gzip.compress(b"0," * 10**6))
+    >>> with open_bounded(f, max_bytes=1000) as fh:
+    ...     fh.read()
+    Traceback (most recent call last):
+    ...
+    ValueError: ...bomb.csv.gz: inflates to more than the 1000-byte limit; refusing to read on
+    """
+    p = os.fspath(path)
+    limit = default_max_bytes() if max_bytes is None else int(max_bytes)
+    raw = open(p, "rb")
+    try:
+        compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        if compressed:
+            inner: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb")
+            what = "inflates to"
+        else:
+            size = os.fstat(raw.fileno()).st_size
+            if size > limit:
+                raise ValueError(f"{p}: {size} bytes, more than the {limit}-byte limit")
+            inner, what = raw, "holds"
+    except BaseException:
+        raw.close()
+        raise
+    # closing the reader closes the gzip stream, then the file
+    return io.BufferedReader(_BoundedReader(inner, limit, p, what, raw if compressed else None))
 
 
 # ---------------------------------------------------------------------------- writing

@@ -12,6 +12,9 @@ Formats
 * ``.npz``: NumPy archive with an array ``X`` (2-D, numeric) and, optionally, ``y``.
   Only those two members are read, never pickles, and only after their headers and
   sizes were checked (:func:`softmaxkit._io.read_npz`).
+* ``.npy``: a 2-D feature array, memory-mapped (:func:`load_npy`; never read whole),
+  with a 1-D ``.npy`` label file: data larger than memory, for
+  ``softmaxkit train --data X.npy --labels y.npy``.
 * ``.csv``: a header row of column names, then one row per sample; the label column
   is chosen by name (default: the last column). Feature cells must be finite numbers.
 * IDX (MNIST, Fashion-MNIST): ``*-images-idx3-ubyte`` with its
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import math
 import os
 import struct
@@ -42,13 +46,14 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 import numpy as np
 
-from ._io import DEFLATE_MAX_RATIO, default_max_bytes, read_npz
+from ._io import DEFLATE_MAX_RATIO, default_max_bytes, open_bounded, read_npz
 
 __all__ = [
     "Dataset",
     "load",
     "load_digits",
     "load_npz",
+    "load_npy",
     "load_csv",
     "load_idx",
     "load_mnist",
@@ -188,6 +193,130 @@ def load_npz(path: PathLike, *, require_labels: bool = True) -> Dataset:
     return Dataset(X=X, y=y, name=str(p), files=(str(p),))
 
 
+def load_npy(path: PathLike, labels: PathLike | None = None, *,
+             require_labels: bool = True, check_finite: bool = True) -> Dataset:
+    """A 2-D ``.npy`` feature file, memory-mapped and never read here, with its labels
+    from a 1-D ``.npy`` file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The features: a 2-D C-ordered array of real numbers (any int/float dtype).
+    labels : str or path-like, optional
+        A 1-D ``.npy`` array with one label per row (ints or strings; no pickles).
+    require_labels : bool, default True
+        When False and ``labels`` is None, ``y`` is None.
+    check_finite : bool, default True
+        Read a float file once, 16 MiB at a time with ``os.preadv`` (never through
+        the map), and refuse a NaN or infinity naming its row and column. Integer
+        files need no pass.
+
+    Returns
+    -------
+    Dataset
+        ``X`` is a read-only ``np.memmap`` in the file's dtype, untouched. Do not
+        touch the map whole: every page read through a map stays resident in the
+        process; :class:`~softmaxkit.linear_model.NpyRows` reads blocks with
+        ``os.preadv`` instead (``SoftmaxRegression.fit`` does).
+
+    Raises
+    ------
+    ValueError
+        Not a ``.npy`` array, not 2-D, not real numbers, Fortran order, no rows or
+        columns, a non-finite value; labels not 1-D, of another length, or too large.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from softmaxkit import datasets
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "X.npy"), np.eye(3)); np.save(os.path.join(d, "y.npy"), [0, 1, 1])
+    >>> ds = datasets.load_npy(os.path.join(d, "X.npy"), os.path.join(d, "y.npy"))
+    >>> ds.X.shape, type(ds.X).__name__, ds.y.tolist()
+    ((3, 3), 'memmap', [0, 1, 1])
+    """
+    p = _existing(path)
+    shape, fortran, dtype = _npy_header(p)
+    if len(shape) != 2:
+        raise ValueError(f"{p}: expected a 2-D array (rows x features), got shape {shape}")
+    if dtype.kind not in "fiu":
+        raise ValueError(f"{p}: expected real numbers, got dtype {dtype}")
+    if fortran:
+        raise ValueError(f"{p}: a Fortran-ordered array; save it in C order (np.ascontiguousarray)")
+    if 0 in shape:
+        raise ValueError(f"{p}: no data (shape {shape})")
+    try:
+        X = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{p}: not a readable .npy array ({' '.join(str(exc).split())})") from None
+    if check_finite and dtype.kind == "f":
+        _check_finite_file(p, X)
+    y = None
+    if labels is not None:
+        pl = _existing(labels)
+        lshape, _, ldtype = _npy_header(pl)
+        if len(lshape) != 1:
+            raise ValueError(f"{pl}: labels must be a 1-D array (one per row of {p.name}), "
+                             f"got shape {lshape}")
+        if lshape[0] != shape[0]:
+            raise ValueError(f"{pl}: has {lshape[0]} labels but {p} has {shape[0]} rows")
+        if lshape[0] * ldtype.itemsize > default_max_bytes():
+            raise ValueError(f"{pl}: {lshape[0] * ldtype.itemsize} bytes of labels, more than the "
+                             f"{default_max_bytes()}-byte limit")
+        if ldtype.kind not in "biufUS":
+            raise ValueError(f"{pl}: labels must be numbers or strings, got dtype {ldtype}")
+        y = np.load(pl, allow_pickle=False)
+    elif require_labels:
+        raise ValueError(f"{p}: a .npy file holds only the features; pass the labels as a 1-D "
+                         ".npy file (--labels y.npy)")
+    files = (str(p),) + (() if labels is None else (str(_existing(labels)),))
+    return Dataset(X=X, y=y, name=str(p), files=files)
+
+
+def _check_finite_file(p: Path, X: np.memmap, block_bytes: int = 16 << 20) -> None:
+    """:func:`_check_finite` over a mapped file, read block by block with ``os.preadv``
+    into one buffer (the map itself is never touched)."""
+    n, d = X.shape
+    rows = max(1, block_bytes // (d * X.dtype.itemsize))
+    buf = np.empty((min(rows, n), d), dtype=X.dtype)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        for start in range(0, n, rows):
+            view = buf[: min(rows, n - start)]
+            raw = memoryview(view.reshape(-1).view(np.uint8))
+            pos = 0
+            while pos < len(raw):
+                got = os.preadv(fd, [raw[pos:]], X.offset + start * d * X.dtype.itemsize + pos)
+                if got <= 0:
+                    raise ValueError(f"{p}: file ended while reading row {start}")
+                pos += got
+            if not np.isfinite(view).all():
+                bad = ~np.isfinite(view)
+                i, j = (int(v) for v in np.argwhere(bad)[0])
+                raise ValueError(f"{p}: row {start + i}, column {j}: non-finite value "
+                                 f"{float(view[i, j])} (features must be finite numbers)")
+    finally:
+        os.close(fd)
+
+
+def _npy_header(p: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) from a ``.npy`` header, nothing else read."""
+    import numpy.lib.format as npy_format
+
+    with open(p, "rb") as fh:
+        try:
+            version = npy_format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = npy_format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = npy_format.read_array_header_2_0(fh)
+        except ValueError as exc:
+            raise ValueError(f"{p}: not a .npy array ({' '.join(str(exc).split())})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{p}: holds Python objects (pickle), which are never read")
+    return tuple(int(v) for v in shape), bool(fortran), dtype
+
+
 def _as_float64(X: np.ndarray, p: Path) -> np.ndarray:
     """``X`` as C-contiguous float64, refused when that would exceed the memory bound
     (uint8 pixels take eight times their stored size)."""
@@ -217,20 +346,35 @@ def _check_finite(X: np.ndarray, p: Path, *, lines: Sequence[int] | None = None,
 # ---------------------------------------------------------------------------- csv
 
 
-def _read_csv_rows(p: Path) -> tuple[list[str], list[list[str]], list[int]]:
+def csv_max_bytes() -> int:
+    """The most bytes of CSV text (inflated, for ``.csv.gz``) one read may take:
+    1/64 of :func:`softmaxkit._io.default_max_bytes` (half the machine's memory),
+    since parsed cells cost up to about 40 times their text (rows of one-digit cells
+    as Python strings); larger data belongs in a ``.npy`` file."""
+    return default_max_bytes() // 64
+
+
+def _read_csv_rows(p: Path, max_bytes: int | None = None, *, header_only: bool = False
+                   ) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, data rows and each data row's line number, checked for a header and
-    equal lengths (blank lines are skipped)."""
-    opener = gzip.open if _is_gzip(p) else open
+    equal lengths (blank lines are skipped). The header is checked as soon as it is
+    read; the text (inflated) is bounded by ``max_bytes`` (default
+    :func:`csv_max_bytes`)."""
     rows: list[list[str]] = []
     lines: list[int] = []
+    limit = csv_max_bytes() if max_bytes is None else int(max_bytes)
     try:
-        with opener(p, "rt", newline="", encoding="utf-8-sig") as fh:
+        with io.TextIOWrapper(open_bounded(p, limit), newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             start = 1
             for row in reader:
                 if row and any(c.strip() for c in row):
+                    if not rows:
+                        _check_csv_header(p, row)
                     rows.append(row)
                     lines.append(start)
+                    if header_only:
+                        break
                 start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise ValueError(f"{p}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
@@ -239,16 +383,8 @@ def _read_csv_rows(p: Path) -> tuple[list[str], list[list[str]], list[int]]:
     if not rows:
         raise ValueError(f"{p}: empty file, expected a header row and data rows")
     header = [c.strip() for c in rows[0]]
-    for name in header:
-        if not name:
-            raise ValueError(f"{p}: bad header: empty column name in {rows[0]!r}")
-        if _is_number(name):
-            raise ValueError(
-                f"{p}: bad header: the first row must hold column names, got the number {name!r}"
-            )
-    dup = sorted({n for n in header if header.count(n) > 1})
-    if dup:
-        raise ValueError(f"{p}: bad header: repeated column name(s) {dup}")
+    if header_only:
+        return header, [], []
     data, lines = rows[1:], lines[1:]
     if not data:
         raise ValueError(f"{p}: no data rows after the header")
@@ -258,6 +394,20 @@ def _read_csv_rows(p: Path) -> tuple[list[str], list[list[str]], list[int]]:
                 f"{p}: ragged rows: line {line} has {len(row)} fields, the header has {len(header)}"
             )
     return header, data, lines
+
+
+def _check_csv_header(p: Path, first_row: list[str]) -> None:
+    header = [c.strip() for c in first_row]
+    for name in header:
+        if not name:
+            raise ValueError(f"{p}: bad header: empty column name in {first_row!r}")
+        if _is_number(name):
+            raise ValueError(
+                f"{p}: bad header: the first row must hold column names, got the number {name!r}"
+            )
+    dup = sorted({n for n in header if header.count(n) > 1})
+    if dup:
+        raise ValueError(f"{p}: bad header: repeated column name(s) {dup}")
 
 
 def _is_number(s: str) -> bool:
@@ -291,6 +441,7 @@ def load_csv(
     *,
     feature_columns: Sequence[str] | None = None,
     require_labels: bool = True,
+    max_bytes: int | None = None,
 ) -> Dataset:
     """Read a CSV file with a header row: numeric features and one label column.
 
@@ -307,6 +458,12 @@ def load_csv(
         When False, the file need not have a label column: if ``label_column`` is
         given and present it is read as labels, otherwise ``y`` is None and every
         column is a feature (or only ``feature_columns`` when given).
+    max_bytes : int, optional
+        The most bytes of text read (inflated, for a gzip-compressed file); default
+        :func:`csv_max_bytes`, 1/64 of half the machine's memory. The header is
+        checked first; a larger file, or a gzip stream inflating past the limit (a
+        "gzip bomb"), is refused with one ValueError naming the file, having read at
+        most the limit.
 
     Returns
     -------
@@ -330,7 +487,7 @@ def load_csv(
     ([[1.0, 2.0], [3.0, 4.0]], ['cat', 'dog'])
     """
     p = _existing(path)
-    header, data, lines = _read_csv_rows(p)
+    header, data, lines = _read_csv_rows(p, max_bytes)
     if label_column is not None and not isinstance(label_column, str):
         raise TypeError(f"label_column must be a column name (str), got {label_column!r}")
     if label_column is None:
@@ -575,12 +732,14 @@ def load(
     ----------
     source : str or path-like
         ``"digits"`` for :func:`load_digits`, or a path: ``*.npz`` goes to
-        :func:`load_npz`, ``*.csv`` / ``*.csv.gz`` to :func:`load_csv`, IDX files
+        :func:`load_npz`, ``*.npy`` to :func:`load_npy` (memory-mapped, labels from
+        ``labels``), ``*.csv`` / ``*.csv.gz`` to :func:`load_csv`, IDX files
         (``*idx3-ubyte*`` or IDX content) to :func:`load_mnist`.
     label_column : str, optional
         CSV only: the label column's name (default: the last column).
     labels : str or path-like, optional
-        IDX only: the label file (default: found beside the image file).
+        IDX: the label file (default: found beside the image file); ``.npy``: the
+        1-D ``.npy`` label file.
     require_labels : bool, default True
         When False, a file without labels loads with ``y`` None.
 
@@ -594,10 +753,12 @@ def load(
     name = p.name.lower()
     if name.endswith(".npz"):
         return load_npz(p, require_labels=require_labels)
+    if name.endswith(".npy"):
+        return load_npy(p, labels, require_labels=require_labels)
     if name.endswith((".csv", ".csv.gz", ".txt")):
         return load_csv(p, label_column, require_labels=require_labels)
     if _looks_like_idx(p):
         return load_mnist(p, labels, require_labels=require_labels)
     raise ValueError(
-        f"{p}: unknown data format (expected 'digits', .npz, .csv or an MNIST IDX file)"
+        f"{p}: unknown data format (expected 'digits', .npz, .npy, .csv or an MNIST IDX file)"
     )

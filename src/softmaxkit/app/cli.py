@@ -72,12 +72,16 @@ examples:
   softmaxkit train --data digits --solver adam --epochs 30 --out model.npz --report report/
   softmaxkit train --data iris.csv --label-column species --out iris.npz
   softmaxkit train --data train-images-idx3-ubyte.gz --solver sgd --epochs 5 --out mnist.npz
+  softmaxkit train --data big.npy --labels y.npy --batch-size 4096 --out big-model.npz
 
 Data: 'digits' (bundled with scikit-learn), .npz with arrays X and y, .csv with a
 header row (label column by name, default the last), or MNIST/Fashion-MNIST IDX
 files (raw or .gz; the labels file is found beside the images file, or pass
---labels). Features must be finite numbers; they are standardised, and the mean and
-scale are stored in the model. A stratified share (--test-size) is held out and
+--labels), or a 2-D .npy file with --labels y.npy (1-D), trained on out of core:
+read in blocks of --batch-size rows (lbfgs) or about 16 MiB (sgd, adam), never
+loaded whole. Features must be finite numbers; they are standardised, and the mean
+and scale are stored in the model. A stratified share (--test-size; for .npy,
+evenly spaced rows) is held out, measured after every iteration or epoch and
 reported. Output files are written atomically and never over an input file.
 """
 
@@ -96,12 +100,13 @@ accuracy on stderr, saying which rows were measured.
 
 def _add_data_args(p: argparse.ArgumentParser, *, default: str | None = None) -> None:
     p.add_argument("--data", default=default, metavar="digits|PATH",
-                   help="'digits' or a .npz, .csv or IDX file"
+                   help="'digits' or a .npz, .csv or IDX file (train: also .npy)"
                    + (f" (default: {default})" if default else ""))
     p.add_argument("--label-column", metavar="NAME", default=None,
                    help="CSV: name of the label column (default: the last column)")
     p.add_argument("--labels", metavar="PATH", default=None,
-                   help="IDX: the labels file (default: found beside the images file)")
+                   help="IDX: the labels file (default: found beside the images file); "
+                   ".npy data: a 1-D .npy file of labels")
 
 
 def _int_arg(lo: int, hi: int = _INT_MAX, *, check_lo: bool = True) -> Callable[[str], int]:
@@ -189,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="max iterations (lbfgs) or epochs (sgd, adam); default 100")
     t.add_argument("--alpha", type=_finite_arg, default=1.0, metavar="A",
                    help="L2 strength, scaled like 1/C of LogisticRegression (default 1)")
-    t.add_argument("--batch-size", type=_int_arg(1, check_lo=False), default=64, metavar="B",
-                   help="minibatch size (sgd, adam; default 64)")
+    t.add_argument("--batch-size", type=_int_arg(1, check_lo=False), default=None, metavar="B",
+                   help="minibatch size (sgd, adam; default 64); with .npy data and lbfgs, "
+                   "rows per block read from the file (default: about 16 MiB)")
     t.add_argument("--learning-rate", type=_finite_arg, default=None, metavar="LR",
                    help="step size (sgd, adam); default: the solver's")
     t.add_argument("--label-smoothing", type=_finite_arg, default=0.0, metavar="EPS",

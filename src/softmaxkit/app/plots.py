@@ -166,8 +166,8 @@ def plot_training_curves(history: Mapping[str, Sequence[float]],
         image_format(path)
     fig = _figure(10, 3.8)
     ax1, ax2 = fig.subplots(1, 2)
-    series = (("loss", ax1, "training"), ("val_loss", ax1, "validation"),
-              ("test_loss", ax1, "test"), ("accuracy", ax2, "training"),
+    series = (("loss", ax1, "training objective"), ("val_loss", ax1, "validation objective"),
+              ("test_loss", ax1, "test log-loss"), ("accuracy", ax2, "training"),
               ("val_accuracy", ax2, "validation"), ("test_accuracy", ax2, "test"))
     last = 1
     for key, ax, label in series:
@@ -180,7 +180,7 @@ def plot_training_curves(history: Mapping[str, Sequence[float]],
             if f"test_{key}" not in history and test.get(key) is not None:
                 ax.plot([last], [test[key]], "o", color="tab:red",
                         label=f"{what}, final model: {test[key]:.4f}")
-    ax1.set_title("objective (mean cross-entropy + L2)")
+    ax1.set_title("loss (log scale)")
     ax1.set_yscale("log")
     # Labels on the 1-2-5 steps of every decade, not only on the powers of ten (a
     # curve spanning less than a decade would otherwise show no label at all).

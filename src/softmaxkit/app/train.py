@@ -1,9 +1,12 @@
 """The train workflow of ``softmaxkit train``, as a plain function.
 
 :func:`train` loads a data set, holds out a stratified test share, fits
-:class:`~softmaxkit.SoftmaxRegression`, saves the model and, optionally, a report
-folder (training curves, confusion matrix, metrics.json). Every file is written
-atomically and never over an input file. Errors are ValueError / FileNotFoundError
+:class:`~softmaxkit.SoftmaxRegression` (measuring the test share after every
+iteration or epoch: ``eval_set``), saves the model and, optionally, a report
+folder (training curves, confusion matrix, metrics.json). A ``.npy`` feature file
+never enters memory: its training and test rows are
+:class:`~softmaxkit.linear_model.NpyRows` selections read block by block. Every
+file is written atomically and never over an input file. Errors are ValueError / FileNotFoundError
 whose messages speak the command line's options (``--epochs``, not ``max_iter``).
 """
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 
 from .._io import atomic_open, atomic_path, refuse_overwrite
 
-__all__ = ["train", "TrainResult", "REPORT_FILES", "check_labels"]
+__all__ = ["train", "TrainResult", "REPORT_FILES", "check_labels", "file_split"]
 
 #: The files a report folder gets (the confusion matrix and the reliability diagram
 #: only with a test split).
@@ -70,7 +73,7 @@ def train(
     solver: str = "lbfgs",
     epochs: int | None = None,
     alpha: float = 1.0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     learning_rate: float | None = None,
     label_smoothing: float = 0.0,
     early_stopping: bool = False,
@@ -85,19 +88,24 @@ def train(
     Parameters
     ----------
     data : "digits" or path
-        What :func:`softmaxkit.datasets.load` reads.
+        What :func:`softmaxkit.datasets.load` reads. A ``.npy`` file (with
+        ``labels``, a 1-D ``.npy``) is trained on out of core: never loaded whole,
+        read in blocks of ``batch_size`` rows (docs/regression.md).
     out : path
         The model file (``.npz``). Its folder must exist; it must not be an input.
     report : path, optional
         A folder (created if needed) for :data:`REPORT_FILES`.
     label_column, labels
-        CSV label column; IDX labels file.
+        CSV label column; IDX or ``.npy`` labels file.
     solver, epochs, alpha, batch_size, learning_rate, label_smoothing, early_stopping
         SoftmaxRegression's ``solver``, ``max_iter`` (default 100), ``alpha``,
-        ``batch_size``, ``learning_rate`` (None: "auto"), ``label_smoothing``,
-        ``early_stopping``.
+        ``batch_size`` (None: 64), ``learning_rate`` (None: "auto"),
+        ``label_smoothing``, ``early_stopping``. For a ``.npy`` file with "lbfgs",
+        ``batch_size`` is the rows per block read from the file (None: about 16 MiB).
     test_size : float in [0, 1)
-        Held-out share, stratified when every class has two samples.
+        Held-out share, stratified when every class has two samples; for a ``.npy``
+        file, evenly spaced rows (:func:`file_split`). The test set's log-loss and
+        accuracy are recorded after every iteration/epoch (``eval_set``).
     seed : int
         Seed of the split and the solver.
     standardize : bool
@@ -131,7 +139,8 @@ def train(
             raise ValueError(f"{option} must be an int in the range [1, {_INT_MAX}], got {value}")
     model = SoftmaxRegression(
         alpha=alpha, solver=solver, max_iter=100 if epochs is None else epochs,
-        batch_size=batch_size, learning_rate="auto" if learning_rate is None else learning_rate,
+        batch_size=64 if batch_size is None else batch_size,
+        learning_rate="auto" if learning_rate is None else learning_rate,
         label_smoothing=label_smoothing, early_stopping=early_stopping, standardize=standardize,
         random_state=seed, verbose=1 if verbose else 0,
     )
@@ -152,18 +161,30 @@ def train(
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        if label_column is not None and os.fspath(data).lower().endswith(".npy"):
+            raise ValueError("--label-column is for CSV data; the labels of a .npy file come "
+                             "from --labels y.npy")
         ds = datasets.load(data, label_column=label_column, labels=labels)
         refuse_overwrite(outputs, _input_files(ds))
         X, y = ds.X, ds.y
         check_labels(ds)
         classes, counts = np.unique(y, return_counts=True)
-        split = _split(X, y, classes, counts, test_size, seed)
-        X_tr, X_te, y_tr, y_te, stratified = split
+        if isinstance(X, np.memmap):  # out of core: rows stay in the file
+            # rows per block read (training, test measurements, metrics): --batch-size
+            # for lbfgs, else about 16 MiB (at least one minibatch)
+            block = max(batch_size or 1, (16 << 20) // (8 * X.shape[1]))
+            X_tr, X_te, y_tr, y_te, how = _file_split(
+                X, y, classes, test_size, batch_size if solver == "lbfgs" and batch_size else block)
+        else:
+            X_tr, X_te, y_tr, y_te, stratified = _split(X, y, classes, counts, test_size, seed)
+            how = " (stratified)" if stratified else ""
         log(f"data: {ds.name}: {X.shape[0]} samples, {X.shape[1]} features, {classes.size} classes; "
-            f"train {len(y_tr)}, test {len(y_te)}" + (" (stratified)" if stratified else ""))
+            f"train {len(y_tr)}, test {len(y_te)}" + how)
         t0 = time.perf_counter()
         try:
-            model.fit(X_tr, y_tr)
+            # the test split measured after every step (only when the model knows its classes)
+            measured = len(y_te) and np.isin(y_te, y_tr).all()
+            model.fit(X_tr, y_tr, eval_set=(X_te, y_te) if measured else None)
         except (ValueError, FloatingPointError, OverflowError) as exc:  # divergence: in option names
             raise ValueError(_cli_terms(str(exc), standardize)) from None
         fit_s = time.perf_counter() - t0
@@ -255,19 +276,81 @@ def _split(X, y, classes, counts, test_size, seed):
     return X_tr, X_te, y_tr, y_te, stratify is not None
 
 
+def file_split(n: int, test_size: float) -> np.ndarray:
+    """Which rows of an ``n``-row file are test rows: row ``i`` is when
+    ``floor((i + 1) f) > floor(i f)``, ``f = test_size``.
+
+    Evenly spaced (every 4th row for 0.25, rows 3, 7, 11, ...), ``floor(n f)`` of
+    them, the same on every run and read without shuffling the file. A file sorted
+    by class still gives each class its share (to within one row), so the split is
+    stratified in effect unless the file's order has a period near ``1/f``.
+
+    Examples
+    --------
+    >>> from softmaxkit.app.train import file_split
+    >>> file_split(10, 0.25).nonzero()[0].tolist()
+    [3, 7]
+    """
+    i = np.arange(n, dtype=np.float64)
+    return np.floor((i + 1) * test_size) > np.floor(i * test_size)
+
+
+def _file_split(X, y, classes, test_size, block_rows):
+    """Train and test rows of a memory-mapped .npy as NpyRows (nothing read yet)."""
+    from ..linear_model import NpyRows
+
+    test = file_split(X.shape[0], test_size)
+    tr, te = np.flatnonzero(~test), np.flatnonzero(test)
+    if tr.size < classes.size:
+        raise ValueError(f"--test-size {test_size} leaves {tr.size} training row(s) of "
+                         f"{X.shape[0]}, fewer than the {classes.size} classes")
+    if np.unique(y[tr]).size < 2:
+        raise ValueError(f"--test-size {test_size}: the training rows hold only one class")
+    src = dict(path=X.filename, offset=X.offset, shape=X.shape, dtype=X.dtype, block_rows=block_rows)
+    how = " (read from the file in blocks)"
+    if te.size:
+        k = round(1 / test_size)
+        step = f"every {_ordinal(k)} row" if abs(1 / test_size - k) < 1e-9 else "evenly spaced rows"
+        how = f" (test: {step}; read from the file in blocks)"
+    return NpyRows(**src, rows=tr), NpyRows(**src, rows=te), y[tr], y[te], how
+
+
+def _ordinal(k: int) -> str:
+    """2nd, 3rd, 4th, 11th, 21st."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def _row_blocks(X):
+    """``(start, stop, rows)`` of X: an NpyRows' blocks, or X itself."""
+    if hasattr(X, "blocks"):
+        return X.blocks()
+    return [(0, X.shape[0], X)]
+
+
+def _predict_proba(model, X) -> np.ndarray:
+    return np.concatenate([model.predict_proba(b) for _, _, b in _row_blocks(X)]) \
+        if hasattr(X, "blocks") else model.predict_proba(X)
+
+
+def _accuracy(model, X, y) -> float:
+    correct = sum(int(np.count_nonzero(model.predict(b) == y[s:e])) for s, e, b in _row_blocks(X))
+    return correct / len(y)
+
+
 def _metrics(model, ds, X, X_tr, y_tr, X_te, y_te, classes, solver, fit_s) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "data": ds.name, "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
         "n_classes": int(classes.size), "n_train": int(len(y_tr)), "n_test": int(len(y_te)),
         "solver": solver, "n_iter": int(model.n_iter_), "fit_seconds": round(fit_s, 4),
         "params": {k: v for k, v in model.get_params().items() if _jsonable(v)},
-        "train_accuracy": float(model.score(X_tr, y_tr)),
+        "train_accuracy": float(_accuracy(model, X_tr, y_tr)),
         "final_loss": float(model.history_["loss"][-1]) if model.history_["loss"] else None,
     }
     if len(y_te):
         from sklearn.metrics import confusion_matrix, log_loss
 
-        proba = model.predict_proba(X_te)
+        proba = _predict_proba(model, X_te)
         pred = model.classes_[np.argmax(proba, axis=1)]
         metrics["test_accuracy"] = float(np.mean(pred == y_te))
         metrics["test_log_loss"] = float(log_loss(y_te, proba, labels=model.classes_))
@@ -289,7 +372,8 @@ def _write_report(folder: Path, model, metrics, solver, data_name) -> list[str]:
     if "test_accuracy" in metrics:
         test = {"loss": metrics["test_log_loss"], "accuracy": metrics["test_accuracy"]}
     step = "L-BFGS iteration" if solver == "lbfgs" else f"epoch ({solver})"
-    plot_training_curves(model.history_, folder / "training_curves.png",
+    history = _history(model)
+    plot_training_curves(history, folder / "training_curves.png",
                          title=f"SoftmaxRegression ({solver}) on {Path(data_name).name}",
                          xlabel=step, test=test)
     written.append(str(folder / "training_curves.png"))
@@ -309,11 +393,18 @@ def _write_report(folder: Path, model, metrics, solver, data_name) -> list[str]:
         metrics["test_ece"] = cal["ece"]
         metrics["calibration"] = cal
         written.append(str(cal["reliability_png"]))
-    metrics["history"] = {k: [float(v) for v in vals] for k, vals in model.history_.items()}
+    metrics["history"] = {k: [float(v) for v in vals] for k, vals in history.items()}
     with atomic_open(folder / "metrics.json", "w", encoding="utf-8") as fh:
         fh.write(json.dumps(metrics, indent=2) + "\n")
     written.append(str(folder / "metrics.json"))
     return written
+
+
+def _history(model) -> dict[str, list[float]]:
+    """The model's history with the eval_set's curves named as the test split's
+    ("test_loss": log-loss, "test_accuracy"), one value per iteration/epoch."""
+    names = {"eval_loss": "test_loss", "eval_accuracy": "test_accuracy"}
+    return {names.get(k, k): list(v) for k, v in model.history_.items()}
 
 
 def _option_message(msg: str) -> str:

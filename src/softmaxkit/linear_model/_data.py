@@ -15,7 +15,7 @@ from .._validation import check_prob_rows
 from ._chunks import NpyRows, as_row_source
 from ._dask import DaskRows, is_dask, prepare_dask
 
-__all__ = ["prepare", "standardization", "transform"]
+__all__ = ["prepare", "prepare_eval", "standardization", "transform", "take_rows"]
 
 
 def prepare(est: Any, X: Any, y: Any, sample_weight: Any, *, reset: bool, classes: Any = None,
@@ -34,7 +34,8 @@ def prepare(est: Any, X: Any, y: Any, sample_weight: Any, *, reset: bool, classe
         raise ValueError(f"{type(est).__name__} requires y to be passed, but the target y is None")
     y_arr = y if hasattr(y, "shape") and hasattr(y, "ndim") else np.asarray(y, dtype=object)
     soft = getattr(y_arr, "ndim", 1) == 2 and y_arr.shape[1] > 1
-    src = as_row_source(X) if out_of_core else None
+    # NpyRows stays in its file for every solver; a memory map only for "lbfgs"
+    src = as_row_source(X) if out_of_core or isinstance(X, NpyRows) else None
     if is_dask(X) or is_dask(y):
         if not out_of_core:
             raise ValueError(f"a dask array is fitted with solver='lbfgs' (full batch on the "
@@ -86,6 +87,40 @@ def prepare(est: Any, X: Any, y: Any, sample_weight: Any, *, reset: bool, classe
     if not sw.sum() > 0:
         raise ValueError("sample_weight times class_weight sums to 0: nothing to fit")
     return X, target, np.ascontiguousarray(sw), truth
+
+
+def prepare_eval(est: Any, eval_set: Any, dtype: Any) -> tuple[Any, np.ndarray] | None:
+    """``fit``'s ``eval_set=(X_val, y_val)`` as ``(X, class indices)``, X checked like
+    the training X (same features; an :class:`NpyRows` or a memory-mapped ``.npy``
+    stays in its file) and the labels among ``est.classes_``; None for None."""
+    if eval_set is None:
+        return None
+    if not isinstance(eval_set, (tuple, list)) or len(eval_set) != 2:
+        raise ValueError(f"eval_set must be a pair (X_val, y_val), got {type(eval_set).__name__}")
+    Xv, yv = eval_set
+    src = as_row_source(Xv)
+    if src is not None:
+        check_n_features(est, src.shape[1], reset=False)
+        Xv = src.prepared(dtype)
+    else:
+        Xv = validate_data(est, Xv, dtype=dtype, reset=False, order="C", accept_sparse="csr")
+    yv = np.asarray(yv)
+    if yv.ndim != 1:
+        raise ValueError(f"eval_set: y_val must be 1-D class labels, got shape {yv.shape}")
+    if yv.shape[0] != Xv.shape[0] or yv.shape[0] == 0:
+        raise ValueError(f"eval_set: X_val has {Xv.shape[0]} rows but y_val has {yv.shape[0]} labels"
+                         if yv.shape[0] != Xv.shape[0] else "eval_set: no rows")
+    unknown = np.setdiff1d(np.unique(yv), est.classes_)
+    if unknown.size:
+        raise ValueError(f"eval_set: y_val contains labels not in classes {est.classes_.tolist()}: "
+                         f"{unknown.tolist()[:10]}")
+    return Xv, np.searchsorted(est.classes_, yv).astype(np.int64)
+
+
+def take_rows(X: Any, index: np.ndarray) -> Any:
+    """Rows ``index`` of X (in memory, or an :class:`NpyRows` subset: ``index`` must
+    then be increasing)."""
+    return X.subset(index) if isinstance(X, NpyRows) else X[index]
 
 
 def check_n_features(est: Any, d: int, reset: bool) -> None:
@@ -158,6 +193,7 @@ def standardization(X: Any, sw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, var = X.standardization(sw)
         mean_for_var = mean
     elif isinstance(X, NpyRows):  # two passes over the file: the mean, then the variance
+        # (as the in-memory np.average does: the same sums, so the same statistics)
         w = sw / sw.sum()
         mean = sum(w[s:e] @ Xb for s, e, Xb in X.prepared(np.float64).blocks())
         var = sum(w[s:e] @ (Xb - mean) ** 2 for s, e, Xb in X.prepared(np.float64).blocks())
@@ -192,9 +228,11 @@ def transform(X: Any, mean: np.ndarray, scale: np.ndarray) -> Any:
 
 
 def validation_split(truth: np.ndarray, labels: bool, k: int, fraction: float,
-                     rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+                     rng: np.random.RandomState, *, ordered: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, validation)`` for early stopping, stratified when every class
-    has two rows and the validation share can hold one of each."""
+    has two rows and the validation share can hold one of each (``ordered``: each
+    sorted, for rows read from a file)."""
     import math
 
     from sklearn.model_selection import train_test_split
@@ -206,6 +244,8 @@ def validation_split(truth: np.ndarray, labels: bool, k: int, fraction: float,
         if counts[counts > 0].min() >= 2 and math.ceil(fraction * n) >= np.count_nonzero(counts):
             strat = truth
     tr, va = train_test_split(np.arange(n), test_size=fraction, random_state=rng, stratify=strat)
+    if ordered:  # rows read from a file: in file order
+        tr, va = np.sort(tr), np.sort(va)
     if tr.size == 0 or va.size == 0:
         raise ValueError(
             f"validation_fraction={fraction} leaves no training or no validation samples out of {n}"

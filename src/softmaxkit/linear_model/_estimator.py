@@ -94,7 +94,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     n_iter_ : int
     history_ : dict of lists
         Per iteration/epoch: "loss" (the objective) and training "accuracy";
-        "val_loss", "val_accuracy" with ``early_stopping``.
+        "val_loss", "val_accuracy" with ``early_stopping``; "eval_loss",
+        "eval_accuracy" with ``fit(..., eval_set=(X_val, y_val))``.
     loss_curve_ : list of float
 
     See Also
@@ -183,7 +184,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             label_smoothing=self.label_smoothing)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: ArrayLike, sample_weight: ArrayLike | None = None) -> SoftmaxRegression:
+    def fit(self, X: Any, y: ArrayLike, sample_weight: ArrayLike | None = None,
+            eval_set: tuple[Any, ArrayLike] | None = None) -> SoftmaxRegression:
         """Fit the model.
 
         Parameters
@@ -193,6 +195,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             Class labels of any type, or class probabilities (rows summing to 1;
             ``classes_`` is then ``0 .. n_classes - 1``).
         sample_weight : array-like of shape (n_samples,), optional
+        eval_set : (X_val, y_val), optional
+            A held-out set (labels among ``classes_``) measured after every iteration
+            or epoch: ``history_["eval_loss"]`` (mean log-loss, as
+            ``sklearn.metrics.log_loss``) and ``history_["eval_accuracy"]``. It is
+            only measured, never fitted: the coefficients are those without it.
 
         Returns
         -------
@@ -208,22 +215,35 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             theta = obj.pack(old[1], old[2])
         self._set_standardization(X, sw)
         Xs = self._transform(X)
+        ev = self._eval_rows(eval_set)
         self.history_ = {"loss": [], "accuracy": []}
         self._opt_state = None
         rows = X.shape[0] if self.solver == "lbfgs" else min(self.batch_size, X.shape[0])
+        if hasattr(X, "default_block_rows"):  # rows in a file: the products are block-sized
+            rows = min(rows, X.default_block_rows())
         try:
             with blas_threads_for(rows, d, k):
                 if self.solver == "lbfgs":
-                    theta = self._run_lbfgs(obj, theta, Xs, target, sw, truth)
+                    theta = self._run_lbfgs(obj, theta, Xs, target, sw, truth, ev)
                 else:
-                    theta = self._run_minibatch(obj, theta, Xs, target, sw, truth, self.max_iter, True)
+                    theta = self._run_minibatch(obj, theta, Xs, target, sw, truth, self.max_iter, True, ev)
         finally:
             obj.close()  # the blocked evaluation's thread pool
         self._store(obj, theta)
         return self
 
-    def _run_lbfgs(self, obj, theta, X, target, sw, truth):
-        mon = _solvers.Monitor(self.history_, self.max_iter, "iter", self.verbose)
+    def _eval_rows(self, eval_set):
+        """``eval_set`` checked and transformed as prediction transforms X (sparse rows
+        of a fit with a non-zero ``mean_`` are made dense to be centred)."""
+        ev = _data.prepare_eval(self, eval_set, _DTYPES.get(self.dtype, self.dtype))
+        if ev is None:
+            return None
+        Xv = ev[0].toarray() if sp.issparse(ev[0]) and np.any(getattr(self, "mean_", 0.0)) else ev[0]
+        return self._transform(Xv), ev[1]
+
+    def _run_lbfgs(self, obj, theta, X, target, sw, truth, ev=None):
+        mon = _solvers.Monitor(self.history_, self.max_iter, "iter", self.verbose, obj=obj,
+                               eval_set=ev)
         theta, self.n_iter_, unconverged = _solvers.lbfgs(
             obj, theta, X, target, sw, truth, max_iter=self.max_iter, tol=self.tol, on_step=mon.step)
         mon.finish(self.n_iter_)
@@ -234,16 +254,18 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 ConvergenceWarning, stacklevel=4)  # _run_lbfgs < fit < _fit_context < caller
         return theta
 
-    def _run_minibatch(self, obj, theta, X, target, sw, truth, epochs, stopping):
+    def _run_minibatch(self, obj, theta, X, target, sw, truth, epochs, stopping, ev=None):
         rs = self.random_state
         rng = rs if isinstance(rs, np.random.RandomState) else np.random.RandomState(rs)
         val = None
         if stopping and self.early_stopping:
-            tr, va = _data.validation_split(truth, target.ndim == 1, obj.k, self.validation_fraction, rng)
-            val = (X[va], target[va], sw[va], truth[va])
-            X, target, sw, truth = X[tr], target[tr], sw[tr], truth[tr]
+            tr, va = _data.validation_split(truth, target.ndim == 1, obj.k, self.validation_fraction,
+                                            rng, ordered=hasattr(X, "subset"))
+            val = (_data.take_rows(X, va), target[va], sw[va], truth[va])
+            X, target, sw, truth = _data.take_rows(X, tr), target[tr], sw[tr], truth[tr]
         mon = _solvers.Monitor(self.history_, epochs, "epoch", self.verbose, stopping=stopping,
-                               tol=self.tol, patience=self.n_iter_no_change, obj=obj, val=val)
+                               tol=self.tol, patience=self.n_iter_no_change, obj=obj, val=val,
+                               eval_set=ev)
         lr = _solvers.AUTO_LR[self.solver] if self.learning_rate == "auto" else float(self.learning_rate)
         theta, self._opt_state, epoch = _solvers.minibatch(
             obj, theta, X, target, sw, truth, solver=self.solver, lr=lr, momentum=self.momentum,
@@ -267,7 +289,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     @available_if(_check_stochastic_solver)
     def partial_fit(self, X: Any, y: ArrayLike, classes: ArrayLike | None = None,
-                    sample_weight: ArrayLike | None = None) -> SoftmaxRegression:
+                    sample_weight: ArrayLike | None = None,
+                    eval_set: tuple[Any, ArrayLike] | None = None) -> SoftmaxRegression:
         """One epoch of minibatch "sgd" or "adam" over ``(X, y)``.
 
         Parameters
@@ -277,6 +300,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         classes : array-like of shape (n_classes,), optional
             All the classes; required on the first call with label targets.
         sample_weight : array-like of shape (n_samples,), optional
+        eval_set : (X_val, y_val), optional
+            As in :meth:`fit`: measured after this epoch, one entry appended to
+            ``history_["eval_loss"]`` / ``["eval_accuracy"]`` (pass it on every call
+            to keep them aligned with ``history_["loss"]``).
 
         Returns
         -------
@@ -296,8 +323,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             self._opt_state, self._n_partial = None, 0
         else:
             theta = obj.pack(self.coef_, self.intercept_)
+        ev = self._eval_rows(eval_set)
         with blas_threads_for(min(self.batch_size, X.shape[0]), obj.d, obj.k):
-            theta = self._run_minibatch(obj, theta, self._transform(X), target, sw, truth, 1, False)
+            theta = self._run_minibatch(obj, theta, self._transform(X), target, sw, truth, 1, False, ev)
         self._n_partial = getattr(self, "_n_partial", 0) + 1
         self._store(obj, theta)
         self.n_iter_ = self._n_partial
