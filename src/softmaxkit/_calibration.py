@@ -22,7 +22,6 @@ Binning (written once here, used by every function):
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import warnings
 from dataclasses import dataclass
@@ -34,7 +33,15 @@ import numpy.typing as npt
 
 from ._losses import cross_entropy, cross_entropy_and_grad
 from ._softmax import log_softmax, softmax
-from ._validation import as_float_array, check_bool, check_prob_rows, check_real, hard_target
+from ._validation import (
+    as_float_array,
+    check_bool,
+    check_choice,
+    check_count,
+    check_prob_rows,
+    check_real,
+    hard_target,
+)
 
 __all__ = [
     "expected_calibration_error",
@@ -51,18 +58,6 @@ _STRATEGIES = ("uniform", "quantile")
 
 
 # ------------------------------------------------------------------ validation
-
-
-def _check_n_bins(n_bins: Any) -> int:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 1:
-        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}")
-    return int(n_bins)
-
-
-def _check_choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
 
 
 def _probs_and_labels(probs_or_logits: Any, y: Any, from_logits: Any,
@@ -207,9 +202,9 @@ def expected_calibration_error(
     >>> round(smk.expected_calibration_error(p, [0, 0, 1, 1]), 12)
     0.15
     """
-    n_bins = _check_n_bins(n_bins)
-    norm = _check_choice(norm, "norm", _NORMS)
-    strategy = _check_choice(strategy, "strategy", _STRATEGIES)
+    n_bins = check_count(n_bins, "n_bins")
+    norm = check_choice(norm, "norm", _NORMS)
+    strategy = check_choice(strategy, "strategy", _STRATEGIES)
     probs, labels = _probs_and_labels(probs_or_logits, y, from_logits)
     conf, correct = _top_label(probs, labels)
     edges = _bin_edges(conf, n_bins, strategy)
@@ -263,9 +258,9 @@ def classwise_calibration_error(
     >>> round(smk.classwise_calibration_error(p, [0, 0, 1, 1]), 12)
     0.2
     """
-    n_bins = _check_n_bins(n_bins)
-    norm = _check_choice(norm, "norm", _NORMS)
-    strategy = _check_choice(strategy, "strategy", _STRATEGIES)
+    n_bins = check_count(n_bins, "n_bins")
+    norm = check_choice(norm, "norm", _NORMS)
+    strategy = check_choice(strategy, "strategy", _STRATEGIES)
     probs, labels = _probs_and_labels(probs_or_logits, y, from_logits)
     total = 0.0
     for k in range(probs.shape[1]):
@@ -332,8 +327,8 @@ def reliability_curve(
     >>> curve.count.tolist(), curve.accuracy[3:].tolist(), round(curve.ece, 12)
     ([0, 0, 0, 1, 3], [0.0, 1.0], 0.25)
     """
-    n_bins = _check_n_bins(n_bins)
-    strategy = _check_choice(strategy, "strategy", _STRATEGIES)
+    n_bins = check_count(n_bins, "n_bins")
+    strategy = check_choice(strategy, "strategy", _STRATEGIES)
     probs, labels = _probs_and_labels(probs_or_logits, y, from_logits)
     conf, correct = _top_label(probs, labels)
     edges = _bin_edges(conf, n_bins, strategy)
@@ -633,13 +628,11 @@ class TemperatureScaling:
         -------
         self
         """
-        method = _check_choice(self.method, "method", ("temperature", "vector"))
+        method = check_choice(self.method, "method", ("temperature", "vector"))
         tol = check_real(self.tol, "tol")
         if not (0 < tol < 1):
             raise ValueError(f"tol must be in (0, 1), got {self.tol!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) \
-                or self.max_iter < 1:
-            raise ValueError(f"max_iter must be an int >= 1, got {self.max_iter!r}")
+        max_iter = check_count(self.max_iter, "max_iter")
         z = self._logits(X, fitting=True)
         n, k = z.shape
         target = self._targets(y, n, k)
@@ -659,13 +652,13 @@ class TemperatureScaling:
         zs = z / s_
         if method == "temperature":
             # start from T = 1 in the caller's units: b = s on z / s
-            b, self.n_iter_, status = _fit_scale(zs, target, sw, tol, int(self.max_iter),
+            b, self.n_iter_, status = _fit_scale(zs, target, sw, tol, max_iter,
                                                  b0=min(s_, 1e8))
             self.temperature_ = s_ / b
             self.coef_, self.intercept_ = np.full(k, b / s_), np.zeros(k)
         else:
             w, self.intercept_, self.n_iter_, ok = _fit_vector(
-                zs, target, sw, tol, int(self.max_iter))
+                zs, target, sw, tol, max_iter)
             self.coef_ = w / s_
             status = "converged" if ok else "max_iter"
             if hasattr(self, "temperature_"):

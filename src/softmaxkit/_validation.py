@@ -210,12 +210,24 @@ def check_softcap(softcap: Any, name: str = "softcap") -> float | None:
     return c
 
 
+def check_at_least(value: Any, name: str, lo: float) -> float:
+    """A finite real number >= ``lo`` (focal ``gamma >= 0``, poly-1 ``epsilon >= -1``)."""
+    c = check_real(value, name)
+    if not math.isfinite(c) or c < lo:
+        raise ValueError(f"{name} must be a finite number >= {lo:g}, got {value!r}")
+    return c
+
+
 def check_z_loss(z_loss: Any, name: str = "z_loss") -> float:
     """The PaLM z-loss coefficient: a finite number >= 0."""
-    c = check_real(z_loss, name)
-    if not math.isfinite(c) or c < 0.0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {z_loss!r}")
-    return c
+    return check_at_least(z_loss, name, 0.0)
+
+
+def check_choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    """One of the strings ``allowed``."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
 
 
 def check_temperature(temperature: Any, name: str = "temperature") -> float:
@@ -450,13 +462,20 @@ def check_fraction(value: Any, name: str, *, zero_ok: bool) -> float:
     return v
 
 
-def check_top_k(value: Any, name: str = "top_k") -> int:
-    """A positive integer (a count of classes)."""
+def check_count(value: Any, name: str, *, none_ok: bool = False) -> int:
+    """A positive integer (a count: of classes, of bins); the message says whether
+    None is also accepted (the caller handles None)."""
+    what = f"{name} must be a positive integer{' or None' if none_ok else ''}, got {value!r}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer or None, got {value!r}")
+        raise TypeError(what)
     if int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        raise ValueError(what)
     return int(value)
+
+
+def check_top_k(value: Any, name: str = "top_k") -> int:
+    """A positive integer (a count of classes; None is handled by the caller)."""
+    return check_count(value, name, none_ok=True)
 
 
 def check_sampling_temperature(temperature: Any, name: str = "temperature") -> float:

@@ -19,6 +19,7 @@ from .. import _kernels, _reduction
 from .._typing import ArrayLike, FloatArray, Loss
 from .._validation import (
     as_float_array,
+    check_at_least,
     check_ignore_index,
     check_real,
     check_reduction,
@@ -42,13 +43,6 @@ __all__ = [
     "multi_margin_loss_grad",
     "multi_margin_loss_and_grad",
 ]
-
-
-def _check_nonneg(value: Any, name: str) -> float:
-    v = check_real(value, name)
-    if not (np.isfinite(v) and v >= 0.0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
 
 
 class _Rows:
@@ -96,7 +90,7 @@ def _focal(logits, target, gamma, axis, ignore_index, reduction, want_loss, want
     r = lp / m -> -1 as p_y -> 1, so c stays finite for every gamma >= 0 (written
     with (1 - p)^(gamma - 1) it is inf * 0 at p_y = 1 when gamma < 1).
     """
-    gamma = _check_nonneg(gamma, "gamma")
+    gamma = check_at_least(gamma, "gamma", 0.0)
     R = _Rows(logits, target, axis, ignore_index, reduction)
     lsm = R.log_softmax()
     lp = lsm[R.r, R.t]
@@ -170,9 +164,7 @@ def focal_loss_and_grad(logits: ArrayLike, target: ArrayLike, *, gamma: float = 
 
 def _poly1(logits, target, epsilon, axis, ignore_index, reduction, want_loss, want_grad):
     """Poly-1 = CE + eps (1 - p_y); d/dz = (1 + eps p_y) (softmax(z) - onehot(y))."""
-    eps = check_real(epsilon, "epsilon")
-    if not (np.isfinite(eps) and eps >= -1.0):
-        raise ValueError(f"epsilon must be a finite number >= -1, got {epsilon!r}")
+    eps = check_at_least(epsilon, "epsilon", -1.0)
     R = _Rows(logits, target, axis, ignore_index, reduction)
     lsm = R.log_softmax()
     lp = lsm[R.r, R.t]
@@ -301,7 +293,7 @@ def _sigmoid_focal(logits, targets, alpha, gamma, reduction, want_loss, want_gra
     d loss / dx = a_t [ (s - t) m^gamma - gamma ce m^(gamma-1) (2t - 1) s (1 - s) ],
     the second term taken as 0 where m = 0 (there ce = 0 too)."""
     reduction = check_reduction(reduction)
-    gamma = _check_nonneg(gamma, "gamma")
+    gamma = check_at_least(gamma, "gamma", 0.0)
     alpha = check_real(alpha, "alpha")
     if not (np.isfinite(alpha) and alpha <= 1.0):
         raise ValueError(f"alpha must be in [0, 1], or negative to turn it off, got {alpha!r}")
