@@ -4,7 +4,9 @@ arguments, and nothing else.
 Everything above this module (validation, dtypes, axes, allocation, reductions) is
 Python; everything below it is plain C over pointers and sizes. The functions here
 take arrays that are already valid for the kernel: C-contiguous blocks of the
-kernel's dtype (float32 or float64), labels as int64, per-row values as float64.
+kernel's dtype (float32 or float64; softmax, log_softmax and integer-label
+cross-entropy also take float16 and bfloat16, see :func:`_bits`), labels as int64,
+per-row values as float64.
 The extension modules re-check every buffer's type and size before a kernel runs,
 so a wrong call is a Python exception, never an out-of-bounds access; but they do
 not check values (labels in range, finite weights): the callers did.
@@ -50,6 +52,16 @@ def _aligned(a: np.ndarray, copy: bool = True) -> np.ndarray:
     return np.array(a, order="C") if copy else np.empty(a.shape, a.dtype)
 
 
+def _bits(a: np.ndarray | None) -> np.ndarray | None:
+    """What the C seam takes for an array: ml_dtypes' bfloat16 as a uint16 view of its
+    bits (no copy; sk_pybuf.h reads uint16 as bfloat16), anything else as it is. A
+    uint16 array given here is taken as bfloat16 bits already (softmaxkit.torch's
+    tensors, which reach NumPy that way)."""
+    if a is None or a.dtype.kind != "V":
+        return a
+    return a.view(np.uint16)
+
+
 def _nt(nthreads: int | None) -> int:
     return _config.get_num_threads() if nthreads is None else int(nthreads)
 
@@ -60,16 +72,17 @@ def _nt(nthreads: int | None) -> int:
 
 def softmax_rows(x: np.ndarray, out: np.ndarray, *, inv_temperature: float = 1.0,
                  nthreads: int | None = None) -> None:
-    """out = softmax(x * inv_temperature) per row."""
+    """out = softmax(x * inv_temperature) per row. x, out may also be float16 or
+    bfloat16 (or uint16 bfloat16 bits): computed in float32, rounded once."""
     rows, cols = x.shape
-    _softmax_ext.softmax(x, out, rows, cols, inv_temperature, _nt(nthreads))
+    _softmax_ext.softmax(_bits(x), _bits(out), rows, cols, inv_temperature, _nt(nthreads))
 
 
 def log_softmax_rows(x: np.ndarray, out: np.ndarray, *, inv_temperature: float = 1.0,
                      nthreads: int | None = None) -> None:
-    """out = log_softmax(x * inv_temperature) per row."""
+    """out = log_softmax(x * inv_temperature) per row (16-bit as :func:`softmax_rows`)."""
     rows, cols = x.shape
-    _softmax_ext.log_softmax(x, out, rows, cols, inv_temperature, _nt(nthreads))
+    _softmax_ext.log_softmax(_bits(x), _bits(out), rows, cols, inv_temperature, _nt(nthreads))
 
 
 def logsumexp_rows(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = None) -> None:
@@ -136,9 +149,11 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Integer-label cross-entropy of a (rows, C) block on the fused C kernel.
 
-    logits: (rows, C) float32/float64; target: (rows,) int64, each in [0, C) or equal
-    to ignore_index (a label that is neither gives a NaN row; the kernel never reads
-    out of bounds); weight: None or (C,) of logits' dtype.
+    logits: (rows, C) float32/float64, or 16-bit (float16, bfloat16 or its uint16
+    bits: computed in float32, the gradient rounded once; weight then float32);
+    target: (rows,) int64, each in [0, C) or equal to ignore_index (a label that is
+    neither gives a NaN row; the kernel never reads out of bounds); weight: None or
+    (C,) of logits' dtype.
     dloss: None for the forward alone, else the per-row upstream gradient (a float or
     a float64 (rows,) array; see softmaxkit._reduction.upstream). grad_out: None
     (allocate) or a (rows, C) array of logits' dtype; it MAY BE `logits` itself (the
@@ -157,8 +172,8 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
     if dloss is not None:
         grad = np.empty_like(logits) if grad_out is None else grad_out
     has_ignore = ignore_index is not None
-    _losses_ext.ce_hard(logits, target, weight, 0 if ignore_index is None else int(ignore_index),
-                        has_ignore, float(label_smoothing), loss, roww, gs_arr, gs_c, grad,
+    _losses_ext.ce_hard(_bits(logits), target, weight, 0 if ignore_index is None else int(ignore_index),
+                        has_ignore, float(label_smoothing), loss, roww, gs_arr, gs_c, _bits(grad),
                         rows, cols, _nt(nthreads))
     return loss, roww, grad
 

@@ -191,7 +191,8 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
     float lo, m = SK_HFN(h_row_range)(x, n, &lo);
     if (!isfinite(m))
         return SK_HFN(h_ce_hard_nonfinite_row)(x, t, w, n, eps, wsum, gs, grad);
-    double zt = (double)SK_LD(x[t]) - (double)m, cs = eps / (double)n, hard = (1.0 - eps) * *roww;
+    float xt = SK_LD(x[t]); /* read before the gradient pass: grad may be x itself */
+    double zt = (double)xt - (double)m, cs = eps / (double)n, hard = (1.0 - eps) * *roww;
     double d = 0.0;
     if (eps > 0.0) {
         SK_SIMD_REDUCE(+, d)
@@ -217,7 +218,7 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
                 grad[j] = SK_ST(sk_exp_nonpos_f32(SK_LD(x[j]) - m) * c - b);
         }
         /* The target entry in float64, in one rounding (see losses_body.h's ce_hard_row). */
-        double et = (double)sk_exp_nonpos_f32(SK_LD(x[t]) - m);
+        double et = (double)sk_exp_nonpos_f32(xt - m);
         grad[t] = SK_ST((float)(et * (gs * (hard + cs * wsum) / (1.0 + sm1)) - gs * cs * (w ? (double)w[t] : 1.0)
                                 - gs * hard));
     }
