@@ -246,3 +246,202 @@ def test_cross_entropy_nonfinite_rows(fmt):
     np.testing.assert_allclose(lf[1], np.log(2), rtol=1e-2)
     np.testing.assert_array_equal(g[1].astype(np.float32), [-0.5, 0.0, 0.5])
     assert np.isfinite(lf[2]) and np.isfinite(g[2].astype(np.float32)).all()
+
+
+# ------------------------------------------------------------------ softmaxkit.torch
+
+
+TORCH_FORMATS = ["bf16", "f16"]
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _tdtype(fmt):
+    torch = _torch()
+    return torch.bfloat16 if fmt == "bf16" else torch.float16
+
+
+def _bits16(t):
+    """A 16-bit tensor as a NumPy array of its bits' format (float16, or bfloat16 via
+    uint16 bits) for ulp_distance."""
+    torch = _torch()
+    t = t.detach().contiguous()
+    return t.view(torch.int16).numpy().view(np.uint16) if t.dtype == torch.bfloat16 else t.numpy()
+
+
+def _tclose(got, want, fmt):
+    """got (16-bit tensor) within 1 ulp of the tensor want (float64: torch's float32
+    log_softmax loses digits near 0, having no log1p) rounded to 16 bits."""
+    assert got.dtype == _tdtype(fmt), got.dtype
+    want = want.detach().to(got.dtype)
+    d = ulp_distance(_bits16(got), _bits16(want))
+    assert d.max() <= 1, (d.max(), np.unravel_index(d.argmax(), d.shape))
+    return d
+
+
+def _t_logits(fmt, shape=(24, 67), seed=0):
+    torch = _torch()
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g) * 4
+    x.view(-1, shape[-1])[1, :3] = x.view(-1, shape[-1])[1].max()
+    return x.to(_tdtype(fmt))
+
+
+def _counting(monkeypatch):
+    """Counts the calls of softmaxkit.torch's kernel seam (so a test cannot pass on
+    torch's own fallback)."""
+    from softmaxkit.torch import _ops
+
+    calls = []
+    for name in ["_np_ce_rows", "_np_softmax"]:
+        real = getattr(_ops, name)
+        monkeypatch.setattr(_ops, name, lambda *a, _r=real, _n=name, **k: (calls.append(_n), _r(*a, **k))[1])
+    return calls
+
+
+@pytest.mark.parametrize("fmt", TORCH_FORMATS)
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [1, 0])
+def test_torch_softmax_16_bit(fmt, fn, dim, monkeypatch):
+    torch = _torch()
+    import softmaxkit.torch as smt
+
+    calls = _counting(monkeypatch)
+    x = _t_logits(fmt).requires_grad_()
+    y = getattr(smt, fn)(x, dim)
+    assert calls == ["_np_softmax"]
+    _tclose(y, getattr(torch, fn)(x.detach().double(), dim), fmt)
+    # torch's own 16-bit function, within torch's tolerance for the dtype (its
+    # log_softmax near 0 is an ulp of 1 off: an absolute tolerance of that ulp)
+    torch.testing.assert_close(y, getattr(torch, fn)(x.detach(), dim),
+                               atol=2.0**-7 if fn == "log_softmax" else 1e-5, rtol=1.6e-2)
+    # gradient in the input's dtype: the float32 backward of the (16-bit) output, rounded
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(3)).to(y.dtype)
+    (gx,) = torch.autograd.grad(y, x, g)
+    assert gx.dtype == x.dtype
+    yf, gf = y.detach().float(), g.float()
+    want = (yf * (gf - (yf * gf).sum(dim, keepdim=True)) if fn == "softmax"
+            else gf - yf.exp() * gf.sum(dim, keepdim=True))
+    torch.testing.assert_close(gx.float(), want, rtol=2.0**-7, atol=1e-3 * float(want.abs().max()))
+    (gt,) = torch.autograd.grad(getattr(torch, fn)(x, dim), x, g)  # from torch's own 16-bit y
+    torch.testing.assert_close(gx.float(), gt.float(), rtol=1.6e-2, atol=2.0**-6 * float(gt.abs().max()))
+
+
+@pytest.mark.parametrize("fmt", TORCH_FORMATS)
+@pytest.mark.parametrize("opts", [
+    dict(),
+    dict(label_smoothing=0.1, reduction="sum"),
+    dict(weight=True, ignore_index=2),
+    dict(reduction="none"),
+], ids=lambda o: "-".join(o) or "plain")
+def test_torch_cross_entropy_16_bit(fmt, opts, monkeypatch):
+    torch = _torch()
+    import softmaxkit.torch as smt
+
+    calls = _counting(monkeypatch)
+    gen = torch.Generator().manual_seed(5)
+    x = _t_logits(fmt).requires_grad_()
+    t = torch.randint(0, x.shape[1], (x.shape[0],), generator=gen)
+    t[4] = 2
+    kw = dict(opts)
+    if kw.pop("weight", False):
+        kw["weight"] = (torch.rand(x.shape[1], generator=gen) + 0.5).to(x.dtype)
+    loss = smt.cross_entropy(x, t, **kw)
+    assert calls == ["_np_ce_rows"]
+    assert loss.dtype == x.dtype
+    x32 = x.detach().double().requires_grad_()
+    kw32 = dict(kw, weight=kw["weight"].double()) if "weight" in kw else kw
+    loss32 = torch.nn.functional.cross_entropy(x32, t, **kw32)
+    _tclose(loss.reshape(-1), loss32.reshape(-1), fmt)
+    # gradient (with a random upstream gradient for "none"): the fused 16-bit kernel
+    up = torch.rand(loss.shape, generator=gen) + 0.5
+    (gx,) = torch.autograd.grad(loss, x, up.to(loss.dtype))
+    (g32,) = torch.autograd.grad(loss32, x32, up.to(loss.dtype).double())
+    assert gx.dtype == x.dtype
+    _tclose(gx, g32, fmt)
+    assert calls == ["_np_ce_rows", "_np_ce_rows"]
+    # torch's own 16-bit path, within its tolerance (torch rounds log_softmax to 16 bits
+    # on the way, so its loss is the less accurate one: a looser bound for the loss)
+    ref = torch.nn.functional.cross_entropy(x, t, **kw)
+    torch.testing.assert_close(loss.float(), ref.float(), rtol=0.05, atol=0.05)
+    (gref,) = torch.autograd.grad(ref, x, up.to(loss.dtype))
+    torch.testing.assert_close(gx, gref, rtol=0.02, atol=2e-3)
+
+
+@pytest.mark.parametrize("fmt", TORCH_FORMATS)
+def test_torch_cross_entropy_16_bit_layouts_and_soft_labels(fmt, monkeypatch):
+    torch = _torch()
+    import softmaxkit.torch as smt
+
+    calls = _counting(monkeypatch)
+    gen = torch.Generator().manual_seed(8)
+    # (N, C, d) input: the class dimension is moved last in torch ops
+    x = (torch.randn(3, 7, 5, generator=gen) * 3).to(_tdtype(fmt)).requires_grad_()
+    t = torch.randint(0, 7, (3, 5), generator=gen)
+    x32 = x.detach().double().requires_grad_()
+    loss, loss32 = smt.cross_entropy(x, t), torch.nn.functional.cross_entropy(x32, t)
+    _tclose(loss.reshape(1), loss32.reshape(1), fmt)
+    _tclose(torch.autograd.grad(loss, x)[0], torch.autograd.grad(loss32, x32)[0], fmt)
+    # soft labels: computed in float32, rounded to the input's dtype
+    q = torch.softmax(torch.randn(4, 7, generator=gen), 1)
+    xs = x.detach()[:, :, 0].contiguous()[:3].requires_grad_()
+    xs32 = xs.detach().double().requires_grad_()
+    for qq in (q[:3].to(xs.dtype),):
+        loss, loss32 = smt.cross_entropy(xs, qq), torch.nn.functional.cross_entropy(xs32, qq.double())
+        _tclose(loss.reshape(1), loss32.reshape(1), fmt)
+        g = torch.autograd.grad(loss, xs)[0]
+        assert g.dtype == xs.dtype
+        _tclose(g, torch.autograd.grad(loss32, xs32)[0], fmt)
+    assert calls.count("_np_ce_rows") == 4
+    # the module, and a non-contiguous input
+    xt = x.detach()[:, :, 1].t().contiguous().t()  # (3, 7) with column-major strides
+    m = smt.CrossEntropyLoss(reduction="sum")
+    _tclose(m(xt, t[:, 1]).reshape(1),
+            torch.nn.functional.cross_entropy(xt.double(), t[:, 1], reduction="sum").reshape(1), fmt)
+    # double backward composes in torch ops, in the input's dtype
+    xg = x.detach()[:, :, 0].requires_grad_()
+    (g,) = torch.autograd.grad(smt.cross_entropy(xg, t[:, 0]), xg, create_graph=True)
+    (hv,) = torch.autograd.grad((g.float() ** 2).sum(), xg)
+    assert hv.dtype == xg.dtype and torch.isfinite(hv.float()).all()
+
+
+def test_torch_16_bit_under_compile_fullgraph():
+    torch = _torch()
+    import softmaxkit.torch as smt
+
+    def f(x, t):
+        return smt.cross_entropy(x, t, label_smoothing=0.05) + smt.log_softmax(x, 1).mean() \
+            + smt.softmax(x, 0).square().sum()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    gen = torch.Generator().manual_seed(2)
+    for dt in (torch.bfloat16, torch.float16):
+        for n in (6, 9):
+            x = (torch.randn(n, 11, generator=gen) * 2).to(dt).requires_grad_()
+            t = torch.randint(0, 11, (n,), generator=gen)
+            out = compiled(x, t)
+            (g,) = torch.autograd.grad(out, x)
+            ref = f(x, t)
+            (gr,) = torch.autograd.grad(ref, x)
+            assert out.dtype == dt and g.dtype == dt
+            torch.testing.assert_close(out, ref)
+            torch.testing.assert_close(g, gr)
+    assert not torch._dynamo.utils.counters["graph_break"]
+
+
+def test_torch_other_16_bit_calls_go_to_torch(monkeypatch):
+    torch = _torch()
+    import softmaxkit.torch as smt
+
+    calls = _counting(monkeypatch)
+    x = torch.randn(4, 5).to(torch.bfloat16)
+    t = torch.tensor([0, 1, 2, 3])
+    torch.testing.assert_close(smt.nll_loss(torch.log_softmax(x, 1), t),
+                               torch.nn.functional.nll_loss(torch.log_softmax(x, 1), t))
+    # a float32 weight with 16-bit logits: torch's own function decides (it raises)
+    with pytest.raises(RuntimeError):
+        smt.cross_entropy(x, t, weight=torch.ones(5))
+    assert calls == []

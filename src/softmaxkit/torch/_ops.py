@@ -19,7 +19,11 @@ c) Every backward is differentiable again. Cross-entropy's backward is a second
    backwards are plain torch expressions.
 d) Tensors reach NumPy as views of their memory (``detach().numpy()``; lazily negated
    or conjugated views are resolved first, a copy only then), and results come back
-   with ``torch.from_numpy`` (no copy).
+   with ``torch.from_numpy`` (no copy). bfloat16 tensors, which NumPy lacks, travel
+   as uint16 views of their bits, the form the 16-bit kernels take
+   (``softmaxkit._kernels``); float16 as float16. softmax, log_softmax and
+   cross-entropy with class indices run the 16-bit kernels on them (float32 inside,
+   rounded once); soft labels of 16-bit logits are computed in float32 and rounded.
 e) The seam to softmaxkit's core is the few ``_np_*`` functions below: the only
    places that call the core (the kernel seam ``softmaxkit._kernels``, the label check
    of ``softmaxkit._validation`` and the softmax family). They take per-row losses
@@ -32,14 +36,21 @@ import numpy as np
 import torch
 
 from .. import _kernels, _softmax
-from .._validation import hard_target
+from .._validation import Rows, hard_target
 
 # ----------------------------------------------------------------- the kernel seam
 
+# The 16-bit dtypes the kernels take (softmax, log_softmax, cross-entropy).
+HALF_DTYPES = (torch.bfloat16, torch.float16)
+
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    """A NumPy view of a CPU tensor's memory (a copy only for neg/conj-bit views)."""
-    return t.detach().resolve_conj().resolve_neg().numpy()
+    """A NumPy view of a CPU tensor's memory (a copy only for neg/conj-bit views);
+    bfloat16 as a uint16 view of its bits."""
+    t = t.detach().resolve_conj().resolve_neg()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16)
+    return t.numpy()
 
 
 def _np_opt(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
@@ -60,7 +71,8 @@ def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None):
     multipliers ``dloss``; ignored rows get a zero gradient row whatever their dloss.
     """
     x = np.ascontiguousarray(x)
-    w = None if weight is None else np.ascontiguousarray(weight, dtype=x.dtype)
+    half = x.dtype in (np.uint16, np.float16)  # 16-bit logits: float32 class weights
+    w = None if weight is None else np.ascontiguousarray(weight, dtype=np.float32 if half else x.dtype)
     if target.ndim == 2:  # class probabilities
         q = np.ascontiguousarray(target, dtype=x.dtype)
         loss, grad = _kernels.ce_soft_rows(x, q, weight=w, label_smoothing=eps, dloss=grad_scale)
@@ -118,12 +130,32 @@ def _np_kl_div(x, t, log_target):
 
 
 def _np_softmax(x, dim, log):
+    if x.dtype == np.uint16:  # bfloat16 bits: the 16-bit kernel on (rows, C) blocks
+        rows = Rows(x, (dim % x.ndim,))
+        y = np.empty_like(rows.block)
+        (_kernels.log_softmax_rows if log else _kernels.softmax_rows)(rows.block, y)
+        return np.ascontiguousarray(rows.restore(y))
     fn = _softmax.log_softmax if log else _softmax.softmax
     return np.ascontiguousarray(fn(x, axis=dim))
 
 
 def _from_np(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(a))
+    """A tensor over a NumPy array's memory; uint16 arrays are bfloat16 bits."""
+    a = np.asarray(a)
+    if a.dtype == np.uint16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+def _ce_arrays(input, target, weight):
+    """NumPy views for :func:`_np_ce_rows`. 16-bit logits keep their format with
+    float32 class weights (exact); with soft labels (no 16-bit kernel) they are
+    widened to float32 and the gradient rounded back by the caller."""
+    if input.dtype in HALF_DTYPES:
+        weight = None if weight is None else weight.float()
+        if target.dim() == 2:
+            input, target = input.float(), target.float()
+    return _np(input), _np(target), _np_opt(weight)
 
 
 # ------------------------------------------------------------- cross-entropy rows
@@ -134,7 +166,7 @@ def cross_entropy_rows(input: torch.Tensor, target: torch.Tensor, weight: Option
                        ignore_index: int, label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row losses (float64 (n,)) and row weights (float64 (n,), the "mean"
     denominator's terms) of (n, C) logits; target (n,) int64 or (n, C) probabilities."""
-    loss, roww, _ = _np_ce_rows(_np(input), _np(target), _np_opt(weight), ignore_index, label_smoothing)
+    loss, roww, _ = _np_ce_rows(*_ce_arrays(input, target, weight), ignore_index, label_smoothing)
     return _from_np(loss), _from_np(roww)
 
 
@@ -150,9 +182,9 @@ def cross_entropy_rows_backward(grad_rows: torch.Tensor, input: torch.Tensor, ta
                                 label_smoothing: float) -> torch.Tensor:
     """``dloss[:, None] * d loss_row / d input``: the fused C kernel, one pass."""
     scale = np.ascontiguousarray(_np(grad_rows), dtype=np.float64)
-    _, _, grad = _np_ce_rows(_np(input), _np(target), _np_opt(weight), ignore_index, label_smoothing,
+    _, _, grad = _np_ce_rows(*_ce_arrays(input, target, weight), ignore_index, label_smoothing,
                              grad_scale=scale)
-    return _from_np(grad)
+    return _from_np(grad).to(input.dtype)  # soft labels of 16-bit logits: rounded once
 
 
 @cross_entropy_rows_backward.register_fake
