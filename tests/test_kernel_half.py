@@ -239,3 +239,43 @@ def test_16_bit_buffers_where_they_are_not_supported():
                   None, 1.0, None, 2, 3, 1)
     with pytest.raises(TypeError, match="'x' has the wrong element type"):
         L.ce_soft(x, x, None, 0.0, np.empty(2), None, 1.0, None, 2, 3, 1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_work_buffer_gives_the_same_bits(fmt):
+    # softmax and the cross-entropy gradient keep each row's float32 exps in `work`
+    # (one exp per element fewer); they are the same floats as the ones recomputed
+    x = _logits(fmt, rows=50, cols=333)
+    x[7] = narrow(np.float32(np.linspace(-200, 0, 333)), fmt)  # the exact-exp path
+    r, c = x.shape
+    for nt in (1, 2):
+        y, yw = np.empty_like(x), np.empty_like(x)
+        S.softmax(x, y, r, c, 0.7, nt)
+        S.softmax(x, yw, r, c, 0.7, nt, np.full(nt * c, np.nan, np.float32))
+        np.testing.assert_array_equal(bits(yw), bits(y))
+        t = (np.arange(r, dtype=np.int64) * 7) % c
+        w = np.linspace(0.5, 2, c).astype(np.float32)
+        for kw in (dict(w=None, eps=0.0), dict(w=w, eps=0.1), dict(w=None, eps=0.2)):
+            loss, _, g = _ce16(x, t, fmt, kw["w"], kw["eps"])
+            lw, gw = np.empty(r), np.empty_like(x)
+            L.ce_hard(x, t, kw["w"], 0, False, kw["eps"], lw, np.empty(r), None, 1.0, gw, r, c, nt,
+                      np.full(nt * c, np.nan, np.float32))
+            np.testing.assert_array_equal(lw, loss)
+            np.testing.assert_array_equal(bits(gw), bits(g))
+
+
+def test_work_buffer_checks():
+    x = np.zeros((4, 5), np.float16)
+    with pytest.raises(ValueError, match="'work' holds 9 items, 10 needed"):
+        S.softmax(x, np.empty_like(x), 4, 5, 1.0, 2, np.empty(9, np.float32))
+    S.softmax(x, np.empty_like(x), 4, 5, 1.0, 9, np.empty(20, np.float32))  # threads <= rows
+    with pytest.raises(TypeError, match="'work' has the wrong element type"):
+        S.softmax(x, np.empty_like(x), 4, 5, 1.0, 1, np.empty(5, np.float64))
+    with pytest.raises(TypeError, match="'work' is for 16-bit"):
+        S.log_softmax(x, np.empty_like(x), 4, 5, 1.0, 1, np.empty(5, np.float32))
+    x32 = np.zeros((4, 5), np.float32)
+    with pytest.raises(TypeError, match="'work' is for 16-bit"):
+        S.softmax(x32, np.empty_like(x32), 4, 5, 1.0, 1, np.empty(5, np.float32))
+    with pytest.raises(TypeError, match="'work' is for 16-bit"):
+        L.ce_hard(x32, np.zeros(4, np.int64), None, 0, False, 0.0, np.empty(4), np.empty(4), None, 1.0,
+                  np.empty_like(x32), 4, 5, 1, np.empty(5, np.float32))

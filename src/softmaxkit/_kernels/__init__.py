@@ -62,6 +62,15 @@ def _bits(a: np.ndarray | None) -> np.ndarray | None:
     return a.view(np.uint16)
 
 
+def _half_work(x: np.ndarray, rows: int, cols: int, nt: int) -> np.ndarray | None:
+    """The float32 scratch the 16-bit softmax and cross-entropy gradient keep each
+    row's exps in (half_body.h): ``cols`` values per thread the call can use; None
+    for other dtypes."""
+    if x.dtype.itemsize != 2:
+        return None
+    return np.empty(max(1, min(nt, rows)) * cols, dtype=np.float32)
+
+
 def _nt(nthreads: int | None) -> int:
     return _config.get_num_threads() if nthreads is None else int(nthreads)
 
@@ -75,7 +84,8 @@ def softmax_rows(x: np.ndarray, out: np.ndarray, *, inv_temperature: float = 1.0
     """out = softmax(x * inv_temperature) per row. x, out may also be float16 or
     bfloat16 (or uint16 bfloat16 bits): computed in float32, rounded once."""
     rows, cols = x.shape
-    _softmax_ext.softmax(_bits(x), _bits(out), rows, cols, inv_temperature, _nt(nthreads))
+    nt = _nt(nthreads)
+    _softmax_ext.softmax(_bits(x), _bits(out), rows, cols, inv_temperature, nt, _half_work(x, rows, cols, nt))
 
 
 def log_softmax_rows(x: np.ndarray, out: np.ndarray, *, inv_temperature: float = 1.0,
@@ -172,9 +182,11 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
     if dloss is not None:
         grad = np.empty_like(logits) if grad_out is None else grad_out
     has_ignore = ignore_index is not None
+    nt = _nt(nthreads)
+    work = None if grad is None else _half_work(logits, rows, cols, nt)
     _losses_ext.ce_hard(_bits(logits), target, weight, 0 if ignore_index is None else int(ignore_index),
                         has_ignore, float(label_smoothing), loss, roww, gs_arr, gs_c, _bits(grad),
-                        rows, cols, _nt(nthreads))
+                        rows, cols, nt, work)
     return loss, roww, grad
 
 

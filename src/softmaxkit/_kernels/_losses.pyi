@@ -24,6 +24,7 @@ def ce_hard(
     has_ignore: bool, eps: float, loss: _F64, roww: _F64, gscale: _F64 | None, gscale_c: float,
     grad: _FH | None,
     rows: int, cols: int, nthreads: int,
+    work: npt.NDArray[np.float32] | None = None,  # as _softmax.softmax's, for 16-bit x with grad
 ) -> None: ...
 def ce_soft(
     x: _F, q: _F, weight: _F | None, eps: float, loss: _F64, gscale: _F64 | None, gscale_c: float,

@@ -18,31 +18,33 @@ static const sk_losses_kernels *K;
 static int K_index;
 
 /* ce_hard(x, target, weight, ignore_index, has_ignore, eps, loss, roww, gscale,
- *         gscale_c, grad, rows, cols, nthreads) */
+ *         gscale_c, grad, rows, cols, nthreads[, work]); work: None, or for 16-bit x
+ *         with grad float32 scratch of sk_work_count(rows, cols, nthreads) values */
 static PyObject *py_ce_hard(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *xo, *to, *wo, *lo, *ro, *go, *gro;
+    PyObject *xo, *to, *wo, *lo, *ro, *go, *gro, *wko = Py_None;
     long long ignore_index;
     int has_ignore, nt;
     double eps, gscale_c;
     Py_ssize_t rows, cols;
-    if (!PyArg_ParseTuple(args, "OOOLpdOOOdOnni", &xo, &to, &wo, &ignore_index, &has_ignore, &eps,
-                          &lo, &ro, &go, &gscale_c, &gro, &rows, &cols, &nt))
+    if (!PyArg_ParseTuple(args, "OOOLpdOOOdOnni|O", &xo, &to, &wo, &ignore_index, &has_ignore, &eps,
+                          &lo, &ro, &go, &gscale_c, &gro, &rows, &cols, &nt, &wko))
         return NULL;
     Py_ssize_t n = sk_count(rows, cols);
     if (n < 0)
         return NULL;
     sk_bufs s = SK_BUFS_INIT;
     sk_kind k;
-    void *x, *t, *w, *loss, *roww, *gscale, *grad;
+    void *x, *t, *w, *loss, *roww, *gscale, *grad, *work = NULL;
     if (sk_take(&s, xo, "x", SK_FLOAT16, &k, n, SK_IN, &x) < 0 ||
         sk_take(&s, to, "target", SK_I64, NULL, rows, SK_IN, &t) < 0 ||
         sk_take(&s, wo, "weight", k == SK_BF16 || k == SK_F16 ? SK_F32 : k, NULL, cols, SK_IN | SK_OPTIONAL, &w) < 0 ||
         sk_take(&s, lo, "loss", SK_F64, NULL, rows, SK_OUT, &loss) < 0 ||
         sk_take(&s, ro, "roww", SK_F64, NULL, rows, SK_OUT, &roww) < 0 ||
         sk_take(&s, go, "gscale", SK_F64, NULL, rows, SK_IN | SK_OPTIONAL, &gscale) < 0 ||
-        sk_take(&s, gro, "grad", k, NULL, n, SK_OUT | SK_OPTIONAL, &grad) < 0) {
+        sk_take(&s, gro, "grad", k, NULL, n, SK_OUT | SK_OPTIONAL, &grad) < 0 ||
+        sk_take_work(&s, wko, k, rows, cols, nt, &work) < 0) {
         sk_done(&s, 0);
         return NULL;
     }
@@ -54,9 +56,9 @@ static PyObject *py_ce_hard(PyObject *self, PyObject *args)
     else if (k == SK_F32)
         K->ce_hard_f32(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
     else if (k == SK_BF16)
-        K->ce_hard_bf16(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
+        K->ce_hard_bf16(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt, work);
     else
-        K->ce_hard_f16(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt);
+        K->ce_hard_f16(x, t, w, ii, has_ignore, eps, loss, roww, gscale, gscale_c, grad, r, c, nt, work);
     Py_END_ALLOW_THREADS
     sk_done(&s, 1);
     Py_RETURN_NONE;
