@@ -445,3 +445,23 @@ def test_torch_other_16_bit_calls_go_to_torch(monkeypatch):
     with pytest.raises(RuntimeError):
         smt.cross_entropy(x, t, weight=torch.ones(5))
     assert calls == []
+
+
+def test_torch_16_bit_ops_pass_opcheck():
+    torch = _torch()
+    import softmaxkit.torch  # noqa: F401  (registers the ops)
+
+    gen = torch.Generator().manual_seed(4)
+    for dt in (torch.bfloat16, torch.float16):
+        x = torch.randn(5, 7, generator=gen).to(dt).requires_grad_()
+        t = torch.tensor([0, 6, 2, -100, 3])
+        w = (torch.rand(7, generator=gen) + 0.5).to(dt)
+        args = (x, t, w, -100, 0.1)
+        torch.library.opcheck(torch.ops.softmaxkit.cross_entropy_rows_half.default, args)
+        loss, roww, lse = torch.ops.softmaxkit.cross_entropy_rows_half(*args)
+        assert lse[3] == float('inf') and torch.isfinite(lse[[0, 1, 2, 4]]).all()
+        g = torch.rand(5, generator=gen, dtype=torch.float64)
+        torch.library.opcheck(torch.ops.softmaxkit.cross_entropy_rows_half_backward.default,
+                              (g, x.detach(), t, w, lse, -100, 0.1))
+        torch.library.opcheck(torch.ops.softmaxkit.softmax.default, (x, 1))
+        torch.library.opcheck(torch.ops.softmaxkit.log_softmax.default, (x, 0))

@@ -34,6 +34,7 @@ __all__ = [
     "log_sigmoid_flat",
     "softplus_flat",
     "ce_hard_rows",
+    "ce_hard_grad_lse_rows",
     "ce_soft_rows",
     "sample_rows",
     "sample_probs_rows",
@@ -155,7 +156,7 @@ def _dloss_args(dloss: float | np.ndarray | None) -> tuple[np.ndarray | None, fl
 def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray | None = None,
                  ignore_index: int | None = None, label_smoothing: float = 0.0,
                  dloss: float | np.ndarray | None = None, grad_out: np.ndarray | None = None,
-                 nthreads: int | None = None
+                 nthreads: int | None = None, lse_out: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Integer-label cross-entropy of a (rows, C) block on the fused C kernel.
 
@@ -173,6 +174,9 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
     row loss is already multiplied by the row's class weight (weight[target], 0 for
     ignored rows: PyTorch's convention, label smoothing included); the row weight is
     weight[target] (0 for ignored rows), the terms of PyTorch's weighted mean.
+    lse_out: None, or (16-bit logits) a float64 (rows,) array that receives each row's
+    logsumexp (NaN or +inf for rows that took a non-finite path), for
+    :func:`ce_hard_grad_lse_rows`.
     """
     rows, cols = logits.shape
     loss = np.empty(rows, dtype=np.float64)
@@ -186,8 +190,27 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
     work = None if grad is None else _half_work(logits, rows, cols, nt)
     _losses_ext.ce_hard(_bits(logits), target, weight, 0 if ignore_index is None else int(ignore_index),
                         has_ignore, float(label_smoothing), loss, roww, gs_arr, gs_c, _bits(grad),
-                        rows, cols, nt, work)
+                        rows, cols, nt, work, lse_out)
     return loss, roww, grad
+
+
+def ce_hard_grad_lse_rows(logits: np.ndarray, target: np.ndarray, lse: np.ndarray, *,
+                          weight: np.ndarray | None = None, ignore_index: int | None = None,
+                          label_smoothing: float = 0.0, dloss: float | np.ndarray = 1.0,
+                          nthreads: int | None = None) -> np.ndarray:
+    """The gradient of :func:`ce_hard_rows` for 16-bit logits (float16, bfloat16 or its
+    uint16 bits) from the forward's per-row logsumexp ``lse`` (its ``lse_out``): one
+    pass per row (rows whose lse is not finite are recomputed in full). weight: None
+    or float32 (C,); dloss as in :func:`ce_hard_rows`. Returns the (rows, C) gradient
+    in logits' dtype."""
+    rows, cols = logits.shape
+    gs_arr, gs_c = _dloss_args(dloss)
+    grad = np.empty_like(logits)
+    _losses_ext.ce_hard_grad_lse(_bits(logits), target, weight, 0 if ignore_index is None else int(ignore_index),
+                                 ignore_index is not None, float(label_smoothing),
+                                 np.ascontiguousarray(lse, dtype=np.float64), gs_arr, gs_c, _bits(grad),
+                                 rows, cols, _nt(nthreads))
+    return grad
 
 
 def ce_soft_rows(logits: np.ndarray, q: np.ndarray, *, weight: np.ndarray | None = None,

@@ -226,12 +226,17 @@ static double SK_HFN(h_ce_hard_nonfinite_row)(const uint16_t *x, int64_t t, cons
  * recomputed exps: grad_j = exp(x_j - m) c - b w_j, rounded once, and the target
  * entry (less the hard part) again in float64.
  * IN x (n), IN w (n) float32 or NULL, OUT roww (1), OUT grad (n) or NULL,
- * work (n) float32 scratch or NULL */
+ * work (n) float32 scratch or NULL, OUT lse (1) or NULL: the row's logsumexp (NaN
+ * with a NaN in the row), +inf where the row took another path (ignored, a bad
+ * label, a non-finite max) */
 static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w, size_t n,
                                     int64_t ignore_index, int has_ignore, double eps,
-                                    double wsum, double *roww, double gs, uint16_t *grad, float *work)
+                                    double wsum, double *roww, double gs, uint16_t *grad, float *work,
+                                    double *lse)
 {
     *roww = 0.0;
+    if (lse)
+        *lse = INFINITY;
     if (has_ignore && t == ignore_index) {
         for (size_t j = 0; grad && j < n; j++)
             grad[j] = 0;
@@ -259,6 +264,8 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
     work = grad ? work : NULL;
     double sm1 = work ? SK_HFN(h_exp_store_sum_m1)(x, work, n, m, 1.0f, 0) : SK_HFN(h_exp_sum_m1)(x, n, m, 1.0f, 0);
     double ls = log1p(sm1);
+    if (lse)
+        *lse = (double)m + ls;
     double loss = hard != 0.0 ? hard * (ls - zt) : 0.0;
     if (eps > 0.0)
         loss += cs * (wsum * ls - d);
@@ -293,11 +300,13 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
  * for x and grad, float32 class weights.
  * IN x (rows, cols), IN target (rows), IN w (cols) float32 or NULL, OUT loss (rows),
  * OUT roww (rows), IN gscale (rows) or NULL, OUT grad (rows, cols) or NULL,
- * work NULL or cols float32 per thread (used with grad only) */
+ * work NULL or cols float32 per thread (used with grad only), OUT lse (rows) or NULL
+ * (for ce_hard_grad_lse) */
 static void SK_HFN(ce_hard)(const uint16_t *x, const int64_t *target, const float *w,
                             int64_t ignore_index, int has_ignore, double eps,
                             double *loss, double *roww, const double *gscale, double gscale_c,
-                            uint16_t *grad, size_t rows, size_t cols, int nthreads, float *work)
+                            uint16_t *grad, size_t rows, size_t cols, int nthreads, float *work,
+                            double *lse)
 {
     double wsum = 0.0;
     for (size_t j = 0; j < cols; j++)
@@ -307,7 +316,63 @@ static void SK_HFN(ce_hard)(const uint16_t *x, const int64_t *target, const floa
                                                 has_ignore, eps, wsum, roww + i,
                                                 gscale ? gscale[i] : gscale_c,
                                                 grad ? grad + (size_t)i * cols : NULL,
-                                                work ? work + (size_t)SK_HALF_THREAD_ID() * cols : NULL));
+                                                work ? work + (size_t)SK_HALF_THREAD_ID() * cols : NULL,
+                                                lse ? lse + i : NULL));
+}
+
+/* The gradient of one row from its logsumexp (ce_hard's lse): one pass,
+ * grad_j = exp(x_j - lse) c - b w_j rounded once, the target entry in float64 (so
+ * within 1 ulp of the 16-bit rounding of the float32 gradient, and nearer the exact
+ * value than ce_hard's below float32's normal range, which that flushes); rows
+ * whose lse is not finite (and bad labels) take h_ce_hard_row's full path.
+ * IN x (n), IN w (n) float32 or NULL, OUT grad (n) */
+static void SK_HFN(h_ce_hard_grad_lse_row)(const uint16_t *x, int64_t t, const float *w, size_t n,
+                                           int64_t ignore_index, int has_ignore, double eps, double wsum,
+                                           double gs, double lse, uint16_t *grad)
+{
+    if (has_ignore && t == ignore_index) {
+        for (size_t j = 0; j < n; j++)
+            grad[j] = 0;
+        return;
+    }
+    if (!isfinite(lse) || t < 0 || (uint64_t)t >= (uint64_t)n) {
+        double roww;
+        SK_HFN(h_ce_hard_row)(x, t, w, n, ignore_index, has_ignore, eps, wsum, &roww, gs, grad, NULL, NULL);
+        return;
+    }
+    double wt = w ? (double)w[t] : 1.0, cs = eps / (double)n, hard = (1.0 - eps) * wt;
+    float xt = SK_LD(x[t]); /* read before the gradient pass: grad may be x itself */
+    float l = (float)lse, c = (float)(gs * (hard + cs * wsum)), b = (float)(gs * cs);
+    /* sk_exp_f32, not sk_exp_nonpos_f32: x_j - lse may lie below -87 where x_j - max
+     * does not, and c may lift the product back into the normal range */
+    if (w && b != 0.0f) {
+        SK_SIMD
+        for (size_t j = 0; j < n; j++)
+            grad[j] = SK_ST(sk_exp_f32(SK_LD(x[j]) - l) * c - b * w[j]);
+    } else {
+        SK_SIMD
+        for (size_t j = 0; j < n; j++)
+            grad[j] = SK_ST(sk_exp_f32(SK_LD(x[j]) - l) * c - b);
+    }
+    grad[t] = SK_ST((float)(exp((double)xt - lse) * (gs * (hard + cs * wsum)) - gs * cs * wt - gs * hard));
+}
+
+/* The cross-entropy gradient of 16-bit logits from the forward's per-row logsumexp,
+ * the backward of an autograd graph: one pass over each row instead of three.
+ * IN x (rows, cols), IN target (rows), IN w (cols) float32 or NULL, IN lse (rows),
+ * IN gscale (rows) or NULL, OUT grad (rows, cols) */
+static void SK_HFN(ce_hard_grad_lse)(const uint16_t *x, const int64_t *target, const float *w,
+                                     int64_t ignore_index, int has_ignore, double eps, const double *lse,
+                                     const double *gscale, double gscale_c, uint16_t *grad,
+                                     size_t rows, size_t cols, int nthreads)
+{
+    double wsum = 0.0;
+    for (size_t j = 0; j < cols; j++)
+        wsum += w ? (double)w[j] : 1.0;
+    SK_FOR_ROWS(rows, cols, nthreads,
+                SK_HFN(h_ce_hard_grad_lse_row)(x + (size_t)i * cols, target[i], w, cols, ignore_index, has_ignore,
+                                               eps, wsum, gscale ? gscale[i] : gscale_c, lse[i],
+                                               grad + (size_t)i * cols));
 }
 
 #endif /* SK_HALF_LOSS */

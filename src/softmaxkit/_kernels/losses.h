@@ -66,11 +66,22 @@ typedef struct sk_losses_kernels {
     void (*ce_hard_bf16)(const uint16_t *x, const int64_t *target, const float *w,
                          int64_t ignore_index, int has_ignore, double eps,
                          double *loss, double *roww, const double *gscale, double gscale_c,
-                         uint16_t *grad, size_t rows, size_t cols, int nthreads, float *work);
+                         uint16_t *grad, size_t rows, size_t cols, int nthreads, float *work, double *lse);
     void (*ce_hard_f16)(const uint16_t *x, const int64_t *target, const float *w,
                         int64_t ignore_index, int has_ignore, double eps,
                         double *loss, double *roww, const double *gscale, double gscale_c,
-                        uint16_t *grad, size_t rows, size_t cols, int nthreads, float *work);
+                        uint16_t *grad, size_t rows, size_t cols, int nthreads, float *work, double *lse);
+    /* ... and lse (rows): NULL, or OUT each row's logsumexp (NaN or +inf where the row
+     * took a non-finite path), from which ce_hard_grad_lse writes the gradient in one pass
+     * (rows whose lse is not finite recomputed in full). */
+    void (*ce_hard_grad_lse_bf16)(const uint16_t *x, const int64_t *target, const float *w,
+                                  int64_t ignore_index, int has_ignore, double eps, const double *lse,
+                                  const double *gscale, double gscale_c, uint16_t *grad,
+                                  size_t rows, size_t cols, int nthreads);
+    void (*ce_hard_grad_lse_f16)(const uint16_t *x, const int64_t *target, const float *w,
+                                 int64_t ignore_index, int has_ignore, double eps, const double *lse,
+                                 const double *gscale, double gscale_c, uint16_t *grad,
+                                 size_t rows, size_t cols, int nthreads);
     /*
      * Soft labels (class probabilities q, PyTorch's cross_entropy with a float target):
      *   q'  = (1 - eps) q + eps / C

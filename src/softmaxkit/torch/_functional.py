@@ -144,8 +144,12 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
         return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
                                reduction=reduction, label_smoothing=label_smoothing)
     x2, t2, batch = _as_rows(input, target, soft)
-    loss_rows, roww = torch.ops.softmaxkit.cross_entropy_rows(
-        x2, t2, weight, int(ignore_index), float(label_smoothing))
+    if input.dtype in _HALF_DTYPES and not soft:  # keeps each row's logsumexp for a one-pass backward
+        loss_rows, roww, _ = torch.ops.softmaxkit.cross_entropy_rows_half(
+            x2, t2, weight, int(ignore_index), float(label_smoothing))
+    else:
+        loss_rows, roww = torch.ops.softmaxkit.cross_entropy_rows(
+            x2, t2, weight, int(ignore_index), float(label_smoothing))
     return _reduce_rows(loss_rows, roww, batch, reduction, input.dtype)
 
 

@@ -62,13 +62,16 @@ def _labels(target: np.ndarray, n_classes: int, ignore_index: int) -> np.ndarray
     return hard_target(target, n_classes, target.shape, ignore_index)
 
 
-def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None):
+def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None, lse=None):
     """Per-row cross-entropy of (rows, C) logits on the fused C kernel.
 
     Returns (loss float64 (rows,), row weight float64 (rows,), gradient or None). Hard
     targets are validated here (ValueError naming the first bad label); soft targets
     (rows, C) are read as given. ``grad_scale``: None (no gradient) or per-row float64
     multipliers ``dloss``; ignored rows get a zero gradient row whatever their dloss.
+    ``lse`` (16-bit logits, class indices): in the forward a float64 (rows,) array the
+    kernel fills with each row's logsumexp; in the backward that array, from which the
+    gradient is written in one pass (``_kernels.ce_hard_grad_lse_rows``).
     """
     x = np.ascontiguousarray(x)
     half = x.dtype in (np.uint16, np.float16)  # 16-bit logits: float32 class weights
@@ -84,8 +87,12 @@ def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None):
         # 0 * inf is NaN: an all-ignored "mean" has dloss = 1/0, but ignored rows have
         # no gradient at all (torch's convention).
         grad_scale = np.where(t != ignore_index, grad_scale, 0.0)
+        if lse is not None:
+            grad = _kernels.ce_hard_grad_lse_rows(x, t, lse, weight=w, ignore_index=ignore_index,
+                                                  label_smoothing=eps, dloss=grad_scale)
+            return None, None, grad
     return _kernels.ce_hard_rows(x, t, weight=w, ignore_index=ignore_index,
-                                 label_smoothing=eps, dloss=grad_scale)
+                                 label_smoothing=eps, dloss=grad_scale, lse_out=lse)
 
 
 def _np_nll_rows(x, target, weight, ignore_index):
@@ -255,6 +262,80 @@ def _ce_bwd_bwd(ctx, v):
 
 
 cross_entropy_rows_backward.register_autograd(_ce_bwd_bwd, setup_context=_ce_bwd_setup)
+
+
+# ------------------------------------- cross-entropy rows, 16-bit logits
+
+
+@torch.library.custom_op("softmaxkit::cross_entropy_rows_half", mutates_args=(), device_types="cpu")
+def cross_entropy_rows_half(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor],
+                            ignore_index: int, label_smoothing: float
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``cross_entropy_rows`` for bfloat16/float16 (n, C) logits and int64 class
+    indices, which also returns each row's logsumexp (float64 (n,), NaN or +inf where the
+    row is not finite or ignored): the backward reads it to write the gradient in one pass
+    over the row instead of three (max, sum, gradient)."""
+    x, t, w = _ce_arrays(input, target, weight)
+    lse = np.empty(x.shape[0])
+    loss, roww, _ = _np_ce_rows(x, t, w, ignore_index, label_smoothing, lse=lse)
+    return _from_np(loss), _from_np(roww), _from_np(lse)
+
+
+@cross_entropy_rows_half.register_fake
+def _(input, target, weight, ignore_index, label_smoothing):
+    n = input.shape[0]
+    return tuple(input.new_empty((n,), dtype=torch.float64) for _ in range(3))
+
+
+@torch.library.custom_op("softmaxkit::cross_entropy_rows_half_backward", mutates_args=(), device_types="cpu")
+def cross_entropy_rows_half_backward(grad_rows: torch.Tensor, input: torch.Tensor, target: torch.Tensor,
+                                     weight: Optional[torch.Tensor], lse: torch.Tensor, ignore_index: int,
+                                     label_smoothing: float) -> torch.Tensor:
+    """``dloss[:, None] * d loss_row / d input`` from the forward's logsumexp: one pass."""
+    scale = np.ascontiguousarray(_np(grad_rows), dtype=np.float64)
+    _, _, grad = _np_ce_rows(*_ce_arrays(input, target, weight), ignore_index, label_smoothing,
+                             grad_scale=scale, lse=_np(lse))
+    return _from_np(grad)
+
+
+@cross_entropy_rows_half_backward.register_fake
+def _(grad_rows, input, target, weight, lse, ignore_index, label_smoothing):
+    return input.new_empty(input.shape)
+
+
+def _ce_half_setup(ctx, inputs, output):
+    input, target, weight, ignore_index, label_smoothing = inputs
+    ctx.save_for_backward(input, target, weight, output[2])
+    ctx.options = (ignore_index, label_smoothing)
+    ctx.mark_non_differentiable(output[1], output[2])
+
+
+def _ce_half_bwd(ctx, grad_loss, grad_roww, grad_lse):
+    input, target, weight, lse = ctx.saved_tensors
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = torch.ops.softmaxkit.cross_entropy_rows_half_backward(grad_loss, input, target, weight, lse,
+                                                                     *ctx.options)
+    return grad, None, None, None, None
+
+
+cross_entropy_rows_half.register_autograd(_ce_half_bwd, setup_context=_ce_half_setup)
+
+
+def _ce_half_bwd_setup(ctx, inputs, output):
+    grad_rows, input, target, weight, lse, ignore_index, label_smoothing = inputs
+    ctx.save_for_backward(grad_rows, input, target, weight)
+    ctx.options = (ignore_index, label_smoothing)
+
+
+def _ce_half_bwd_bwd(ctx, v):
+    """As :func:`_ce_bwd_bwd` (lse is a function of input, and the formula there is the
+    total derivative through it, so lse itself gets none)."""
+    g_rows, g_input = _ce_bwd_bwd(ctx, v)[:2]
+    return g_rows, g_input, None, None, None, None, None
+
+
+cross_entropy_rows_half_backward.register_autograd(_ce_half_bwd_bwd, setup_context=_ce_half_bwd_setup)
 
 
 # ------------------------------------------------------------------- nll rows
