@@ -58,7 +58,7 @@ def _bits(a: np.ndarray | None) -> np.ndarray | None:
     bits (no copy; sk_pybuf.h reads uint16 as bfloat16), anything else as it is. A
     uint16 array given here is taken as bfloat16 bits already (softmaxkit.torch's
     tensors, which reach NumPy that way)."""
-    if a is None or a.dtype.kind != "V":
+    if a is None or a.dtype.kind != "V" or a.dtype.itemsize != 2:
         return a
     return a.view(np.uint16)
 
