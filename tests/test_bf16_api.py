@@ -248,6 +248,50 @@ def test_cross_entropy_nonfinite_rows(fmt):
     assert np.isfinite(lf[2]) and np.isfinite(g[2].astype(np.float32)).all()
 
 
+# ------------------------------------------------------------------ properties
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _f64_softmax(z):
+    m = z.max(axis=-1, keepdims=True)
+    e = np.exp(z - m)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@settings(max_examples=40)
+@given(fmt=st.sampled_from(FORMATS), rows=st.integers(1, 9), cols=st.integers(1, 600),
+       scale=st.sampled_from([0.01, 1.0, 8.0, 40.0]), seed=st.integers(0, 2**16))
+def test_property_within_one_ulp_of_the_rounded_float64_result(fmt, rows, cols, scale, seed):
+    """Any shape and scale: softmax and the cross-entropy gradient within 1 ulp of the
+    float64 result (on the 16-bit input) rounded to 16 bits, above float32's normal
+    range's floor (the cross-entropy kernels flush exps below it to 0)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(rows, cols)) * scale).astype(np.float32).astype(_dtype(fmt))
+    z = x.astype(np.float64)
+    p = _f64_softmax(z)
+    _close(smk.softmax(x), p, fmt)
+    t = rng.integers(0, cols, size=rows)
+    g = smk.cross_entropy_grad(x, t, reduction="sum")
+    want = p.copy()
+    want[np.arange(rows), t] -= 1.0
+    d = ulp_distance(g, want.astype(np.float32).astype(g.dtype))
+    assert d[np.abs(want) >= 2.0**-120].max(initial=0) <= 1
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_same_bits_at_any_thread_count(fmt, num_threads):
+    x = _logits(fmt, shape=(64, 700))
+    t = np.arange(64) % 700
+    got = (smk.softmax(x), smk.log_softmax(x), *smk.cross_entropy_and_grad(x, t, reduction="none"))
+    smk.set_num_threads(1)
+    want = (smk.softmax(x), smk.log_softmax(x), *smk.cross_entropy_and_grad(x, t, reduction="none"))
+    for a, b in zip(got, want):
+        assert np.array_equal(a.view(np.uint16), b.view(np.uint16))
+
+
 # ------------------------------------------------------------------ softmaxkit.torch
 
 
