@@ -8,10 +8,14 @@
 Sections:
 
 * ``bf16``: softmax and cross-entropy forward+backward on bfloat16 (and float16) CPU
-  tensors of shapes (8192, 1000), (2048, 32000), (256, 256000), each as: torch's own
-  16-bit path; softmaxkit through its float32 kernels (convert, compute, convert back:
-  what a 16-bit routing would cost); and a 16-bit copy of the same bytes (the memory
-  floor). Prints milliseconds (best of ``--repeat``) and the ratios.
+  tensors of shapes (8192, 1000), (2048, 32000), (256, 256000), through the public
+  API: softmaxkit.torch (its 16-bit kernels), torch's own 16-bit path, and a 16-bit
+  copy of the same bytes into a preallocated tensor (``out.copy_(x)``: one read and
+  one write, the memory floor of a function that reads x and writes a result of x's
+  size; ``x.clone()`` would add the page faults of a fresh allocation, which cost
+  more than the copy itself on some virtual machines). Prints
+  milliseconds (best of ``--repeat``) and the ratios issue 10 sets targets for:
+  ours / copy (target <= 1.15) and torch / ours (target >= 3).
 * ``train``: a small MLP classifier trained with ``torch.compile(fullgraph=True)``,
   once with softmaxkit's loss modules and once with torch's, same seed and data;
   prints the loss at every step and the largest relative difference (float64 and
@@ -106,11 +110,6 @@ def best_ms(fn, repeat: int) -> float:
     return 1e3 * min(times)
 
 
-def via_float32(fn, x16, *args):
-    """softmaxkit through its float32 kernels: convert, compute, convert back."""
-    return fn(x16.float(), *args).to(x16.dtype)
-
-
 def bench_16bit(args):
     import softmaxkit as smk
     import softmaxkit.torch as smt
@@ -119,9 +118,9 @@ def bench_16bit(args):
     torch.set_num_threads(args.threads)
     smk.set_num_threads(args.threads)
     div = 8 if args.quick else 1
-    print(f"\n## 16-bit CPU, {args.threads} threads, best of {args.repeat} (ms); "
-          f"ratios: torch / softmaxkit-via-f32, softmaxkit-via-f32 / copy")
-    print("| dtype | shape | op | copy | torch 16-bit | softmaxkit via f32 | torch/ours | ours/copy |")
+    print(f"\n## 16-bit CPU, {args.threads} threads, best of {args.repeat} (ms), public torch API "
+          f"(softmaxkit.torch vs torch.nn.functional); targets: ours/copy <= 1.15, torch/ours >= 3")
+    print("| dtype | shape | op | copy | softmaxkit | torch | ours/copy | torch/ours |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for dtype in (torch.bfloat16, torch.float16):
         for n, c in SHAPES:
@@ -129,24 +128,23 @@ def bench_16bit(args):
             gen = torch.Generator().manual_seed(0)
             x = (3 * torch.randn(n, c, generator=gen)).to(dtype)
             t = torch.randint(0, c, (n,), generator=gen)
-            copy = best_ms(lambda: x.clone(), args.repeat)
+            out = torch.empty_like(x)
+            copy = best_ms(lambda: out.copy_(x), args.repeat)
 
-            def ce_torch():
-                xr = x.detach().requires_grad_(True)
-                F.cross_entropy(xr, t).backward()
-
-            def ce_ours():
-                xr = x.detach().requires_grad_(True)
-                smt.cross_entropy(xr.float(), t).backward()  # grad flows back to bf16
+            def ce(fn):
+                def run():
+                    xr = x.detach().requires_grad_(True)
+                    fn(xr, t).backward()
+                return run
 
             rows = [
-                ("softmax", lambda: F.softmax(x, 1), lambda: via_float32(smt.softmax, x, 1)),
-                ("CE fwd+bwd", ce_torch, ce_ours),
+                ("softmax", lambda: smt.softmax(x, 1), lambda: F.softmax(x, 1)),
+                ("CE fwd+bwd", ce(smt.cross_entropy), ce(F.cross_entropy)),
             ]
-            for name, theirs, ours in rows:
-                a, b = best_ms(theirs, args.repeat), best_ms(ours, args.repeat)
-                print(f"| {str(dtype)[6:]} | ({n}, {c}) | {name} | {copy:.2f} | {a:.2f} | {b:.2f} | "
-                      f"{a / b:.2f} | {b / copy:.2f} |")
+            for name, ours, theirs in rows:
+                b, a = best_ms(ours, args.repeat), best_ms(theirs, args.repeat)
+                print(f"| {str(dtype)[6:]} | ({n}, {c}) | {name} | {copy:.2f} | {b:.2f} | {a:.2f} | "
+                      f"{b / copy:.2f} | {a / b:.2f} |", flush=True)
 
 
 def main(argv=None):

@@ -220,6 +220,12 @@ def test_16_bit_kernels_on_misaligned_buffers_and_threads(fmt):
     L.ce_hard(misaligned(x), misaligned(t), None, 0, False, 0.0, lm, np.empty(r), None, 1.0, gm, r, c, 2)
     np.testing.assert_array_equal(lm, loss)
     np.testing.assert_array_equal(bits(gm), bits(g))
+    # the gradient written over the logits themselves (the seam allows grad_out=x)
+    xi = x.copy()
+    li = np.empty(r)
+    L.ce_hard(xi, t, None, 0, False, 0.0, li, np.empty(r), None, 1.0, xi, r, c, 2)
+    np.testing.assert_array_equal(li, loss)
+    np.testing.assert_array_equal(bits(xi), bits(g))
 
 
 def test_16_bit_buffers_where_they_are_not_supported():
@@ -233,3 +239,95 @@ def test_16_bit_buffers_where_they_are_not_supported():
                   None, 1.0, None, 2, 3, 1)
     with pytest.raises(TypeError, match="'x' has the wrong element type"):
         L.ce_soft(x, x, None, 0.0, np.empty(2), None, 1.0, None, 2, 3, 1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_work_buffer_gives_the_same_bits(fmt):
+    # softmax and the cross-entropy gradient keep each row's float32 exps in `work`
+    # (one exp per element fewer); they are the same floats as the ones recomputed
+    x = _logits(fmt, rows=50, cols=333)
+    x[7] = narrow(np.float32(np.linspace(-200, 0, 333)), fmt)  # the exact-exp path
+    r, c = x.shape
+    for nt in (1, 2):
+        y, yw = np.empty_like(x), np.empty_like(x)
+        S.softmax(x, y, r, c, 0.7, nt)
+        S.softmax(x, yw, r, c, 0.7, nt, np.full(nt * c, np.nan, np.float32))
+        np.testing.assert_array_equal(bits(yw), bits(y))
+        t = (np.arange(r, dtype=np.int64) * 7) % c
+        w = np.linspace(0.5, 2, c).astype(np.float32)
+        for kw in (dict(w=None, eps=0.0), dict(w=w, eps=0.1), dict(w=None, eps=0.2)):
+            loss, _, g = _ce16(x, t, fmt, kw["w"], kw["eps"])
+            lw, gw = np.empty(r), np.empty_like(x)
+            L.ce_hard(x, t, kw["w"], 0, False, kw["eps"], lw, np.empty(r), None, 1.0, gw, r, c, nt,
+                      np.full(nt * c, np.nan, np.float32))
+            np.testing.assert_array_equal(lw, loss)
+            np.testing.assert_array_equal(bits(gw), bits(g))
+
+
+def test_work_buffer_checks():
+    x = np.zeros((4, 5), np.float16)
+    with pytest.raises(ValueError, match="'work' holds 9 items, 10 needed"):
+        S.softmax(x, np.empty_like(x), 4, 5, 1.0, 2, np.empty(9, np.float32))
+    S.softmax(x, np.empty_like(x), 4, 5, 1.0, 9, np.empty(20, np.float32))  # threads <= rows
+    with pytest.raises(TypeError, match="'work' has the wrong element type"):
+        S.softmax(x, np.empty_like(x), 4, 5, 1.0, 1, np.empty(5, np.float64))
+    with pytest.raises(TypeError, match="'work' is for 16-bit"):
+        S.log_softmax(x, np.empty_like(x), 4, 5, 1.0, 1, np.empty(5, np.float32))
+    x32 = np.zeros((4, 5), np.float32)
+    with pytest.raises(TypeError, match="'work' is for 16-bit"):
+        S.softmax(x32, np.empty_like(x32), 4, 5, 1.0, 1, np.empty(5, np.float32))
+    with pytest.raises(TypeError, match="'work' is for 16-bit"):
+        L.ce_hard(x32, np.zeros(4, np.int64), None, 0, False, 0.0, np.empty(4), np.empty(4), None, 1.0,
+                  np.empty_like(x32), 4, 5, 1, np.empty(5, np.float32))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("kw", [dict(), dict(eps=0.1, weighted=True, ignore=3), dict(per_row=True)])
+def test_gradient_from_the_forward_logsumexp(fmt, kw):
+    # ce_hard's lse, then ce_hard_grad_lse: one pass per row, the fused kernel's
+    # gradient to 1 ulp (almost always the same bits) in float32's normal range (below
+    # it the fused kernel flushes to 0), and within 1 ulp of the 16-bit rounding of the
+    # float32 kernel's gradient
+    rng = np.random.default_rng(11)
+    x = _logits(fmt, rows=40, cols=300)
+    x[6, 9] = narrow(np.float32([np.nan]), fmt)[0]  # a NaN row: lse NaN, the full path
+    r, c = x.shape
+    t = rng.integers(0, c, size=r).astype(np.int64)
+    t[5] = 3
+    w = rng.uniform(0.5, 2.0, size=c).astype(np.float32) if kw.get("weighted") else None
+    gs = rng.uniform(0.1, 2.0, size=r) if kw.get("per_row") else None
+    eps, ignore = kw.get("eps", 0.0), kw.get("ignore")
+    args = (0 if ignore is None else ignore, ignore is not None, eps)
+    loss, roww, lse, g = np.empty(r), np.empty(r), np.empty(r), np.empty_like(x)
+    L.ce_hard(x, t, w, *args, loss, roww, gs, 0.5, g, r, c, 1, None, lse)
+    lf, lse_f = np.empty(r), np.empty(r)
+    L.ce_hard(x, t, w, *args, lf, np.empty(r), None, 1.0, None, r, c, 2, None, lse_f)  # forward alone
+    np.testing.assert_array_equal(lf, _ce16(x, t, fmt, w, eps, ignore, None, grad=False)[0])
+    np.testing.assert_array_equal(lse_f, lse)
+    assert np.isnan(lse[6]) and (ignore is None or lse[5] == np.inf)
+    z = widen(x, fmt).astype(np.float64)
+    ok = np.isfinite(lse)
+    np.testing.assert_allclose(lse[ok], np.logaddexp.reduce(z[ok], axis=1), rtol=1e-6)
+    g2 = np.empty_like(x)
+    L.ce_hard_grad_lse(x, t, w, *args, lse, gs, 0.5, g2, r, c, 2)
+    normal = np.abs(widen(g, fmt)) >= 2.0**-126
+    d = ulp_distance(g2, g)
+    assert d[normal].max() <= 1 and (d[normal] == 0).mean() > 0.99
+    x32 = widen(x, fmt)
+    g32 = np.empty_like(x32)
+    L.ce_hard(x32, t, w, *args, np.empty(r), np.empty(r), gs, 0.5, g32, r, c, 1)
+    d = ulp_distance(g2, narrow(g32, fmt))
+    assert d[np.abs(g32) >= 2.0**-126].max() <= 1
+    assert _nan(g2[6], fmt).all()
+
+
+def test_lse_arguments_are_checked():
+    x = np.zeros((2, 3), np.float32)
+    args = (np.zeros(2, np.int64), None, 0, False, 0.0)
+    with pytest.raises(TypeError, match="'lse' is for 16-bit"):
+        L.ce_hard(x, *args, np.empty(2), np.empty(2), None, 1.0, None, 2, 3, 1, None, np.empty(2))
+    with pytest.raises(TypeError, match="takes 16-bit 'x' only"):
+        L.ce_hard_grad_lse(x, *args, np.zeros(2), None, 1.0, np.empty_like(x), 2, 3, 1)
+    h = x.astype(np.float16)
+    with pytest.raises(ValueError, match="'lse' holds 1 items, 2 needed"):
+        L.ce_hard_grad_lse(h, *args, np.zeros(1), None, 1.0, np.empty_like(h), 2, 3, 1)

@@ -278,11 +278,13 @@ def test_kernels_on_cpu_floats_and_torch_elsewhere(monkeypatch):
     assert ce.calls == 3  # no backward under no_grad
     smt.softmax(x, 1)
     assert sm.calls == 1
-    # passed to torch (and still right): bfloat16, a meta-device tensor (standing in
-    # for CUDA/MPS), a target or class weight that requires grad, a weight of another
-    # dtype, a uint8 target, an unknown reduction, a label_smoothing out of [0, 1]
+    # bfloat16 runs the 16-bit kernel (tests/test_bf16_api.py)
     xb = x.detach().bfloat16().requires_grad_(True)
     torch.testing.assert_close(smt.cross_entropy(xb, t), F.cross_entropy(xb, t))
+    assert ce.calls == 4
+    # passed to torch (and still right): a meta-device tensor (standing in
+    # for CUDA/MPS), a target or class weight that requires grad, a weight of another
+    # dtype, a uint8 target, an unknown reduction, a label_smoothing out of [0, 1]
     assert smt.cross_entropy(x.to("meta"), t.to("meta")).device.type == "meta"
     assert smt.softmax(x.to("meta"), 1).device.type == "meta"
     q = torch.softmax(torch.randn(6, 5), 1).requires_grad_(True)
@@ -300,7 +302,7 @@ def test_kernels_on_cpu_floats_and_torch_elsewhere(monkeypatch):
         smt.softmax(x, 2)
     with pytest.raises(RuntimeError, match="label_smoothing"):
         smt.cross_entropy(x, t, label_smoothing=2.0)
-    assert (ce.calls, sm.calls) == (3, 1)
+    assert (ce.calls, sm.calls) == (4, 1)
 
 
 def test_no_copy_of_contiguous_input(monkeypatch):

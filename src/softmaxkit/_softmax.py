@@ -4,8 +4,10 @@ passes and hardmax (sampling is in _sampling.py).
 Conventions shared by every function here (see docs/semantics.md):
 
 * The class axis is ``axis=-1``; ``axis`` may also be a tuple of ints or None (all
-  axes). Results keep the input's float dtype (float16 computed in float32); ints and
-  bools are promoted to float64. Inputs are never modified.
+  axes). Results keep the input's float dtype (float16 and ml_dtypes' bfloat16
+  computed in float32; softmax and log_softmax run 16-bit kernels on them that round
+  once, see docs/torch.md); ints and bools are promoted to float64. Inputs are never
+  modified.
 * ``where=False`` entries are excluded, as if they were ``-inf``: they get
   probability 0 and log-probability ``-inf``, and take no part in the sum.
 * A row whose entries are all excluded or ``-inf``: softmax 0, log_softmax and
@@ -29,6 +31,7 @@ from ._validation import (
     broadcast_where,
     check_out,
     check_temperature,
+    is_half,
     normalize_axes,
 )
 
@@ -90,8 +93,10 @@ def _wide_softmax(x: np.ndarray, axes: tuple[int, ...], inv_t: float, log: bool)
 
 def _rowwise_forward(kernel: Callable[..., None], x: Any, axis: Any, temperature: Any,
                      where: Any, out: np.ndarray | None) -> Any:
-    arr, result_dtype = as_float_array(x, "x", keep_wide=True)
+    arr, result_dtype = as_float_array(x, "x", keep_wide=True, keep_half=True)
     inv_t = 1.0 / check_temperature(temperature)
+    if is_half(arr.dtype) and not _F32_TINY <= inv_t <= _F32_MAX:
+        arr = arr.astype(np.float32)  # the 16-bit kernels take 1/T as a float32 too
     axes = normalize_axes(axis, arr.ndim)
     if out is not None:
         check_out(out, arr.shape, result_dtype)
@@ -135,7 +140,8 @@ def softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
     Parameters
     ----------
     x : array_like
-        Logits. Real numbers; float16/32/64 keep their dtype, ints become float64.
+        Logits. Real numbers; float16/32/64 and ``ml_dtypes.bfloat16`` keep their
+        dtype (16-bit computed in float32, rounded once), ints become float64.
     axis : int, tuple of ints or None, default -1
         The class axis (or axes, flattened together; None means all axes).
     temperature : float, default 1.0

@@ -3,7 +3,9 @@
 Shared by every public function of softmaxkit, so the rules are written once:
 
 * Floating inputs keep their dtype: float32 and float64 are computed as they are,
-  float16 is computed in float32 and returned as float16, and wider floats
+  float16 and bfloat16 (``ml_dtypes.bfloat16``, when installed) are computed in
+  float32 and returned in their own dtype (a 16-bit kernel reads and writes them
+  directly where one exists: ``keep_half``), and wider floats
   (longdouble) are computed and returned as float64. Integer and bool inputs are
   promoted to float64. Complex, object, string and other kinds are a TypeError.
 * The class axis is ``axis=-1`` unless given. ``axis`` may be an int, a tuple of
@@ -30,6 +32,8 @@ __all__ = [
     "as_float_array",
     "real_array",
     "compute_dtype",
+    "is_bfloat16",
+    "is_half",
     "normalize_axes",
     "class_rows",
     "Rows",
@@ -67,13 +71,32 @@ REDUCTIONS = ("none", "sum", "mean")
 WIDE = np.dtype(np.longdouble) if np.finfo(np.longdouble).nmant > 52 else None
 
 
-def compute_dtype(dtype: Any, name: str, keep_wide: bool = False) -> tuple[np.dtype, np.dtype]:
+def is_bfloat16(dtype: Any) -> bool:
+    """Whether ``dtype`` is ml_dtypes' bfloat16 (recognised without importing
+    ml_dtypes, an optional dependency: NumPy knows it as a 2-byte void-kind dtype
+    named "bfloat16")."""
+    dtype = np.dtype(dtype)
+    return dtype.kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16"
+
+
+def is_half(dtype: Any) -> bool:
+    """Whether ``dtype`` is a 16-bit float the 16-bit kernels take: float16 or bfloat16."""
+    dtype = np.dtype(dtype)
+    return dtype == np.float16 or is_bfloat16(dtype)
+
+
+def compute_dtype(dtype: Any, name: str, keep_wide: bool = False,
+                  keep_half: bool = False) -> tuple[np.dtype, np.dtype]:
     """(dtype the kernels compute in, dtype returned to the caller) for an input dtype.
 
     ``keep_wide``: a long double input is computed (in NumPy, by the caller) and
     returned as long double, as SciPy does, instead of as float64.
+    ``keep_half``: float16 and bfloat16 are handed to the kernels as they are (the
+    caller runs a 16-bit kernel, see _kernels/half_body.h), instead of in float32.
     """
     dtype = np.dtype(dtype)
+    if is_bfloat16(dtype):
+        return (dtype if keep_half else np.dtype(np.float32)), dtype
     if dtype.kind == "f" and not dtype.isnative:  # big-endian float32 is float32
         dtype = dtype.newbyteorder("=")
     if dtype.kind == "f":
@@ -82,7 +105,7 @@ def compute_dtype(dtype: Any, name: str, keep_wide: bool = False) -> tuple[np.dt
         if dtype == np.float64:
             return np.dtype(np.float64), np.dtype(np.float64)
         if dtype == np.float16:
-            return np.dtype(np.float32), np.dtype(np.float16)
+            return np.dtype(np.float16 if keep_half else np.float32), np.dtype(np.float16)
         if keep_wide and WIDE is not None and dtype == WIDE:
             return WIDE, WIDE
         return np.dtype(np.float64), np.dtype(np.float64)
@@ -93,10 +116,10 @@ def compute_dtype(dtype: Any, name: str, keep_wide: bool = False) -> tuple[np.dt
     )
 
 
-def as_float_array(x: Any, name: str = "x", keep_wide: bool = False
+def as_float_array(x: Any, name: str = "x", keep_wide: bool = False, keep_half: bool = False
                    ) -> tuple[np.ndarray, np.dtype]:
     """``x`` as an ndarray in the dtype the kernels compute in, and the result dtype
-    (``keep_wide`` as in :func:`compute_dtype`).
+    (``keep_wide``, ``keep_half`` as in :func:`compute_dtype`).
 
     The returned array may be the caller's own (never written to) or a converted copy.
     """
@@ -107,7 +130,7 @@ def as_float_array(x: Any, name: str = "x", keep_wide: bool = False
             arr = np.asarray(x)
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
-    work, result = compute_dtype(arr.dtype, name, keep_wide)
+    work, result = compute_dtype(arr.dtype, name, keep_wide, keep_half)
     if arr.dtype != work:
         arr = arr.astype(work)
     return arr, result
@@ -307,11 +330,14 @@ def fmt_pos(pos: tuple[int, ...]) -> str:
 
 
 def real_array(value: Any, name: str) -> np.ndarray:
-    """``value`` as an ndarray of real numbers (TypeError otherwise), dtype kept."""
+    """``value`` as an ndarray of real numbers (TypeError otherwise), dtype kept
+    (bfloat16 widened to float32, exactly)."""
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
+    if is_bfloat16(arr.dtype):
+        return arr.astype(np.float32)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
     return arr
@@ -355,10 +381,12 @@ def check_class_weight(value: Any, name: str = "weight") -> np.ndarray:
     return check_weights(arr, arr.shape, np.float64, name)
 
 
-def class_rows(input: Any, axis: Any, name: str = "input") -> tuple[Rows, np.dtype, int]:
+def class_rows(input: Any, axis: Any, name: str = "input", keep_half: bool = False
+               ) -> tuple[Rows, np.dtype, int]:
     """``input`` as a (rows, C) block with the one class axis last:
-    (the Rows view, the result dtype, the class axis as a non-negative int)."""
-    arr, result_dtype = as_float_array(input, name)
+    (the Rows view, the result dtype, the class axis as a non-negative int);
+    ``keep_half`` as in :func:`compute_dtype`."""
+    arr, result_dtype = as_float_array(input, name, keep_half=keep_half)
     if arr.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension (the class axis)")
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
@@ -415,14 +443,17 @@ def soft_target(target: np.ndarray, rows: Rows, ax: int, dtype: np.dtype) -> np.
 
 def prob_tolerance(dtype: Any) -> float:
     """How far a row of probabilities may sum from 1: sqrt(machine epsilon) of its
-    dtype (3.5e-4 float32, 1.5e-8 float64)."""
+    dtype (3.5e-4 float32, 1.5e-8 float64, 0.031 float16, 0.088 bfloat16)."""
+    if is_bfloat16(dtype):
+        return float(np.sqrt(2.0**-7))  # bfloat16 keeps 8 significant bits
     return float(np.sqrt(np.finfo(np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.float64).eps))
 
 
-def check_prob_rows(p: np.ndarray, name: str, hint: str = "pass logits with from_logits=True"
-                    ) -> None:
+def check_prob_rows(p: np.ndarray, name: str, hint: str = "pass logits with from_logits=True",
+                    dtype: Any = None) -> None:
     """The one check of rows of probabilities, a (rows, C) block: finite, in [0, 1],
-    each row summing to 1 within :func:`prob_tolerance` of its dtype."""
+    each row summing to 1 within :func:`prob_tolerance` of its dtype (or of ``dtype``,
+    the caller's own, when the block was widened from 16 bits)."""
     bad = ~np.isfinite(p) | (p < 0) | (p > 1)
     if bad.any():
         i, j = where_first(bad)
@@ -432,7 +463,7 @@ def check_prob_rows(p: np.ndarray, name: str, hint: str = "pass logits with from
         )
     if p.shape[1] == 0:
         return
-    tol = prob_tolerance(p.dtype)
+    tol = prob_tolerance(p.dtype if dtype is None else dtype)
     sums = p.sum(axis=1, dtype=np.float64)
     off = np.abs(sums - 1.0) > tol
     if off.any():

@@ -4,7 +4,9 @@ arguments, and nothing else.
 Everything above this module (validation, dtypes, axes, allocation, reductions) is
 Python; everything below it is plain C over pointers and sizes. The functions here
 take arrays that are already valid for the kernel: C-contiguous blocks of the
-kernel's dtype (float32 or float64), labels as int64, per-row values as float64.
+kernel's dtype (float32 or float64; softmax, log_softmax and integer-label
+cross-entropy also take float16 and bfloat16, see :func:`_bits`), labels as int64,
+per-row values as float64.
 The extension modules re-check every buffer's type and size before a kernel runs,
 so a wrong call is a Python exception, never an out-of-bounds access; but they do
 not check values (labels in range, finite weights): the callers did.
@@ -32,6 +34,7 @@ __all__ = [
     "log_sigmoid_flat",
     "softplus_flat",
     "ce_hard_rows",
+    "ce_hard_grad_lse_rows",
     "ce_soft_rows",
     "sample_rows",
     "sample_probs_rows",
@@ -50,6 +53,25 @@ def _aligned(a: np.ndarray, copy: bool = True) -> np.ndarray:
     return np.array(a, order="C") if copy else np.empty(a.shape, a.dtype)
 
 
+def _bits(a: np.ndarray | None) -> np.ndarray | None:
+    """What the C seam takes for an array: ml_dtypes' bfloat16 as a uint16 view of its
+    bits (no copy; sk_pybuf.h reads uint16 as bfloat16), anything else as it is. A
+    uint16 array given here is taken as bfloat16 bits already (softmaxkit.torch's
+    tensors, which reach NumPy that way)."""
+    if a is None or a.dtype.kind != "V" or a.dtype.itemsize != 2:
+        return a
+    return a.view(np.uint16)
+
+
+def _half_work(x: np.ndarray, rows: int, cols: int, nt: int) -> np.ndarray | None:
+    """The float32 scratch the 16-bit softmax and cross-entropy gradient keep each
+    row's exps in (half_body.h): ``cols`` values per thread the call can use; None
+    for other dtypes."""
+    if x.dtype.itemsize != 2:
+        return None
+    return np.empty(max(1, min(nt, rows)) * cols, dtype=np.float32)
+
+
 def _nt(nthreads: int | None) -> int:
     return _config.get_num_threads() if nthreads is None else int(nthreads)
 
@@ -60,16 +82,18 @@ def _nt(nthreads: int | None) -> int:
 
 def softmax_rows(x: np.ndarray, out: np.ndarray, *, inv_temperature: float = 1.0,
                  nthreads: int | None = None) -> None:
-    """out = softmax(x * inv_temperature) per row."""
+    """out = softmax(x * inv_temperature) per row. x, out may also be float16 or
+    bfloat16 (or uint16 bfloat16 bits): computed in float32, rounded once."""
     rows, cols = x.shape
-    _softmax_ext.softmax(x, out, rows, cols, inv_temperature, _nt(nthreads))
+    nt = _nt(nthreads)
+    _softmax_ext.softmax(_bits(x), _bits(out), rows, cols, inv_temperature, nt, _half_work(x, rows, cols, nt))
 
 
 def log_softmax_rows(x: np.ndarray, out: np.ndarray, *, inv_temperature: float = 1.0,
                      nthreads: int | None = None) -> None:
-    """out = log_softmax(x * inv_temperature) per row."""
+    """out = log_softmax(x * inv_temperature) per row (16-bit as :func:`softmax_rows`)."""
     rows, cols = x.shape
-    _softmax_ext.log_softmax(x, out, rows, cols, inv_temperature, _nt(nthreads))
+    _softmax_ext.log_softmax(_bits(x), _bits(out), rows, cols, inv_temperature, _nt(nthreads))
 
 
 def logsumexp_rows(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = None) -> None:
@@ -132,13 +156,15 @@ def _dloss_args(dloss: float | np.ndarray | None) -> tuple[np.ndarray | None, fl
 def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray | None = None,
                  ignore_index: int | None = None, label_smoothing: float = 0.0,
                  dloss: float | np.ndarray | None = None, grad_out: np.ndarray | None = None,
-                 nthreads: int | None = None
+                 nthreads: int | None = None, lse_out: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Integer-label cross-entropy of a (rows, C) block on the fused C kernel.
 
-    logits: (rows, C) float32/float64; target: (rows,) int64, each in [0, C) or equal
-    to ignore_index (a label that is neither gives a NaN row; the kernel never reads
-    out of bounds); weight: None or (C,) of logits' dtype.
+    logits: (rows, C) float32/float64, or 16-bit (float16, bfloat16 or its uint16
+    bits: computed in float32, the gradient rounded once; weight then float32);
+    target: (rows,) int64, each in [0, C) or equal to ignore_index (a label that is
+    neither gives a NaN row; the kernel never reads out of bounds); weight: None or
+    (C,) of logits' dtype.
     dloss: None for the forward alone, else the per-row upstream gradient (a float or
     a float64 (rows,) array; see softmaxkit._reduction.upstream). grad_out: None
     (allocate) or a (rows, C) array of logits' dtype; it MAY BE `logits` itself (the
@@ -148,6 +174,9 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
     row loss is already multiplied by the row's class weight (weight[target], 0 for
     ignored rows: PyTorch's convention, label smoothing included); the row weight is
     weight[target] (0 for ignored rows), the terms of PyTorch's weighted mean.
+    lse_out: None, or (16-bit logits) a float64 (rows,) array that receives each row's
+    logsumexp (NaN or +inf for rows that took a non-finite path), for
+    :func:`ce_hard_grad_lse_rows`.
     """
     rows, cols = logits.shape
     loss = np.empty(rows, dtype=np.float64)
@@ -157,10 +186,31 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
     if dloss is not None:
         grad = np.empty_like(logits) if grad_out is None else grad_out
     has_ignore = ignore_index is not None
-    _losses_ext.ce_hard(logits, target, weight, 0 if ignore_index is None else int(ignore_index),
-                        has_ignore, float(label_smoothing), loss, roww, gs_arr, gs_c, grad,
-                        rows, cols, _nt(nthreads))
+    nt = _nt(nthreads)
+    work = None if grad is None else _half_work(logits, rows, cols, nt)
+    _losses_ext.ce_hard(_bits(logits), target, weight, 0 if ignore_index is None else int(ignore_index),
+                        has_ignore, float(label_smoothing), loss, roww, gs_arr, gs_c, _bits(grad),
+                        rows, cols, nt, work, lse_out)
     return loss, roww, grad
+
+
+def ce_hard_grad_lse_rows(logits: np.ndarray, target: np.ndarray, lse: np.ndarray, *,
+                          weight: np.ndarray | None = None, ignore_index: int | None = None,
+                          label_smoothing: float = 0.0, dloss: float | np.ndarray = 1.0,
+                          nthreads: int | None = None) -> np.ndarray:
+    """The gradient of :func:`ce_hard_rows` for 16-bit logits (float16, bfloat16 or its
+    uint16 bits) from the forward's per-row logsumexp ``lse`` (its ``lse_out``): one
+    pass per row (rows whose lse is not finite are recomputed in full). weight: None
+    or float32 (C,); dloss as in :func:`ce_hard_rows`. Returns the (rows, C) gradient
+    in logits' dtype."""
+    rows, cols = logits.shape
+    gs_arr, gs_c = _dloss_args(dloss)
+    grad = np.empty_like(logits)
+    _losses_ext.ce_hard_grad_lse(_bits(logits), target, weight, 0 if ignore_index is None else int(ignore_index),
+                                 ignore_index is not None, float(label_smoothing),
+                                 np.ascontiguousarray(lse, dtype=np.float64), gs_arr, gs_c, _bits(grad),
+                                 rows, cols, _nt(nthreads))
+    return grad
 
 
 def ce_soft_rows(logits: np.ndarray, q: np.ndarray, *, weight: np.ndarray | None = None,

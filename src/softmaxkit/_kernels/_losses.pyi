@@ -24,6 +24,15 @@ def ce_hard(
     has_ignore: bool, eps: float, loss: _F64, roww: _F64, gscale: _F64 | None, gscale_c: float,
     grad: _FH | None,
     rows: int, cols: int, nthreads: int,
+    work: npt.NDArray[np.float32] | None = None,  # as _softmax.softmax's, for 16-bit x with grad
+    lse: _F64 | None = None,  # 16-bit x: OUT each row's logsumexp, for ce_hard_grad_lse
+) -> None: ...
+# The gradient of 16-bit x (and grad) from ce_hard's lse, one pass per row.
+def ce_hard_grad_lse(
+    x: npt.NDArray[np.uint16] | npt.NDArray[np.float16], target: npt.NDArray[np.int64],
+    weight: npt.NDArray[np.float32] | None, ignore_index: int, has_ignore: bool, eps: float,
+    lse: _F64, gscale: _F64 | None, gscale_c: float,
+    grad: npt.NDArray[np.uint16] | npt.NDArray[np.float16], rows: int, cols: int, nthreads: int,
 ) -> None: ...
 def ce_soft(
     x: _F, q: _F, weight: _F | None, eps: float, loss: _F64, gscale: _F64 | None, gscale_c: float,

@@ -47,6 +47,8 @@ const sk_losses_kernels SK_ISA_TABLE(sk_losses_kernels) = {
     .ce_hard_f32 = ce_hard_f32,
     .ce_hard_bf16 = ce_hard_bf16,
     .ce_hard_f16 = ce_hard_f16,
+    .ce_hard_grad_lse_bf16 = ce_hard_grad_lse_bf16,
+    .ce_hard_grad_lse_f16 = ce_hard_grad_lse_f16,
     .ce_soft_f64 = ce_soft_f64,
     .ce_soft_f32 = ce_soft_f32,
 };

@@ -61,15 +61,27 @@ typedef struct sk_losses_kernels {
                         double *loss, double *roww, const double *gscale, double gscale_c,
                         float *grad, size_t rows, size_t cols, int nthreads);
     /* The same for 16-bit logits and gradient, bfloat16 or float16 passed as their
-     * bits, computed in float32 (half_body.h), with float32 class weights w. */
+     * bits, computed in float32 (half_body.h), with float32 class weights w; work:
+     * NULL or float32 scratch, cols per thread, used with grad. */
     void (*ce_hard_bf16)(const uint16_t *x, const int64_t *target, const float *w,
                          int64_t ignore_index, int has_ignore, double eps,
                          double *loss, double *roww, const double *gscale, double gscale_c,
-                         uint16_t *grad, size_t rows, size_t cols, int nthreads);
+                         uint16_t *grad, size_t rows, size_t cols, int nthreads, float *work, double *lse);
     void (*ce_hard_f16)(const uint16_t *x, const int64_t *target, const float *w,
                         int64_t ignore_index, int has_ignore, double eps,
                         double *loss, double *roww, const double *gscale, double gscale_c,
-                        uint16_t *grad, size_t rows, size_t cols, int nthreads);
+                        uint16_t *grad, size_t rows, size_t cols, int nthreads, float *work, double *lse);
+    /* ... and lse (rows): NULL, or OUT each row's logsumexp (NaN or +inf where the row
+     * took a non-finite path), from which ce_hard_grad_lse writes the gradient in one pass
+     * (rows whose lse is not finite recomputed in full). */
+    void (*ce_hard_grad_lse_bf16)(const uint16_t *x, const int64_t *target, const float *w,
+                                  int64_t ignore_index, int has_ignore, double eps, const double *lse,
+                                  const double *gscale, double gscale_c, uint16_t *grad,
+                                  size_t rows, size_t cols, int nthreads);
+    void (*ce_hard_grad_lse_f16)(const uint16_t *x, const int64_t *target, const float *w,
+                                 int64_t ignore_index, int has_ignore, double eps, const double *lse,
+                                 const double *gscale, double gscale_c, uint16_t *grad,
+                                 size_t rows, size_t cols, int nthreads);
     /*
      * Soft labels (class probabilities q, PyTorch's cross_entropy with a float target):
      *   q'  = (1 - eps) q + eps / C

@@ -190,6 +190,29 @@ static inline Py_ssize_t sk_count(Py_ssize_t rows, Py_ssize_t cols)
     return rows * cols;
 }
 
+/* The float32 scratch of the 16-bit row kernels (half_body.h): None, or, for a
+ * 16-bit kind, float32 space for `cols` values per thread the call can use:
+ * min(nthreads, rows), at least 1. Other kinds take None only. */
+static inline int sk_take_work(sk_bufs *s, PyObject *obj, sk_kind kind, Py_ssize_t rows, Py_ssize_t cols,
+                               int nthreads, void **data)
+{
+    *data = NULL;
+    if (obj == Py_None)
+        return 0;
+    if (kind != SK_BF16 && kind != SK_F16) {
+        PyErr_SetString(PyExc_TypeError,
+                        "softmaxkit kernels: 'work' is for 16-bit softmax and cross-entropy gradients only");
+        return -1;
+    }
+    Py_ssize_t threads = nthreads < 1 ? 1 : nthreads;
+    if (threads > rows)
+        threads = rows < 1 ? 1 : rows;
+    Py_ssize_t count = sk_count(threads, cols);
+    if (count < 0)
+        return -1;
+    return sk_take(s, obj, "work", SK_F32, NULL, count, SK_OUT, data);
+}
+
 /* -------------------------------------------------------------- SIMD variants */
 
 /* The index of the SIMD variant to run (sk_isa.h), from SOFTMAXKIT_SIMD; or -1 with

@@ -35,8 +35,11 @@ typedef struct sk_softmax_kernels {
     /* The same two for 16-bit logits, computed in float32 (half_body.h): bfloat16
      * and float16, passed as their bits.
      * IN x (rows, cols), OUT y (rows, cols), IN inv_t (> 0, finite) */
-    void (*softmax_bf16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
-    void (*softmax_f16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
+    /* work: NULL or float32 scratch, cols per thread (half_body.h) */
+    void (*softmax_bf16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads,
+                         float *work);
+    void (*softmax_f16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads,
+                        float *work);
     void (*log_softmax_bf16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
     void (*log_softmax_f16)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads);
     /* out[i] = log(sum_j exp(x[i, j])).  IN x (rows, cols), OUT out (rows) */

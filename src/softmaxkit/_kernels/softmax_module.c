@@ -15,23 +15,25 @@ SK_ISA_TABLES(sk_softmax_kernels, variants);
 static const sk_softmax_kernels *K;
 static int K_index;
 
-/* softmax / log_softmax: (x, out, rows, cols, inv_t, nthreads); x and out float32,
- * float64, or 16-bit: uint16 holding bfloat16 bits, or float16 */
+/* softmax / log_softmax: (x, out, rows, cols, inv_t, nthreads[, work]); x and out
+ * float32, float64, or 16-bit: uint16 holding bfloat16 bits, or float16; work: None,
+ * or for 16-bit softmax float32 scratch of sk_work_count(rows, cols, nthreads) values */
 static PyObject *rows_forward(PyObject *args, int log_out)
 {
-    PyObject *xo, *yo;
+    PyObject *xo, *yo, *wko = Py_None;
     Py_ssize_t rows, cols;
     double inv_t;
     int nt;
-    if (!PyArg_ParseTuple(args, "OOnndi", &xo, &yo, &rows, &cols, &inv_t, &nt))
+    if (!PyArg_ParseTuple(args, "OOnndi|O", &xo, &yo, &rows, &cols, &inv_t, &nt, &wko))
         return NULL;
     Py_ssize_t n = sk_count(rows, cols);
     if (n < 0)
         return NULL;
     sk_bufs s = SK_BUFS_INIT;
     sk_kind k;
-    void *x, *y;
-    if (sk_take(&s, xo, "x", SK_FLOAT16, &k, n, SK_IN, &x) < 0 || sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
+    void *x, *y, *work = NULL;
+    if (sk_take(&s, xo, "x", SK_FLOAT16, &k, n, SK_IN, &x) < 0 || sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0 ||
+        sk_take_work(&s, wko, log_out ? SK_F32 : k, rows, cols, nt, &work) < 0) {
         sk_done(&s, 0);
         return NULL;
     }
@@ -42,9 +44,9 @@ static PyObject *rows_forward(PyObject *args, int log_out)
     else if (k == SK_F32)
         (log_out ? K->log_softmax_f32 : K->softmax_f32)(x, y, r, c, (float)inv_t, nt);
     else if (k == SK_BF16)
-        (log_out ? K->log_softmax_bf16 : K->softmax_bf16)(x, y, r, c, (float)inv_t, nt);
+        log_out ? K->log_softmax_bf16(x, y, r, c, (float)inv_t, nt) : K->softmax_bf16(x, y, r, c, (float)inv_t, nt, work);
     else
-        (log_out ? K->log_softmax_f16 : K->softmax_f16)(x, y, r, c, (float)inv_t, nt);
+        log_out ? K->log_softmax_f16(x, y, r, c, (float)inv_t, nt) : K->softmax_f16(x, y, r, c, (float)inv_t, nt, work);
     Py_END_ALLOW_THREADS
     sk_done(&s, 1);
     Py_RETURN_NONE;

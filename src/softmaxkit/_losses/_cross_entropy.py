@@ -29,6 +29,7 @@ from .._validation import (
     check_z_loss,
     class_rows,
     hard_target,
+    is_half,
     real_array,
     soft_target,
 )
@@ -203,17 +204,23 @@ class CrossEntropyLoss:
     # ------------------------------------------------------------- checked calls
 
     def _batch(self, input: Any, target: Any, axis: Any, sample_weight: Any) -> _Batch:
-        rows, result_dtype, ax = class_rows(input, axis)
+        # float16 / bfloat16 logits with integer labels run the 16-bit kernel (float32
+        # inside, the gradient rounded once); other options compute in float32.
+        half_ok = self.from_logits and not self._transformed and not self.z_loss
+        rows, result_dtype, ax = class_rows(input, axis, keep_half=half_ok)
         dtype = rows.block.dtype
         tgt = real_array(target, "target")
         if tgt.dtype.kind == "b":
             raise TypeError("target must hold integer class indices or float class "
                             "probabilities, got dtype bool")
         soft = tgt.dtype.kind == "f"
+        if soft and is_half(dtype):
+            rows, result_dtype, ax = class_rows(input, axis)
+            dtype = rows.block.dtype
         if soft and self.ignore_index is not None:
             raise ValueError("ignore_index applies to integer class indices, not to a "
                              "target of class probabilities")
-        w = self._class_weight(rows.cols, dtype)
+        w = self._class_weight(rows.cols, np.dtype(np.float32) if is_half(dtype) else dtype)
         sw = None
         if sample_weight is not None:
             sw = check_weights(sample_weight, rows.batch_shape, np.float64, "sample_weight",
@@ -233,7 +240,7 @@ class CrossEntropyLoss:
                 roww = np.zeros(rows.rows)
                 roww[live] = 1.0 if w is None else w[t[live]]
         if not self.from_logits:
-            check_prob_rows(rows.block, "input")
+            check_prob_rows(rows.block, "input", dtype=result_dtype)
         if self.reduction == "mean" and _HUGE < (1.0 if w is None else float(w.max(initial=0))) \
                 * (1.0 if sw is None else float(sw.max(initial=0))):
             # The weighted mean does not depend on the weights' scale; weights this
@@ -499,6 +506,9 @@ _CE_DOC_PARAMS = """
     ----------
     input : array_like
         Logits (``from_logits=True``) or probabilities, with the class axis ``axis``.
+        float16 and ``ml_dtypes.bfloat16`` logits with integer labels run a 16-bit
+        kernel (float32 inside, the gradient rounded once to the input's dtype); other
+        cases compute 16-bit inputs in float32 and round the result.
     target : array_like
         Integer class indices with ``input``'s shape without the class axis, or float
         class probabilities (soft or one-hot labels) with ``input``'s shape.

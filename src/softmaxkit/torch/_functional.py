@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
+# softmax, log_softmax and cross_entropy also run bfloat16 / float16 on the 16-bit kernels
+_HALF_DTYPES = (torch.bfloat16, torch.float16)
 _REDUCTIONS = ("none", "mean", "sum")
 
 
@@ -40,11 +42,12 @@ def _constant(*tensors: torch.Tensor | None) -> bool:
     return not any(t is not None and t.requires_grad for t in tensors)
 
 
-def _kernel_float(x: torch.Tensor) -> bool:
-    """A float32/float64 input outside torch.jit tracing and torch.func transforms
-    (``grad``, ``vmap``, ``hessian``: custom ops have no functorch rules, torch's
-    functions do). Under torch.compile the transform check folds away."""
-    return (x.dtype in _KERNEL_DTYPES and not torch.jit.is_tracing()
+def _kernel_float(x: torch.Tensor, half: bool = False) -> bool:
+    """A float32/float64 input (``half``: or bfloat16/float16) outside torch.jit
+    tracing and torch.func transforms (``grad``, ``vmap``, ``hessian``: custom ops
+    have no functorch rules, torch's functions do). Under torch.compile the transform
+    check folds away."""
+    return ((x.dtype in _KERNEL_DTYPES or (half and x.dtype in _HALF_DTYPES)) and not torch.jit.is_tracing()
             and (torch.compiler.is_compiling() or not torch._C._are_functorch_transforms_active()))
 
 
@@ -112,8 +115,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     for class probabilities); ``size_average`` / ``reduce`` are torch's deprecated
     aliases of ``reduction``. Class weights may be negative, as in torch.
 
-    Runs ``torch.ops.softmaxkit.cross_entropy_rows`` for CPU float32/float64 tensors,
-    else torch's function. A class index outside ``[0, C)`` that is not
+    Runs ``torch.ops.softmaxkit.cross_entropy_rows`` for CPU float32/float64 and
+    bfloat16/float16 tensors (16-bit: computed in float32, loss and gradient rounded
+    once to the input's dtype; soft labels in float32, rounded), else torch's function. A class index outside ``[0, C)`` that is not
     ``ignore_index`` raises ValueError naming it.
 
     References: PyTorch ``torch.nn.functional.cross_entropy``; Szegedy et al. 2016
@@ -129,7 +133,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     reduction = _legacy(size_average, reduce, reduction)
     soft = target.is_floating_point()
     fast = (
-        _kernel_float(input)
+        _kernel_float(input, half=True)
         and _cpu(input, target, weight)
         and _constant(target, weight)
         and reduction in _REDUCTIONS
@@ -140,8 +144,12 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
         return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
                                reduction=reduction, label_smoothing=label_smoothing)
     x2, t2, batch = _as_rows(input, target, soft)
-    loss_rows, roww = torch.ops.softmaxkit.cross_entropy_rows(
-        x2, t2, weight, int(ignore_index), float(label_smoothing))
+    if input.dtype in _HALF_DTYPES and not soft:  # keeps each row's logsumexp for a one-pass backward
+        loss_rows, roww, _ = torch.ops.softmaxkit.cross_entropy_rows_half(
+            x2, t2, weight, int(ignore_index), float(label_smoothing))
+    else:
+        loss_rows, roww = torch.ops.softmaxkit.cross_entropy_rows(
+            x2, t2, weight, int(ignore_index), float(label_smoothing))
     return _reduce_rows(loss_rows, roww, batch, reduction, input.dtype)
 
 
@@ -288,7 +296,7 @@ def _softmax_dim(ndim: int, dim):
 
 
 def _softmax_on_kernels(input, dim) -> bool:
-    return (dim is not None and _kernel_float(input) and _cpu(input) and input.dim() >= 1
+    return (dim is not None and _kernel_float(input, half=True) and _cpu(input) and input.dim() >= 1
             and input.numel() > 0)
 
 
@@ -297,9 +305,10 @@ def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
     r"""Drop-in :func:`torch.nn.functional.softmax`: ``exp(x_i) / sum_j exp(x_j)`` along ``dim``.
 
     Computed as softmaxkit.softmax does (shifted by the row max; exact to < 1 ulp in
-    float32). ``dtype`` casts the input first, as in torch. CPU float32/float64
-    tensors of at least one dimension run ``torch.ops.softmaxkit.softmax``; anything
-    else calls torch's function. The backward is differentiable to any order.
+    float32). ``dtype`` casts the input first, as in torch. CPU float32/float64 and
+    bfloat16/float16 tensors (16-bit: computed in float32, rounded once) of at least
+    one dimension run ``torch.ops.softmaxkit.softmax``; anything else calls torch's
+    function. The backward is differentiable to any order.
 
     Examples
     --------

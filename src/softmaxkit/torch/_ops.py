@@ -19,7 +19,11 @@ c) Every backward is differentiable again. Cross-entropy's backward is a second
    backwards are plain torch expressions.
 d) Tensors reach NumPy as views of their memory (``detach().numpy()``; lazily negated
    or conjugated views are resolved first, a copy only then), and results come back
-   with ``torch.from_numpy`` (no copy).
+   with ``torch.from_numpy`` (no copy). bfloat16 tensors, which NumPy lacks, travel
+   as uint16 views of their bits, the form the 16-bit kernels take
+   (``softmaxkit._kernels``); float16 as float16. softmax, log_softmax and
+   cross-entropy with class indices run the 16-bit kernels on them (float32 inside,
+   rounded once); soft labels of 16-bit logits are computed in float32 and rounded.
 e) The seam to softmaxkit's core is the few ``_np_*`` functions below: the only
    places that call the core (the kernel seam ``softmaxkit._kernels``, the label check
    of ``softmaxkit._validation`` and the softmax family). They take per-row losses
@@ -32,14 +36,21 @@ import numpy as np
 import torch
 
 from .. import _kernels, _softmax
-from .._validation import hard_target
+from .._validation import Rows, hard_target
 
 # ----------------------------------------------------------------- the kernel seam
 
+# The 16-bit dtypes the kernels take (softmax, log_softmax, cross-entropy).
+HALF_DTYPES = (torch.bfloat16, torch.float16)
+
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    """A NumPy view of a CPU tensor's memory (a copy only for neg/conj-bit views)."""
-    return t.detach().resolve_conj().resolve_neg().numpy()
+    """A NumPy view of a CPU tensor's memory (a copy only for neg/conj-bit views);
+    bfloat16 as a uint16 view of its bits."""
+    t = t.detach().resolve_conj().resolve_neg()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16)
+    return t.numpy()
 
 
 def _np_opt(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
@@ -51,16 +62,20 @@ def _labels(target: np.ndarray, n_classes: int, ignore_index: int) -> np.ndarray
     return hard_target(target, n_classes, target.shape, ignore_index)
 
 
-def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None):
+def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None, lse=None):
     """Per-row cross-entropy of (rows, C) logits on the fused C kernel.
 
     Returns (loss float64 (rows,), row weight float64 (rows,), gradient or None). Hard
     targets are validated here (ValueError naming the first bad label); soft targets
     (rows, C) are read as given. ``grad_scale``: None (no gradient) or per-row float64
     multipliers ``dloss``; ignored rows get a zero gradient row whatever their dloss.
+    ``lse`` (16-bit logits, class indices): in the forward a float64 (rows,) array the
+    kernel fills with each row's logsumexp; in the backward that array, from which the
+    gradient is written in one pass (``_kernels.ce_hard_grad_lse_rows``).
     """
     x = np.ascontiguousarray(x)
-    w = None if weight is None else np.ascontiguousarray(weight, dtype=x.dtype)
+    half = x.dtype in (np.uint16, np.float16)  # 16-bit logits: float32 class weights
+    w = None if weight is None else np.ascontiguousarray(weight, dtype=np.float32 if half else x.dtype)
     if target.ndim == 2:  # class probabilities
         q = np.ascontiguousarray(target, dtype=x.dtype)
         loss, grad = _kernels.ce_soft_rows(x, q, weight=w, label_smoothing=eps, dloss=grad_scale)
@@ -72,8 +87,12 @@ def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None):
         # 0 * inf is NaN: an all-ignored "mean" has dloss = 1/0, but ignored rows have
         # no gradient at all (torch's convention).
         grad_scale = np.where(t != ignore_index, grad_scale, 0.0)
+        if lse is not None:
+            grad = _kernels.ce_hard_grad_lse_rows(x, t, lse, weight=w, ignore_index=ignore_index,
+                                                  label_smoothing=eps, dloss=grad_scale)
+            return None, None, grad
     return _kernels.ce_hard_rows(x, t, weight=w, ignore_index=ignore_index,
-                                 label_smoothing=eps, dloss=grad_scale)
+                                 label_smoothing=eps, dloss=grad_scale, lse_out=lse)
 
 
 def _np_nll_rows(x, target, weight, ignore_index):
@@ -118,12 +137,32 @@ def _np_kl_div(x, t, log_target):
 
 
 def _np_softmax(x, dim, log):
+    if x.dtype == np.uint16:  # bfloat16 bits: the 16-bit kernel on (rows, C) blocks
+        rows = Rows(x, (dim % x.ndim,))
+        y = np.empty_like(rows.block)
+        (_kernels.log_softmax_rows if log else _kernels.softmax_rows)(rows.block, y)
+        return np.ascontiguousarray(rows.restore(y))
     fn = _softmax.log_softmax if log else _softmax.softmax
     return np.ascontiguousarray(fn(x, axis=dim))
 
 
 def _from_np(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(a))
+    """A tensor over a NumPy array's memory; uint16 arrays are bfloat16 bits."""
+    a = np.asarray(a)
+    if a.dtype == np.uint16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+def _ce_arrays(input, target, weight):
+    """NumPy views for :func:`_np_ce_rows`. 16-bit logits keep their format with
+    float32 class weights (exact); with soft labels (no 16-bit kernel) they are
+    widened to float32 and the gradient rounded back by the caller."""
+    if input.dtype in HALF_DTYPES:
+        weight = None if weight is None else weight.float()
+        if target.dim() == 2:
+            input, target = input.float(), target.float()
+    return _np(input), _np(target), _np_opt(weight)
 
 
 # ------------------------------------------------------------- cross-entropy rows
@@ -134,7 +173,7 @@ def cross_entropy_rows(input: torch.Tensor, target: torch.Tensor, weight: Option
                        ignore_index: int, label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row losses (float64 (n,)) and row weights (float64 (n,), the "mean"
     denominator's terms) of (n, C) logits; target (n,) int64 or (n, C) probabilities."""
-    loss, roww, _ = _np_ce_rows(_np(input), _np(target), _np_opt(weight), ignore_index, label_smoothing)
+    loss, roww, _ = _np_ce_rows(*_ce_arrays(input, target, weight), ignore_index, label_smoothing)
     return _from_np(loss), _from_np(roww)
 
 
@@ -150,9 +189,9 @@ def cross_entropy_rows_backward(grad_rows: torch.Tensor, input: torch.Tensor, ta
                                 label_smoothing: float) -> torch.Tensor:
     """``dloss[:, None] * d loss_row / d input``: the fused C kernel, one pass."""
     scale = np.ascontiguousarray(_np(grad_rows), dtype=np.float64)
-    _, _, grad = _np_ce_rows(_np(input), _np(target), _np_opt(weight), ignore_index, label_smoothing,
+    _, _, grad = _np_ce_rows(*_ce_arrays(input, target, weight), ignore_index, label_smoothing,
                              grad_scale=scale)
-    return _from_np(grad)
+    return _from_np(grad).to(input.dtype)  # soft labels of 16-bit logits: rounded once
 
 
 @cross_entropy_rows_backward.register_fake
@@ -223,6 +262,80 @@ def _ce_bwd_bwd(ctx, v):
 
 
 cross_entropy_rows_backward.register_autograd(_ce_bwd_bwd, setup_context=_ce_bwd_setup)
+
+
+# ------------------------------------- cross-entropy rows, 16-bit logits
+
+
+@torch.library.custom_op("softmaxkit::cross_entropy_rows_half", mutates_args=(), device_types="cpu")
+def cross_entropy_rows_half(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor],
+                            ignore_index: int, label_smoothing: float
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``cross_entropy_rows`` for bfloat16/float16 (n, C) logits and int64 class
+    indices, which also returns each row's logsumexp (float64 (n,), NaN or +inf where the
+    row is not finite or ignored): the backward reads it to write the gradient in one pass
+    over the row instead of three (max, sum, gradient)."""
+    x, t, w = _ce_arrays(input, target, weight)
+    lse = np.empty(x.shape[0])
+    loss, roww, _ = _np_ce_rows(x, t, w, ignore_index, label_smoothing, lse=lse)
+    return _from_np(loss), _from_np(roww), _from_np(lse)
+
+
+@cross_entropy_rows_half.register_fake
+def _(input, target, weight, ignore_index, label_smoothing):
+    n = input.shape[0]
+    return tuple(input.new_empty((n,), dtype=torch.float64) for _ in range(3))
+
+
+@torch.library.custom_op("softmaxkit::cross_entropy_rows_half_backward", mutates_args=(), device_types="cpu")
+def cross_entropy_rows_half_backward(grad_rows: torch.Tensor, input: torch.Tensor, target: torch.Tensor,
+                                     weight: Optional[torch.Tensor], lse: torch.Tensor, ignore_index: int,
+                                     label_smoothing: float) -> torch.Tensor:
+    """``dloss[:, None] * d loss_row / d input`` from the forward's logsumexp: one pass."""
+    scale = np.ascontiguousarray(_np(grad_rows), dtype=np.float64)
+    _, _, grad = _np_ce_rows(*_ce_arrays(input, target, weight), ignore_index, label_smoothing,
+                             grad_scale=scale, lse=_np(lse))
+    return _from_np(grad)
+
+
+@cross_entropy_rows_half_backward.register_fake
+def _(grad_rows, input, target, weight, lse, ignore_index, label_smoothing):
+    return input.new_empty(input.shape)
+
+
+def _ce_half_setup(ctx, inputs, output):
+    input, target, weight, ignore_index, label_smoothing = inputs
+    ctx.save_for_backward(input, target, weight, output[2])
+    ctx.options = (ignore_index, label_smoothing)
+    ctx.mark_non_differentiable(output[1], output[2])
+
+
+def _ce_half_bwd(ctx, grad_loss, grad_roww, grad_lse):
+    input, target, weight, lse = ctx.saved_tensors
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = torch.ops.softmaxkit.cross_entropy_rows_half_backward(grad_loss, input, target, weight, lse,
+                                                                     *ctx.options)
+    return grad, None, None, None, None
+
+
+cross_entropy_rows_half.register_autograd(_ce_half_bwd, setup_context=_ce_half_setup)
+
+
+def _ce_half_bwd_setup(ctx, inputs, output):
+    grad_rows, input, target, weight, lse, ignore_index, label_smoothing = inputs
+    ctx.save_for_backward(grad_rows, input, target, weight)
+    ctx.options = (ignore_index, label_smoothing)
+
+
+def _ce_half_bwd_bwd(ctx, v):
+    """As :func:`_ce_bwd_bwd` (lse is a function of input, and the formula there is the
+    total derivative through it, so lse itself gets none)."""
+    g_rows, g_input = _ce_bwd_bwd(ctx, v)[:2]
+    return g_rows, g_input, None, None, None, None, None
+
+
+cross_entropy_rows_half_backward.register_autograd(_ce_half_bwd_bwd, setup_context=_ce_half_bwd_setup)
 
 
 # ------------------------------------------------------------------- nll rows
