@@ -195,14 +195,28 @@ SK_INLINE double mass_lower_bound(const double *a, size_t c, double target)
     return 0.0;
 }
 
+/* The smallest positive w (DBL_MIN if none). */
+static double min_positive(const double *w, size_t n)
+{
+    double m = INFINITY;
+    SK_SIMD_REDUCE(min, m)
+    for (size_t j = 0; j < n; j++)
+        m = w[j] > 0.0 && w[j] < m ? w[j] : m;
+    return m == INFINITY ? DBL_MIN : m;
+}
+
 /* The threshold tau of the kept set {w >= tau} (tau >= DBL_MIN, so w > 0) and its
- * mass, which the function returns. z is the sum of all of w; cand is scratch. */
+ * mass, which the function returns. z is the sum of all of w; cand is scratch. With
+ * tau_k (may be NULL) and top-k on, also the top-k threshold alone: the least weight
+ * of the top-k set. */
 SK_INLINE double truncate_row(const double *w, double *cand, size_t n, double z, const sk_sample_opts *o,
-                           double *tau_out)
+                           double *tau_out, double *tau_k)
 {
     double tau = DBL_MIN; /* the weights are 0 or normal numbers */
     int use_k = o->top_k > 0 && (size_t)o->top_k < n;
     int use_p = o->top_p < 1.0;
+    if (tau_k && o->top_k > 0 && !use_k)
+        *tau_k = min_positive(w, n); /* every entry is in the top-k set */
     if (!use_k && !use_p) {
         if (o->min_p > 0.0) {
             tau = o->min_p > tau ? o->min_p : tau;
@@ -224,6 +238,8 @@ SK_INLINE double truncate_row(const double *w, double *cand, size_t n, double z,
             tau = vk > tau ? vk : tau;
             c = compact(cand, c, vk, cand); /* the top-k set, ties included */
         }
+        if (tau_k)
+            *tau_k = tau;
     }
     if (use_p) {
         double target = o->top_p * kept_sum(cand, c, 0.0);
@@ -286,6 +302,24 @@ static size_t draw_one(const double *w, size_t n, double tau, const double *bs, 
 }
 
 /* ------------------------------------------------------------ rows */
+
+/* The sparse path (sampling_body.h), for rows of at least SK_SPARSE_MIN entries
+ * (shorter ones take the full path, which is as fast there). A row is read as a
+ * matrix of sk_columns(n) columns: about sqrt(64 n), a power of two in [64, 4096],
+ * which balances the work on the column maxima (W) against the visits of the
+ * candidate columns (n / W entries each). At most SK_BANDS_MAX threads share the
+ * column maxima. */
+#define SK_SPARSE_MIN 1024
+#define SK_BANDS_MAX 8
+
+static inline size_t sk_columns(size_t n)
+{
+    size_t w = 64;
+    while (w < 4096 && (2 * w) * (2 * w) <= 64 * n)
+        w *= 2;
+    return w;
+}
+
 
 /* Fewer rows than threads, and long ones: each row's passes over its entries are
  * split over the threads instead (the threshold search and the draws stay on one

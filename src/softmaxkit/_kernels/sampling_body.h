@@ -79,12 +79,203 @@ static double SK_FN(weights)(const SK_T *x, double *w, size_t n, double inv_t, i
     return z;
 }
 
+/* ---------------------------------------------------------------- the sparse path
+ *
+ * Top-k (with or without top-p and min-p after it) and min-p alone keep entries
+ * near the max only, and their weights are relative to the max weight or to the
+ * kept set: the sum over the whole row is never needed. So the sparse path reads the
+ * row once, as a matrix of W columns (sk_columns), for the max of every column:
+ * vertical maxima, which vectorise with no reduction across lanes and run at the
+ * speed of a copy (threads over bands of the matrix; NaN propagates, so the NaN check
+ * rides along). It takes exps only of the candidates:
+ *   top-k: x >= L, L the k-th largest column max (k distinct entries are >= L,
+ *          so the k-th largest logit is >= L too), less 2^-20 T; found among the
+ *          columns that reach the least of the maxima of k disjoint groups of
+ *          columns (every k-th column), a bound of the same kind that vertical
+ *          maxima give again;
+ *   min-p: x >= L = max + (log(min_p) - 2^-20) * T;
+ * visiting only the columns whose max reaches L, row by row (so the candidates are
+ * in index order). The truncation then runs on the candidates' weights
+ * (truncate_row), and the draws invert the CDF of the kept candidates in index
+ * order, like the full path.
+ *
+ * It is exact: a logit below L is at most Lm, the largest SK_T below L, so its weight
+ * is at most wLm = exp((Lm - max) * inv_t). The path stands only if the top-k
+ * threshold (min-p alone: the final one) is above wLm by more than exp's rounding
+ * (a relative 2^-48): then no entry outside the candidates can be kept, or belong
+ * to the top-k set that top-p renormalises. Otherwise (ties at L, a flat row, a huge
+ * temperature, too many candidates) the row takes the full path. Which path a row
+ * takes, and its draws, depend on its logits, options and key only, never on the
+ * thread count. */
+
+/* The max of each of the W columns of x seen as a (n / W, W) matrix plus a tail
+ * row, into cm (W); NaN propagates into its column's max. part: scratch of
+ * SK_BANDS_MAX * W. Returns the number of bands (threads) used. */
+static void SK_FN(column_maxima)(const SK_T *x, size_t n, size_t W, SK_T *cm, SK_T *part, int nt)
+{
+    size_t R = n / W;
+    ptrdiff_t nb = (ptrdiff_t)(R / 16 < (size_t)nt ? R / 16 : (size_t)nt);
+    nb = nb < 1 ? 1 : nb > SK_BANDS_MAX ? SK_BANDS_MAX : nb;
+    (void)nt;
+    _Pragma("omp parallel for num_threads(nb) schedule(static) if (nb > 1)")
+    for (ptrdiff_t t = 0; t < nb; t++) {
+        SK_T *c = part + (size_t)t * W;
+        for (size_t s = 0; s < W; s++)
+            c[s] = -INFINITY;
+        size_t r0 = R * (size_t)t / (size_t)nb, r1 = R * ((size_t)t + 1) / (size_t)nb;
+        for (size_t r = r0; r < r1; r++) {
+            const SK_T *p = x + r * W;
+            SK_SIMD
+            for (size_t s = 0; s < W; s++) {
+                SK_T q = p[s];
+                c[s] = q > c[s] || q != q ? q : c[s];
+            }
+        }
+    }
+    for (size_t s = 0; s < W; s++)
+        cm[s] = part[s];
+    for (ptrdiff_t t = 1; t < nb; t++) {
+        const SK_T *c = part + (size_t)t * W;
+        SK_SIMD
+        for (size_t s = 0; s < W; s++)
+            cm[s] = c[s] > cm[s] || c[s] != c[s] ? c[s] : cm[s];
+    }
+    const SK_T *p = x + R * W; /* the tail row */
+    for (size_t s = 0; s < n - R * W; s++)
+        cm[s] = p[s] > cm[s] || p[s] != p[s] ? p[s] : cm[s];
+}
+
+/* The largest SK_T below the double L. */
+static inline double SK_FN(below)(double L)
+{
+    SK_T f = (SK_T)L;
+    if ((double)f >= L)
+#if SK_DTYPE == 32
+        f = nextafterf(f, -INFINITY);
+#else
+        f = nextafter(f, -INFINITY);
+#endif
+    return (double)f;
+}
+
+/* Draws nd tokens of a row by the sparse path if it stands, and returns 1 with
+ * *status set; 0 when the row must take the full path. work: 2n doubles. */
+static int SK_FN(sample_sparse)(const SK_T *x, size_t n, uint64_t key, int64_t *idx, double *logp,
+                                int64_t *status, size_t nd, const sk_sample_opts *o, double *work, int nt)
+{
+    int use_k = o->top_k > 0 && (size_t)o->top_k < n;
+    if (!(use_k || (o->top_p >= 1.0 && o->min_p > 0.0)))
+        return 0;
+    size_t W = sk_columns(n), R = n / W;
+    if (use_k && (size_t)o->top_k > W)
+        return 0;
+    size_t cap = n / 2; /* more candidates than this: the full path is as fast */
+    /* scratch, in doubles: part and cm (SK_T), visited columns (uint32), candidates */
+    size_t tw = ((SK_BANDS_MAX + 1) * W * sizeof(SK_T) + W * sizeof(uint32_t) + 7) / 8;
+    if (tw + 3 * cap + cap / SK_DRAW_BLOCK + 1 > 2 * n)
+        return 0;
+    SK_T *cm = (SK_T *)work, *part = cm + W;
+    uint32_t *vis = (uint32_t *)(part + SK_BANDS_MAX * W);
+    double *cw = work + tw, *ci = cw + cap, *scratch = ci + cap;
+
+    SK_FN(column_maxima)(x, n, W, cm, part, nt);
+    SK_T mt = -INFINITY, nans = 0;
+    SK_SIMD_REDUCE(max, mt)
+    for (size_t s = 0; s < W; s++)
+        mt = cm[s] > mt ? cm[s] : mt;
+    SK_SIMD_REDUCE(+, nans)
+    for (size_t s = 0; s < W; s++)
+        nans += cm[s] != cm[s] ? (SK_T)1 : (SK_T)0;
+    double m = (double)mt;
+    if (nans > 0) {
+        *status = 1;
+        for (size_t d = 0; d < nd; d++) {
+            idx[d] = -1;
+            logp[d] = NAN;
+        }
+        return 1;
+    }
+    if (!isfinite(m))
+        return 0;
+    double L;
+    if (use_k) {
+        /* group i: the columns i, i + k, i + 2k, ... (below W / k * k) */
+        size_t k = (size_t)o->top_k, g = W / k;
+        SK_T *gm = part, lo = INFINITY;
+        for (size_t i = 0; i < k; i++)
+            gm[i] = cm[i];
+        for (size_t r = 1; r < g; r++) {
+            const SK_T *c = cm + r * k;
+            SK_SIMD
+            for (size_t i = 0; i < k; i++)
+                gm[i] = c[i] > gm[i] ? c[i] : gm[i];
+        }
+        SK_SIMD_REDUCE(min, lo)
+        for (size_t i = 0; i < k; i++)
+            lo = gm[i] < lo ? gm[i] : lo;
+        L = (double)lo - 0x1p-20 / o->inv_t; /* the k-th largest column max, less the margin, is above */
+    } else {
+        L = m + (log(o->min_p) - 0x1p-20) / o->inv_t;
+    }
+    if (!(L > -INFINITY))
+        return 0;
+    size_t nv = 0;
+    for (size_t s = 0; s < W; s++) { /* branch-free: most columns fall short */
+        vis[nv] = (uint32_t)s;
+        nv += (double)cm[s] >= L;
+    }
+    if (use_k && nv > (size_t)o->top_k) {
+        /* L from the k-th largest column max itself (>= the group bound, so among
+         * the columns kept), less 2^-20 T: an entry at L then has a weight clearly
+         * above those below L, and the path stands when it is the k-th largest */
+        for (size_t v = 0; v < nv; v++)
+            scratch[v] = (double)cm[vis[v]];
+        L = select_desc(scratch, nv, (double)o->top_k, 1) - 0x1p-20 / o->inv_t;
+        size_t kept = 0;
+        for (size_t v = 0; v < nv; v++)
+            if ((double)cm[vis[v]] >= L)
+                vis[kept++] = vis[v];
+        nv = kept;
+    }
+    if (nv * (R + 1) > cap)
+        return 0;
+    size_t c = 0;
+    for (size_t r = 0; r <= R; r++) {
+        const SK_T *p = x + r * W;
+        size_t len = r < R ? W : n - R * W;
+        for (size_t v = 0; v < nv && vis[v] < len; v++) {
+            if ((double)p[vis[v]] >= L) {
+                cw[c] = sk_exp_nonpos_f64(((double)p[vis[v]] - m) * o->inv_t);
+                ci[c] = (double)(r * W + vis[v]);
+                c++;
+            }
+        }
+    }
+    double wlm = sk_exp_nonpos_f64((SK_FN(below)(L) - m) * o->inv_t);
+    double tau, tau_k = DBL_MIN;
+    double zk = truncate_row(cw, scratch, c, kept_sum(cw, c, 0.0), o, &tau, &tau_k);
+    double edge = use_k ? tau_k : tau;
+    if (!(edge > wlm * (1.0 + 0x1p-48)))
+        return 0;
+    size_t nb = block_sums(cw, c, tau, scratch, 1);
+    double lz = log(zk);
+    for (size_t d = 0; d < nd; d++) {
+        size_t q = draw_one(cw, c, tau, scratch, nb, sk_uniform(key, d) * zk);
+        idx[d] = (int64_t)ci[q];
+        logp[d] = log(cw[q]) - lz;
+    }
+    *status = 0;
+    return 1;
+}
+
 static void SK_FN(sample_row)(const SK_T *x, uint64_t key, int64_t *idx, double *logp,
                                        int64_t *status, size_t n, size_t nd,
                                        const sk_sample_opts *o, double *work, int nt)
 {
     double *w = work, *cand = work + n;
     int st = 0;
+    if (n >= SK_SPARSE_MIN && SK_FN(sample_sparse)(x, n, key, idx, logp, status, nd, o, work, nt))
+        return;
     double z = SK_FN(weights)(x, w, n, o->inv_t, &st, cand, nt);
     *status = st;
     if (st) {
@@ -95,7 +286,7 @@ static void SK_FN(sample_row)(const SK_T *x, uint64_t key, int64_t *idx, double 
         return;
     }
     double tau;
-    double zk = truncate_row(w, cand, n, z, o, &tau);
+    double zk = truncate_row(w, cand, n, z, o, &tau, NULL);
     size_t nb = block_sums(w, n, tau, cand, nt);
     double lz = log(zk);
     for (size_t d = 0; d < nd; d++) {
@@ -134,7 +325,7 @@ static void SK_FN(probs_row)(const SK_T *x, double *probs, int64_t *status, size
         return;
     }
     double tau;
-    double zk = truncate_row(w, cand, n, z, o, &tau);
+    double zk = truncate_row(w, cand, n, z, o, &tau, NULL);
     for (size_t j = 0; j < n; j++)
         probs[j] = w[j] >= tau ? w[j] / zk : 0.0;
 }
