@@ -98,11 +98,12 @@ def test_public_functions_on_misaligned_input(dtype):
     np.testing.assert_array_equal(smk.sparsemax(xm), smk.sparsemax(x))
 
 
-# ---------------------------------------------------------------- the sparse path
-# Top-k and min-p rows of 1024 entries or more read the row once for column maxima
-# and take exps of the candidates only (sampling_body.h); the row falls back to the
-# full path when the candidates cannot be shown to hold every kept entry. Both
-# paths must give the twin's draws.
+# ---------------------------------------------------------------- the sparse and dense paths
+# Rows of 1024 entries or more read the row once for column maxima; top-k and min-p
+# then take exps of the candidates only, top-p and plain sampling sum the weights in
+# one more pass without storing them (sampling_body.h). A row falls back to the full
+# path when the candidates cannot be shown to hold every kept entry. Every path must
+# give the twin's draws.
 
 import sampling_twin as twin  # noqa: E402
 from softmaxkit._sampling import _row_keys  # noqa: E402
@@ -122,6 +123,8 @@ def _long_rows(v=20000):
 
 
 SPARSE_OPTIONS = [
+    dict(), dict(temperature=0.5), dict(top_p=0.9), dict(top_p=0.3, min_p=0.2), dict(top_p=0.999, temperature=3.0),
+    dict(top_p=0.95, temperature=1e6),
     dict(top_k=1), dict(top_k=50), dict(top_k=50, top_p=0.9), dict(top_k=700, top_p=0.5, min_p=0.01),
     dict(top_k=5000), dict(min_p=0.05), dict(min_p=1.0), dict(min_p=0.5, temperature=0.3),
     dict(top_k=20, temperature=1e6), dict(min_p=0.2, temperature=1e-30),
@@ -136,13 +139,14 @@ def test_sparse_path_draws_equal_the_twin(opts, dtype):
     seeds = np.arange(n, dtype=np.uint64) * 1009 + 3
     t = opts.get("temperature", 1.0)
     kw = {k: v for k, v in opts.items() if k != "temperature"}
-    got = smk.sample(x, temperature=t, seed=seeds, size=40, **kw, return_logprobs=True)
     keys = _row_keys(seeds, None, (n,), n)
-    for i in range(n):
-        want = twin.draws(x[i], keys[i], 40, t, **kw)
-        np.testing.assert_array_equal(got.tokens[:, i], want, err_msg=f"row {i}")
-        ref_p = twin.probs(x[i], t, **kw)
-        np.testing.assert_allclose(np.exp(got.logprobs[:, i]), ref_p[want], rtol=1e-9)
+    for size in (40, 3):  # plain sampling: 3 draws recompute a chunk's exps, 40 store the weights
+        got = smk.sample(x, temperature=t, seed=seeds, size=size, **kw, return_logprobs=True)
+        for i in range(n):
+            want = twin.draws(x[i], keys[i], size, t, **kw)
+            np.testing.assert_array_equal(got.tokens[:, i], want, err_msg=f"row {i}")
+            ref_p = twin.probs(x[i], t, **kw)
+            np.testing.assert_allclose(np.exp(got.logprobs[:, i]), ref_p[want], rtol=1e-9)
     for i in range(n):  # one row alone (the 1-D fast path, one draw)
         one = smk.sample(x[i], temperature=t, seed=7, **kw)
         assert one == smk.sample(x[i:i + 1], temperature=t, seed=7, **kw)[0]

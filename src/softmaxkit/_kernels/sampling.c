@@ -312,6 +312,16 @@ static size_t draw_one(const double *w, size_t n, double tau, const double *bs, 
 #define SK_SPARSE_MIN 1024
 #define SK_BANDS_MAX 8
 
+/* The dense path (sampling_body.h): the levels of the weights (relative to the max,
+ * 1) whose masses bound the top-p threshold, largest first; and the most draws per
+ * row for which plain sampling recomputes a chunk's exps per draw rather than
+ * storing the weights (the full path). */
+#define SK_LEVEL_0 0x1p-1
+#define SK_LEVEL_1 0x1p-4
+#define SK_LEVEL_2 0x1p-10
+#define SK_LEVEL_3 0x1p-20
+#define SK_DENSE_DRAWS 4
+
 static inline size_t sk_columns(size_t n)
 {
     size_t w = 64;

@@ -158,26 +158,18 @@ static inline double SK_FN(below)(double L)
     return (double)f;
 }
 
-/* Draws nd tokens of a row by the sparse path if it stands, and returns 1 with
- * *status set; 0 when the row must take the full path. work: 2n doubles. */
-static int SK_FN(sample_sparse)(const SK_T *x, size_t n, uint64_t key, int64_t *idx, double *logp,
-                                int64_t *status, size_t nd, const sk_sample_opts *o, double *work, int nt)
+/* The scratch, in doubles, that the column maxima and the visited columns take at
+ * the start of the work array. */
+static inline size_t SK_FN(columns_scratch)(size_t W)
 {
-    int use_k = o->top_k > 0 && (size_t)o->top_k < n;
-    if (!(use_k || (o->top_p >= 1.0 && o->min_p > 0.0)))
-        return 0;
-    size_t W = sk_columns(n), R = n / W;
-    if (use_k && (size_t)o->top_k > W)
-        return 0;
-    size_t cap = n / 2; /* more candidates than this: the full path is as fast */
-    /* scratch, in doubles: part and cm (SK_T), visited columns (uint32), candidates */
-    size_t tw = ((SK_BANDS_MAX + 1) * W * sizeof(SK_T) + W * sizeof(uint32_t) + 7) / 8;
-    if (tw + 3 * cap + cap / SK_DRAW_BLOCK + 1 > 2 * n)
-        return 0;
-    SK_T *cm = (SK_T *)work, *part = cm + W;
-    uint32_t *vis = (uint32_t *)(part + SK_BANDS_MAX * W);
-    double *cw = work + tw, *ci = cw + cap, *scratch = ci + cap;
+    return ((SK_BANDS_MAX + 1) * W * sizeof(SK_T) + W * sizeof(uint32_t) + 7) / 8;
+}
 
+/* The column maxima cm (W) of a row and its max in *m; returns whether the row holds
+ * a NaN. work: columns_scratch(W) doubles. */
+static int SK_FN(row_columns)(const SK_T *x, size_t n, size_t W, double *work, double *m, int nt)
+{
+    SK_T *cm = (SK_T *)work, *part = cm + W;
     SK_FN(column_maxima)(x, n, W, cm, part, nt);
     SK_T mt = -INFINITY, nans = 0;
     SK_SIMD_REDUCE(max, mt)
@@ -186,17 +178,76 @@ static int SK_FN(sample_sparse)(const SK_T *x, size_t n, uint64_t key, int64_t *
     SK_SIMD_REDUCE(+, nans)
     for (size_t s = 0; s < W; s++)
         nans += cm[s] != cm[s] ? (SK_T)1 : (SK_T)0;
-    double m = (double)mt;
-    if (nans > 0) {
-        *status = 1;
-        for (size_t d = 0; d < nd; d++) {
-            idx[d] = -1;
-            logp[d] = NAN;
-        }
-        return 1;
+    *m = (double)mt;
+    return nans > 0;
+}
+
+/* The columns whose max reaches L, ascending, into vis; returns how many. */
+static size_t SK_FN(visit)(const SK_T *cm, size_t W, double L, uint32_t *vis)
+{
+    size_t nv = 0;
+    for (size_t s = 0; s < W; s++) { /* branch-free: most columns fall short */
+        vis[nv] = (uint32_t)s;
+        nv += (double)cm[s] >= L;
     }
-    if (!isfinite(m))
+    return nv;
+}
+
+/* The candidates x_j >= L of a row, in index order: their weights exp((x_j - m) *
+ * inv_t) into cw and their indices into ci, visiting the nv columns of vis (those
+ * whose max reaches L, ascending) row by row. Returns their count, or SIZE_MAX
+ * when there could be more than cap. */
+static size_t SK_FN(candidates)(const SK_T *x, size_t n, size_t W, const uint32_t *vis, size_t nv, double L,
+                                double m, double inv_t, double *cw, double *ci, size_t cap)
+{
+    size_t R = n / W, c = 0;
+    if (nv * (R + 1) > cap)
+        return SIZE_MAX;
+    for (size_t r = 0; r <= R; r++) {
+        const SK_T *p = x + r * W;
+        size_t len = r < R ? W : n - R * W;
+        for (size_t v = 0; v < nv && vis[v] < len; v++) {
+            if ((double)p[vis[v]] >= L) {
+                cw[c] = sk_exp_nonpos_f64(((double)p[vis[v]] - m) * inv_t);
+                ci[c] = (double)(r * W + vis[v]);
+                c++;
+            }
+        }
+    }
+    return c;
+}
+
+/* Inverse CDF over the kept candidates (w >= tau, mass zk), in index order. */
+static void SK_FN(draw_candidates)(const double *cw, const double *ci, size_t c, double tau, double zk,
+                                   uint64_t key, int64_t *idx, double *logp, size_t nd, double *scratch)
+{
+    size_t nb = block_sums(cw, c, tau, scratch, 1);
+    double lz = log(zk);
+    for (size_t d = 0; d < nd; d++) {
+        size_t q = draw_one(cw, c, tau, scratch, nb, sk_uniform(key, d) * zk);
+        idx[d] = (int64_t)ci[q];
+        logp[d] = log(cw[q]) - lz;
+    }
+}
+
+/* Draws nd tokens of a row (max m finite, no NaN, column maxima at the start of
+ * work) by the sparse path if it stands, and returns 1; 0 when the row must take
+ * another path. work: 2n doubles. */
+static int SK_FN(sample_sparse)(const SK_T *x, size_t n, double m, size_t W, uint64_t key, int64_t *idx,
+                                double *logp, size_t nd, const sk_sample_opts *o, double *work)
+{
+    int use_k = o->top_k > 0 && (size_t)o->top_k < n;
+    if (!(use_k || (o->top_p >= 1.0 && o->min_p > 0.0)))
         return 0;
+    if (use_k && (size_t)o->top_k > W)
+        return 0;
+    size_t cap = n / 2; /* more candidates than this: the full path is as fast */
+    size_t tw = SK_FN(columns_scratch)(W);
+    if (tw + 3 * cap + cap / SK_DRAW_BLOCK + 1 > 2 * n)
+        return 0;
+    SK_T *cm = (SK_T *)work, *part = cm + W;
+    uint32_t *vis = (uint32_t *)(part + SK_BANDS_MAX * W);
+    double *cw = work + tw, *ci = cw + cap, *scratch = ci + cap;
     double L;
     if (use_k) {
         /* group i: the columns i, i + k, i + 2k, ... (below W / k * k) */
@@ -219,11 +270,7 @@ static int SK_FN(sample_sparse)(const SK_T *x, size_t n, uint64_t key, int64_t *
     }
     if (!(L > -INFINITY))
         return 0;
-    size_t nv = 0;
-    for (size_t s = 0; s < W; s++) { /* branch-free: most columns fall short */
-        vis[nv] = (uint32_t)s;
-        nv += (double)cm[s] >= L;
-    }
+    size_t nv = SK_FN(visit)(cm, W, L, vis);
     if (use_k && nv > (size_t)o->top_k) {
         /* L from the k-th largest column max itself (>= the group bound, so among
          * the columns kept), less 2^-20 T: an entry at L then has a weight clearly
@@ -237,34 +284,153 @@ static int SK_FN(sample_sparse)(const SK_T *x, size_t n, uint64_t key, int64_t *
                 vis[kept++] = vis[v];
         nv = kept;
     }
-    if (nv * (R + 1) > cap)
+    size_t c = SK_FN(candidates)(x, n, W, vis, nv, L, m, o->inv_t, cw, ci, cap);
+    if (c == SIZE_MAX)
         return 0;
-    size_t c = 0;
-    for (size_t r = 0; r <= R; r++) {
-        const SK_T *p = x + r * W;
-        size_t len = r < R ? W : n - R * W;
-        for (size_t v = 0; v < nv && vis[v] < len; v++) {
-            if ((double)p[vis[v]] >= L) {
-                cw[c] = sk_exp_nonpos_f64(((double)p[vis[v]] - m) * o->inv_t);
-                ci[c] = (double)(r * W + vis[v]);
-                c++;
-            }
-        }
-    }
     double wlm = sk_exp_nonpos_f64((SK_FN(below)(L) - m) * o->inv_t);
     double tau, tau_k = DBL_MIN;
     double zk = truncate_row(cw, scratch, c, kept_sum(cw, c, 0.0), o, &tau, &tau_k);
     double edge = use_k ? tau_k : tau;
     if (!(edge > wlm * (1.0 + 0x1p-48)))
         return 0;
-    size_t nb = block_sums(cw, c, tau, scratch, 1);
-    double lz = log(zk);
-    for (size_t d = 0; d < nd; d++) {
-        size_t q = draw_one(cw, c, tau, scratch, nb, sk_uniform(key, d) * zk);
-        idx[d] = (int64_t)ci[q];
-        logp[d] = log(cw[q]) - lz;
+    SK_FN(draw_candidates)(cw, ci, c, tau, zk, key, idx, logp, nd, scratch);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- the dense path
+ *
+ * Without top-k, plain sampling and top-p need the sum of every weight. The dense
+ * path takes it in one pass over the row after the column maxima (threads over
+ * chunks of SK_WEIGHT_CHUNK entries, the chunk sums added in order), without storing
+ * the weights: plain sampling then finds a draw's chunk from the chunk sums and
+ * recomputes the exps of that chunk only. For top-p the same pass also sums the
+ * weights above each of SK_LEVELS fixed levels; the largest level whose mass reaches
+ * top_p of the total bounds the top-p threshold from below, so the candidates are
+ * x >= max + (log(level) - 2^-20) T, found and checked as in the sparse path. */
+
+/* sums[0] = the chunk's sum of w = exp((x - m) * inv_t); with levels, sums[1 + i] =
+ * the sum of the w >= sk_levels[i]. */
+SK_INLINE void SK_FN(chunk_mass)(const SK_T *x, size_t len, double m, double inv_t, int levels, double *sums)
+{
+    double s = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0;
+    SK_SIMD_REDUCE(+, s, s1, s2, s3, s4)
+    for (size_t j = 0; j < len; j++) {
+        double e = sk_exp_nonpos_f64(((double)x[j] - m) * inv_t);
+        s += e;
+        if (levels) {
+            s1 += e >= SK_LEVEL_0 ? e : 0.0;
+            s2 += e >= SK_LEVEL_1 ? e : 0.0;
+            s3 += e >= SK_LEVEL_2 ? e : 0.0;
+            s4 += e >= SK_LEVEL_3 ? e : 0.0;
+        }
     }
-    *status = 0;
+    sums[0] = s;
+    sums[1] = s1;
+    sums[2] = s2;
+    sums[3] = s3;
+    sums[4] = s4;
+}
+
+/* chunk_mass of every chunk into sums (5 per chunk), over nt threads. */
+static void SK_FN(chunk_masses)(const SK_T *x, size_t n, double m, double inv_t, int levels, double *sums, int nt)
+{
+    ptrdiff_t nc = (ptrdiff_t)((n + SK_WEIGHT_CHUNK - 1) / SK_WEIGHT_CHUNK);
+    (void)nt;
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+    for (ptrdiff_t c = 0; c < nc; c++) {
+        size_t b = (size_t)c * SK_WEIGHT_CHUNK, len = n - b < SK_WEIGHT_CHUNK ? n - b : SK_WEIGHT_CHUNK;
+        if (levels)
+            SK_FN(chunk_mass)(x + b, len, m, inv_t, 1, sums + 5 * c);
+        else
+            SK_FN(chunk_mass)(x + b, len, m, inv_t, 0, sums + 5 * c);
+    }
+}
+
+/* The first j whose running sum of weights exceeds t, from the chunk sums (5 per
+ * chunk), recomputing the exps of one chunk (in sub-blocks of SK_DRAW_BLOCK). If
+ * rounding leaves t at or above the total, the last entry with a weight. */
+static size_t SK_FN(draw_dense)(const SK_T *x, size_t n, double m, double inv_t, const double *sums, double t)
+{
+    size_t nc = (n + SK_WEIGHT_CHUNK - 1) / SK_WEIGHT_CHUNK;
+    double acc = 0.0;
+    for (size_t c = 0; c < nc; c++) {
+        if (!(acc + sums[5 * c] > t)) {
+            acc += sums[5 * c];
+            continue;
+        }
+        size_t end = (c + 1) * SK_WEIGHT_CHUNK < n ? (c + 1) * SK_WEIGHT_CHUNK : n;
+        for (size_t b = c * SK_WEIGHT_CHUNK; b < end; b += SK_DRAW_BLOCK) {
+            size_t be = end - b < SK_DRAW_BLOCK ? end : b + SK_DRAW_BLOCK;
+            double bs = 0.0;
+            SK_SIMD_REDUCE(+, bs)
+            for (size_t j = b; j < be; j++)
+                bs += sk_exp_nonpos_f64(((double)x[j] - m) * inv_t);
+            if (!(acc + bs > t)) {
+                acc += bs;
+                continue;
+            }
+            for (size_t j = b; j < be; j++) {
+                acc += sk_exp_nonpos_f64(((double)x[j] - m) * inv_t);
+                if (acc > t)
+                    return j;
+            }
+        }
+    }
+    for (size_t j = n; j-- > 0;)
+        if (sk_exp_nonpos_f64(((double)x[j] - m) * inv_t) > 0.0)
+            return j;
+    return 0; /* not reached: the max has weight 1 */
+}
+
+/* Draws nd tokens of a row (max m finite, no NaN, column maxima at the start of
+ * work) by the dense path if it stands, and returns 1; 0 when the row must take the
+ * full path. work: 2n doubles. */
+static int SK_FN(sample_dense)(const SK_T *x, size_t n, double m, size_t W, uint64_t key, int64_t *idx,
+                               double *logp, size_t nd, const sk_sample_opts *o, double *work, int nt)
+{
+    int use_p = o->top_p < 1.0;
+    size_t nc = (n + SK_WEIGHT_CHUNK - 1) / SK_WEIGHT_CHUNK, cap = n / 2;
+    size_t tw = SK_FN(columns_scratch)(W);
+    if (tw + 5 * nc + 3 * cap + cap / SK_DRAW_BLOCK + 1 > 2 * n)
+        return 0;
+    SK_T *cm = (SK_T *)work;
+    uint32_t *vis = (uint32_t *)(cm + (SK_BANDS_MAX + 1) * W);
+    double *sums = work + tw, *cw = sums + 5 * nc, *ci = cw + cap, *scratch = ci + cap;
+    SK_FN(chunk_masses)(x, n, m, o->inv_t, use_p, sums, nt);
+    double z = 0.0, lv[4] = {0.0, 0.0, 0.0, 0.0};
+    for (size_t c = 0; c < nc; c++) {
+        z += sums[5 * c];
+        for (int i = 0; i < 4; i++)
+            lv[i] += sums[5 * c + 1 + (size_t)i];
+    }
+    if (!use_p) { /* plain sampling: every weight kept */
+        double lz = log(z);
+        for (size_t d = 0; d < nd; d++) {
+            size_t j = SK_FN(draw_dense)(x, n, m, o->inv_t, sums, sk_uniform(key, d) * z);
+            idx[d] = (int64_t)j;
+            logp[d] = log(sk_exp_nonpos_f64(((double)x[j] - m) * o->inv_t)) - lz;
+        }
+        return 1;
+    }
+    static const double levels[4] = {SK_LEVEL_0, SK_LEVEL_1, SK_LEVEL_2, SK_LEVEL_3};
+    double target = o->top_p * z, level = 0.0;
+    for (int i = 3; i >= 0; i--)
+        level = lv[i] >= target ? levels[i] : level; /* the largest that reaches it */
+    if (!(level > 0.0))
+        return 0;
+    double L = m + (log(level) - 0x1p-20) / o->inv_t;
+    size_t nv = SK_FN(visit)(cm, W, L, vis);
+    size_t c = SK_FN(candidates)(x, n, W, vis, nv, L, m, o->inv_t, cw, ci, cap);
+    if (c == SIZE_MAX)
+        return 0;
+    memcpy(scratch, cw, c * sizeof *scratch);
+    double vp = select_desc(scratch, c, target, 0);
+    double wlm = sk_exp_nonpos_f64((SK_FN(below)(L) - m) * o->inv_t);
+    if (!(vp > wlm * (1.0 + 0x1p-48)))
+        return 0;
+    double tau = vp > DBL_MIN ? vp : DBL_MIN;
+    tau = o->min_p > tau ? o->min_p : tau;
+    SK_FN(draw_candidates)(cw, ci, c, tau, kept_sum(cw, c, tau), key, idx, logp, nd, scratch);
     return 1;
 }
 
@@ -274,8 +440,26 @@ static void SK_FN(sample_row)(const SK_T *x, uint64_t key, int64_t *idx, double 
 {
     double *w = work, *cand = work + n;
     int st = 0;
-    if (n >= SK_SPARSE_MIN && SK_FN(sample_sparse)(x, n, key, idx, logp, status, nd, o, work, nt))
-        return;
+    int use_k = o->top_k > 0 && (size_t)o->top_k < n;
+    int sparse = use_k || (o->top_p >= 1.0 && o->min_p > 0.0);
+    int dense = !use_k && (o->top_p < 1.0 || (o->min_p == 0.0 && nd <= SK_DENSE_DRAWS));
+    if (n >= SK_SPARSE_MIN && (sparse || dense)) {
+        size_t W = sk_columns(n);
+        double m;
+        if (SK_FN(row_columns)(x, n, W, work, &m, nt)) {
+            *status = 1;
+            for (size_t d = 0; d < nd; d++) {
+                idx[d] = -1;
+                logp[d] = NAN;
+            }
+            return;
+        }
+        if (isfinite(m) && (sparse ? SK_FN(sample_sparse)(x, n, m, W, key, idx, logp, nd, o, work)
+                                   : SK_FN(sample_dense)(x, n, m, W, key, idx, logp, nd, o, work, nt))) {
+            *status = 0;
+            return;
+        }
+    }
     double z = SK_FN(weights)(x, w, n, o->inv_t, &st, cand, nt);
     *status = st;
     if (st) {
