@@ -259,8 +259,10 @@ def sample(
        largest (a ratio, so the renormalisation of steps 2-3 does not change it);
 
     and draw from the kept weights renormalised. ``where=False`` entries and ``-inf``
-    logits are never drawn. The C kernel finds each threshold by quickselect, with
-    no sort of the row, and threads over rows.
+    logits are never drawn. The C kernel sorts nothing: top-k and min-p take exps of
+    the entries near the max only, other thresholds are found by quickselect; it
+    threads over rows, or over the entries of a long row when there are fewer rows
+    than threads (docs/sampling.md).
 
     Parameters
     ----------
