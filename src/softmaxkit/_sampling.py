@@ -398,17 +398,20 @@ def _sample_one_row(x: np.ndarray, temperature: Any, top_k: Any, top_p: Any, min
     takes it)."""
     if x.dtype not in _FAST_DTYPES or not x.flags.c_contiguous or x.shape[0] == 0:
         return None
-    check_single_axis(axis, 1)
+    # the validators run unless the value is of the plain kind they would pass as is
+    if not (type(axis) is int and (axis == -1 or axis == 0)):
+        check_single_axis(axis, 1)
     t = check_sampling_temperature(temperature)
-    k = 0 if top_k is None else check_top_k(top_k)
+    k = 0 if top_k is None else top_k if type(top_k) is int and top_k > 0 else check_top_k(top_k)
     p = 1.0 if top_p is None else check_fraction(top_p, "top_p", zero_ok=False)
     mp = 0.0 if min_p is None else check_fraction(min_p, "min_p", zero_ok=True)
-    s = check_seed(seed, ())
+    s = seed if type(seed) is int and 0 <= seed < 2**64 else check_seed(seed, ())
     if t == 0.0 or not isinstance(s, int):
         return None
     idx, _, status = _kernels.sample_rows(x.reshape(1, -1), np.array([s], dtype=np.uint64), _KEYS_SEED, 1,
                                           inv_temperature=1.0 / t, top_k=k, top_p=p, min_p=mp)
-    _raise_for_status(status, False)
+    if status[0]:
+        _raise_for_status(status, False)
     return int(idx[0, 0])
 
 

@@ -226,7 +226,7 @@ SK_INLINE double truncate_row(const double *w, double *cand, size_t n, double z,
         return z;
     }
     double lo = tau;
-    if (use_k) {
+    if (use_k && n >= 4 * (size_t)o->top_k) { /* (few entries a block: not worth a pass) */
         double b = kth_lower_bound(w, n, (size_t)o->top_k);
         lo = b > lo ? b : lo;
     }

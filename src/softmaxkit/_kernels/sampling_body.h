@@ -109,8 +109,9 @@ static double SK_FN(weights)(const SK_T *x, double *w, size_t n, double inv_t, i
  * thread count. */
 
 /* The max of each of the W columns of x seen as a (n / W, W) matrix plus a tail
- * row, into cm (W); NaN propagates into its column's max. part: scratch of
- * SK_BANDS_MAX * W. Returns the number of bands (threads) used. */
+ * row, into cm (W); NaN propagates into its column's max. Bands of at least 16 rows
+ * (at most SK_BANDS_MAX, one a thread) take partial maxima into part (a band's W
+ * each, so at most n / 16 items), combined after. */
 static void SK_FN(column_maxima)(const SK_T *x, size_t n, size_t W, SK_T *cm, SK_T *part, int nt)
 {
     size_t R = n / W;
@@ -158,18 +159,29 @@ static inline double SK_FN(below)(double L)
     return (double)f;
 }
 
-/* The scratch, in doubles, that the column maxima and the visited columns take at
- * the start of the work array. */
+/* The scratch, in doubles, that the column maxima (W SK_T) and the visited columns
+ * (W uint32) keep at the start of the work array. */
 static inline size_t SK_FN(columns_scratch)(size_t W)
 {
-    return ((SK_BANDS_MAX + 1) * W * sizeof(SK_T) + W * sizeof(uint32_t) + 7) / 8;
+    return (W * sizeof(SK_T) + W * sizeof(uint32_t) + 7) / 8;
 }
 
-/* The column maxima cm (W) of a row and its max in *m; returns whether the row holds
- * a NaN. work: columns_scratch(W) doubles. */
+/* How many candidates the rest of the 2n-double work array holds: their weights,
+ * indices and a scratch copy, and the draws' block sums; at most n / 2 (more
+ * candidates than that: the full path is as fast). */
+static inline size_t SK_FN(candidate_cap)(size_t n, size_t tw, size_t extra)
+{
+    size_t room = 2 * n - tw - extra - 1;
+    size_t cap = room / (3 + 1.0 / SK_DRAW_BLOCK);
+    return cap < n / 2 ? cap : n / 2;
+}
+
+/* The column maxima cm (W) of a row, at the start of work, and its max in *m;
+ * returns whether the row holds a NaN. work: 2n doubles (the bands' partial maxima
+ * use the space after columns_scratch(W) for the time of the pass). */
 static int SK_FN(row_columns)(const SK_T *x, size_t n, size_t W, double *work, double *m, int nt)
 {
-    SK_T *cm = (SK_T *)work, *part = cm + W;
+    SK_T *cm = (SK_T *)work, *part = (SK_T *)(work + SK_FN(columns_scratch)(W));
     SK_FN(column_maxima)(x, n, W, cm, part, nt);
     SK_T mt = -INFINITY, nans = 0;
     SK_SIMD_REDUCE(max, mt)
@@ -241,18 +253,15 @@ static int SK_FN(sample_sparse)(const SK_T *x, size_t n, double m, size_t W, uin
         return 0;
     if (use_k && (size_t)o->top_k > W)
         return 0;
-    size_t cap = n / 2; /* more candidates than this: the full path is as fast */
-    size_t tw = SK_FN(columns_scratch)(W);
-    if (tw + 3 * cap + cap / SK_DRAW_BLOCK + 1 > 2 * n)
-        return 0;
-    SK_T *cm = (SK_T *)work, *part = cm + W;
-    uint32_t *vis = (uint32_t *)(part + SK_BANDS_MAX * W);
+    size_t tw = SK_FN(columns_scratch)(W), cap = SK_FN(candidate_cap)(n, tw, 0);
+    SK_T *cm = (SK_T *)work;
+    uint32_t *vis = (uint32_t *)(cm + W);
     double *cw = work + tw, *ci = cw + cap, *scratch = ci + cap;
     double L;
     if (use_k) {
         /* group i: the columns i, i + k, i + 2k, ... (below W / k * k) */
         size_t k = (size_t)o->top_k, g = W / k;
-        SK_T *gm = part, lo = INFINITY;
+        SK_T *gm = (SK_T *)cw, lo = INFINITY; /* cw is free until the candidates */
         for (size_t i = 0; i < k; i++)
             gm[i] = cm[i];
         for (size_t r = 1; r < g; r++) {
@@ -389,12 +398,10 @@ static int SK_FN(sample_dense)(const SK_T *x, size_t n, double m, size_t W, uint
                                double *logp, size_t nd, const sk_sample_opts *o, double *work, int nt)
 {
     int use_p = o->top_p < 1.0;
-    size_t nc = (n + SK_WEIGHT_CHUNK - 1) / SK_WEIGHT_CHUNK, cap = n / 2;
-    size_t tw = SK_FN(columns_scratch)(W);
-    if (tw + 5 * nc + 3 * cap + cap / SK_DRAW_BLOCK + 1 > 2 * n)
-        return 0;
+    size_t nc = (n + SK_WEIGHT_CHUNK - 1) / SK_WEIGHT_CHUNK;
+    size_t tw = SK_FN(columns_scratch)(W), cap = SK_FN(candidate_cap)(n, tw, 5 * nc);
     SK_T *cm = (SK_T *)work;
-    uint32_t *vis = (uint32_t *)(cm + (SK_BANDS_MAX + 1) * W);
+    uint32_t *vis = (uint32_t *)(cm + W);
     double *sums = work + tw, *cw = sums + 5 * nc, *ci = cw + cap, *scratch = ci + cap;
     SK_FN(chunk_masses)(x, n, m, o->inv_t, use_p, sums, nt);
     double z = 0.0, lv[4] = {0.0, 0.0, 0.0, 0.0};
