@@ -316,10 +316,8 @@ static size_t draw_one(const double *w, size_t n, double tau, const double *bs, 
  * 1) whose masses bound the top-p threshold, largest first; and the most draws per
  * row for which plain sampling recomputes a chunk's exps per draw rather than
  * storing the weights (the full path). */
-#define SK_LEVEL_0 0x1p-1
-#define SK_LEVEL_1 0x1p-4
-#define SK_LEVEL_2 0x1p-10
-#define SK_LEVEL_3 0x1p-20
+#define SK_LEVEL_0 0x1p-4
+#define SK_LEVEL_1 0x1p-14
 #define SK_DENSE_DRAWS 4
 
 static inline size_t sk_columns(size_t n)
