@@ -8,7 +8,7 @@
 
 /* sum_j [u_j - tau]_+^e and the support size in *cnt */
 SK_INLINE double SK_FN(tsum)(const SK_T *x, size_t n, double m, double a, double tau, int kind,
-                            double e, size_t *cnt)
+                             double e, size_t *cnt)
 {
     double s = 0.0, c = 0.0;
     SK_SIMD_REDUCE(+, s, c)
@@ -22,7 +22,7 @@ SK_INLINE double SK_FN(tsum)(const SK_T *x, size_t n, double m, double a, double
 }
 
 static double SK_FN(tsum_any)(const SK_T *x, size_t n, double m, double a, double tau, int kind,
-                             double e, size_t *cnt)
+                              double e, size_t *cnt)
 {
     if (kind == KIND_2)
         return SK_FN(tsum)(x, n, m, a, tau, KIND_2, e, cnt);
@@ -119,7 +119,7 @@ static void SK_FN(entmax)(const SK_T *x, SK_T *y, size_t rows, size_t cols, doub
 
 /* s_j = y_j^(2 - alpha) on the support; dx = s * (g - sum(s g) / sum(s)) */
 static void SK_FN(entmax_backward_row)(const SK_T *y, const SK_T *g, SK_T *dx, size_t n,
-                                                double alpha)
+                                       double alpha)
 {
     const int kind = kind_of(alpha);
     const double b = 2.0 - alpha;
@@ -141,7 +141,7 @@ static void SK_FN(entmax_backward_row)(const SK_T *y, const SK_T *g, SK_T *dx, s
 }
 
 static void SK_FN(entmax_backward)(const SK_T *y, const SK_T *g, SK_T *dx, size_t rows, size_t cols,
-                              double alpha, int nthreads)
+                                   double alpha, int nthreads)
 {
     SK_FOR_ROWS(rows, cols, nthreads,
                 SK_FN(entmax_backward_row)(y + (size_t)i * cols, g + (size_t)i * cols,

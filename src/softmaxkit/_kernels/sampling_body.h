@@ -41,7 +41,7 @@ static double SK_FN(chunk_exp)(const SK_T *x, double *w, size_t n, double m, dou
 }
 
 static double SK_FN(weights)(const SK_T *x, double *w, size_t n, double inv_t, int *status,
-                            double *sums, int nt)
+                             double *sums, int nt)
 {
     ptrdiff_t nc = (ptrdiff_t)((n + SK_WEIGHT_CHUNK - 1) / SK_WEIGHT_CHUNK);
     (void)nt;
@@ -438,8 +438,8 @@ static int SK_FN(sample_dense)(const SK_T *x, size_t n, double m, size_t W, uint
 }
 
 static void SK_FN(sample_row)(const SK_T *x, uint64_t key, int64_t *idx, double *logp,
-                                       int64_t *status, size_t n, size_t nd,
-                                       const sk_sample_opts *o, double *work, int nt)
+                              int64_t *status, size_t n, size_t nd,
+                              const sk_sample_opts *o, double *work, int nt)
 {
     double *w = work, *cand = work + n;
     int st = 0;
@@ -484,8 +484,8 @@ static void SK_FN(sample_row)(const SK_T *x, uint64_t key, int64_t *idx, double 
 }
 
 static void SK_FN(sample)(const SK_T *x, const uint64_t *keys, int key_mode, int64_t *idx,
-                     double *logp, int64_t *status, size_t rows, size_t cols, size_t ndraws,
-                     const sk_sample_opts *opts, double *work, int nthreads)
+                          double *logp, int64_t *status, size_t rows, size_t cols, size_t ndraws,
+                          const sk_sample_opts *opts, double *work, int nthreads)
 {
     if (sk_split_rows(rows, cols, nthreads)) {
         for (size_t i = 0; i < rows; i++)
@@ -500,7 +500,7 @@ static void SK_FN(sample)(const SK_T *x, const uint64_t *keys, int key_mode, int
 }
 
 static void SK_FN(probs_row)(const SK_T *x, double *probs, int64_t *status, size_t n,
-                                      const sk_sample_opts *o, double *work, int nt)
+                             const sk_sample_opts *o, double *work, int nt)
 {
     double *w = work, *cand = work + n;
     int st = 0;
@@ -518,8 +518,8 @@ static void SK_FN(probs_row)(const SK_T *x, double *probs, int64_t *status, size
 }
 
 static void SK_FN(sample_probs)(const SK_T *x, double *probs, int64_t *status, size_t rows,
-                           size_t cols, const sk_sample_opts *opts, double *work,
-                           int nthreads)
+                                size_t cols, const sk_sample_opts *opts, double *work,
+                                int nthreads)
 {
     if (sk_split_rows(rows, cols, nthreads)) {
         for (size_t i = 0; i < rows; i++)
