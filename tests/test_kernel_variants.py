@@ -1,10 +1,10 @@
 """The SIMD variants of the C kernels (src/softmaxkit/_kernels/sk_isa.h, docs/kernels.md).
 
-Each kernel file is compiled once per variant (on x86-64: avx512, avx2, avx_fma, avx,
-sse2); the extension runs the best one the CPU supports, or the one named by the
-environment variable SOFTMAXKIT_SIMD, read at import. Every variant must meet the
-accuracy claims, so the accuracy tests run again, in a subprocess, under each variant
-this CPU runs (the variant of this process is covered by the run itself).
+Each kernel file (softmax, losses, sampling, entmax) is compiled once per variant (on
+x86-64: avx512, avx2, avx_fma, avx, sse2); each extension runs the best one the CPU
+supports, or the one named by the environment variable SOFTMAXKIT_SIMD, read at
+import. Every variant must meet the accuracy claims, so the accuracy tests run again,
+in a subprocess, under each variant this CPU runs (the variant of this process is covered by the run itself).
 """
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ import pytest
 
 import numpy as np
 
+from softmaxkit._kernels import _entmax as E
 from softmaxkit._kernels import _losses as L
+from softmaxkit._kernels import _sampling as D
 from softmaxkit._kernels import _softmax as S
 
 ROOT = Path(__file__).resolve().parent.parent
 X86_VARIANTS = ("avx512", "avx2", "avx_fma", "avx", "sse2")
+MODULES = {"_softmax": S, "_losses": L, "_sampling": D, "_entmax": E}
 
 # The accuracy claims: mpmath oracles, "no worse than SciPy and PyTorch", the float32
 # sums, the loss kernels against their NumPy twins, and the 16-bit kernels.
@@ -37,6 +40,19 @@ ACCURACY_TESTS = [
     "tests/test_kernel_seam.py",
     "tests/test_kernel_half.py",
     "tests/test_kernel_variants.py::test_target_gradient_does_not_cancel_with_huge_weights",
+    # sampling: chi-square against float64 probabilities, equality with the sorting
+    # twin, thread-count independence (the split row included); entmax: the sorting
+    # twin, the entmax package, finite differences
+    *(f"tests/test_sampling.py::{t}" for t in (
+        "test_draw_frequencies_match_float64_probabilities", "test_kernel_equals_sorting_twin",
+        "test_truncation_keeps_ties_at_each_threshold", "test_top_p_is_taken_after_top_k",
+        "test_processed_distribution_matches_twin", "test_draws_stay_in_the_processed_support",
+        "test_long_rows_match_twin", "test_tiny_temperature_shifts_before_scaling", "test_where_and_infinities",
+        "test_logprobs_processed_and_raw", "test_generator_matches_kernel_uniforms",
+        "test_per_row_seeds_do_not_depend_on_the_batch", "test_threads_do_not_change_draws",
+        "test_rows_with_nothing_to_draw")),
+    "tests/test_sampling_kernels.py",
+    "tests/test_entmax.py",
 ]
 
 
@@ -53,20 +69,32 @@ def _python(code: str, simd: str | None, timeout: float = 300) -> subprocess.Com
                           text=True, timeout=timeout)
 
 
-def test_both_modules_run_the_same_variant():
+def test_every_module_runs_the_same_variant():
     runs = S.simd_variants()
-    assert runs == L.simd_variants() and len(runs) >= 1
+    assert len(runs) >= 1 and all(m.simd_variants() == runs for m in MODULES.values())
     assert set(runs) <= set(X86_VARIANTS) or runs == ("baseline",)
     want = os.environ.get("SOFTMAXKIT_SIMD") or "auto"
-    assert S.simd_variant() == L.simd_variant() == (runs[0] if want == "auto" else want)
+    assert {m.simd_variant() for m in MODULES.values()} == {runs[0] if want == "auto" else want}
 
 
 def test_auto_picks_the_best_variant_this_cpu_runs():
-    res = _python("from softmaxkit._kernels import _softmax as S, _losses as L;"
-                  "print(S.simd_variant(), L.simd_variant(), *S.simd_variants())", "auto")
+    res = _python(f"import importlib; ms = [importlib.import_module('softmaxkit._kernels.' + n) for n in {list(MODULES)!r}];"
+                  "print(*[m.simd_variant() for m in ms], ms[0].simd_variants()[0])", "auto")
     assert res.returncode == 0, res.stderr
-    a, b, best, *_ = res.stdout.split()
-    assert a == b == best
+    names = res.stdout.split()
+    assert len(names) == len(MODULES) + 1 and len(set(names)) == 1, names
+
+
+@pytest.mark.parametrize("module", ["_sampling", "_entmax"])
+def test_the_variable_reaches_every_module(module):
+    # the sampling and entmax kernels were target_clones, which the variable could
+    # not force: now each module takes the variant named
+    want = S.simd_variants()[-1]
+    res = _python(f"import softmaxkit._kernels.{module} as m; print(m.simd_variant())", want)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [want]
+    res = _python(f"import softmaxkit._kernels.{module}", "avx9000")
+    assert res.returncode != 0 and "SOFTMAXKIT_SIMD=avx9000 is not a SIMD variant" in res.stderr
 
 
 @pytest.mark.parametrize("value, message", [
@@ -98,8 +126,8 @@ def test_accuracy_claims_hold_under_every_variant(variant):
         pytest.skip(f"{variant} is this run's variant: the accuracy tests ran under it here")
     code = (
         "import sys, pytest\n"
-        "from softmaxkit._kernels import _softmax as S, _losses as L\n"
-        f"assert S.simd_variant() == L.simd_variant() == {variant!r}, S.simd_variant()\n"
+        "from softmaxkit._kernels import _softmax as S, _losses as L, _sampling as D, _entmax as E\n"
+        f"assert S.simd_variant() == L.simd_variant() == D.simd_variant() == E.simd_variant() == {variant!r}\n"
         f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-o', 'addopts=', *{ACCURACY_TESTS!r}]))\n"
     )
     res = _python(code, variant, timeout=600)

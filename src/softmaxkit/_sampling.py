@@ -259,8 +259,10 @@ def sample(
        largest (a ratio, so the renormalisation of steps 2-3 does not change it);
 
     and draw from the kept weights renormalised. ``where=False`` entries and ``-inf``
-    logits are never drawn. The C kernel finds each threshold by quickselect, with
-    no sort of the row, and threads over rows.
+    logits are never drawn. The C kernel sorts nothing: top-k and min-p take exps of
+    the entries near the max only, other thresholds are found by quickselect; it
+    threads over rows, or over the entries of a long row when there are fewer rows
+    than threads (docs/sampling.md).
 
     Parameters
     ----------
@@ -332,6 +334,11 @@ def sample(
     >>> smk.sample([1e10, 2e10], temperature=1e-300, size=3, seed=1)
     array([1, 1, 1])
     """
+    if (type(logits) is np.ndarray and logits.ndim == 1 and where is None and size is None
+            and generator is None and rng is None and return_logprobs is False and seed is not None):
+        token = _sample_one_row(logits, temperature, top_k, top_p, min_p, seed, axis)
+        if token is not None:
+            return token
     if rng is not None:
         if generator is not None:
             raise ValueError("give generator= or rng= (its older name), not both")
@@ -378,6 +385,34 @@ def sample(
         k = (x64[inf_rows] == np.inf).sum(axis=1)
         raw[inf_rows] = -np.log(k)[:, None]
     return Sample(tokens, shaped(logp), shaped(raw))
+
+
+_FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _sample_one_row(x: np.ndarray, temperature: Any, top_k: Any, top_p: Any, min_p: Any, seed: Any,
+                    axis: Any) -> int | None:
+    """The decoding step's call, one draw from one row (a 1-D float32/float64 array,
+    an int seed), without the general path's reshaping and copies: the same checks
+    and the same token. None when the call is not that case (the general path
+    takes it)."""
+    if x.dtype not in _FAST_DTYPES or not x.flags.c_contiguous or x.shape[0] == 0:
+        return None
+    # the validators run unless the value is of the plain kind they would pass as is
+    if not (type(axis) is int and (axis == -1 or axis == 0)):
+        check_single_axis(axis, 1)
+    t = check_sampling_temperature(temperature)
+    k = 0 if top_k is None else top_k if type(top_k) is int and top_k > 0 else check_top_k(top_k)
+    p = 1.0 if top_p is None else check_fraction(top_p, "top_p", zero_ok=False)
+    mp = 0.0 if min_p is None else check_fraction(min_p, "min_p", zero_ok=True)
+    s = seed if type(seed) is int and 0 <= seed < 2**64 else check_seed(seed, ())
+    if t == 0.0 or not isinstance(s, int):
+        return None
+    idx, _, status = _kernels.sample_rows(x.reshape(1, -1), np.array([s], dtype=np.uint64), _KEYS_SEED, 1,
+                                          inv_temperature=1.0 / t, top_k=k, top_p=p, min_p=mp)
+    if status[0]:
+        _raise_for_status(status, False)
+    return int(idx[0, 0])
 
 
 def sampling_probs(

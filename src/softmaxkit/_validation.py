@@ -216,6 +216,8 @@ def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype, name: str = "ou
 def check_real(value: Any, name: str) -> float:
     """A real scalar (a Python or NumPy number, or a 0-d array) as a float; bools and
     anything else are a TypeError naming ``name``."""
+    if type(value) is float:  # the common case, without the ABC checks below
+        return value
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -43,16 +43,6 @@ __all__ = [
     "entmax_backward_rows",
 ]
 
-def _aligned(a: np.ndarray, copy: bool = True) -> np.ndarray:
-    """``a``, or an aligned copy (``copy=False``: an aligned empty array) when its data
-    is not aligned for its dtype. The sampling and entmax modules do not yet go through
-    the C seam's own aligned copies (sk_pybuf.h ``sk_take``), so Python gives them
-    aligned buffers: a misaligned load is undefined behaviour in C."""
-    if a.flags.aligned:
-        return a
-    return np.array(a, order="C") if copy else np.empty(a.shape, a.dtype)
-
-
 def _bits(a: np.ndarray | None) -> np.ndarray | None:
     """What the C seam takes for an array: ml_dtypes' bfloat16 as a uint16 view of its
     bits (no copy; sk_pybuf.h reads uint16 as bfloat16), anything else as it is. A
@@ -257,7 +247,6 @@ def sample_rows(x: np.ndarray, keys: np.ndarray, key_mode: int, ndraws: int, *, 
     logp = np.empty((rows, ndraws), dtype=np.float64)
     status = np.empty(rows, dtype=np.int64)
     work, nt = _sampling_workspace(rows, cols, nthreads)
-    x = _aligned(x)
     _sampling_ext.sample(x, keys.view(np.int64), key_mode, idx, logp, status, rows, cols, ndraws,
                          inv_temperature, top_k, top_p, min_p, work, nt)
     return idx, logp, status
@@ -270,7 +259,6 @@ def sample_probs_rows(x: np.ndarray, *, inv_temperature: float, top_k: int = 0, 
     probs = np.empty((rows, cols), dtype=np.float64)
     status = np.empty(rows, dtype=np.int64)
     work, nt = _sampling_workspace(rows, cols, nthreads)
-    x = _aligned(x)
     _sampling_ext.sample_probs(x, probs, status, rows, cols, inv_temperature, top_k, top_p, min_p, work, nt)
     return probs, status
 
@@ -287,17 +275,11 @@ def sampling_uniform(key: int, counter: int) -> float:
 def entmax_rows(x: np.ndarray, out: np.ndarray, *, alpha: float, nthreads: int | None = None) -> None:
     """out = alpha-entmax(x) per row (entmax.h)."""
     rows, cols = x.shape
-    dest, out = out, _aligned(out, copy=False)
-    _entmax_ext.entmax(_aligned(x), out, rows, cols, alpha, _nt(nthreads))
-    if out is not dest:
-        np.copyto(dest, out)
+    _entmax_ext.entmax(x, out, rows, cols, alpha, _nt(nthreads))
 
 
 def entmax_backward_rows(y: np.ndarray, g: np.ndarray, out: np.ndarray, *, alpha: float,
                          nthreads: int | None = None) -> None:
     """out = s * (g - sum(s g) / sum(s)), s = y^(2 - alpha) on the support, per row."""
     rows, cols = y.shape
-    dest, out = out, _aligned(out, copy=False)
-    _entmax_ext.entmax_backward(_aligned(y), _aligned(g), out, rows, cols, alpha, _nt(nthreads))
-    if out is not dest:
-        np.copyto(dest, out)
+    _entmax_ext.entmax_backward(y, g, out, rows, cols, alpha, _nt(nthreads))

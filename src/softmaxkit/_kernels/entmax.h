@@ -15,16 +15,20 @@
 
 #include <stddef.h>
 
-/* IN x, OUT y (rows*cols), IN alpha > 1 */
-void sk_entmax_f64(const double *x, double *y, size_t rows, size_t cols, double alpha, int nthreads);
-void sk_entmax_f32(const float *x, float *y, size_t rows, size_t cols, double alpha, int nthreads);
-
-/* The backward pass from the output y alone (the entmax package's formula):
- *   s_j = y_j^(2 - alpha) where y_j > 0, else 0;  dx = s * g - s * sum(s * g) / sum(s).
- * IN y, g; OUT dx (may alias g). */
-void sk_entmax_backward_f64(const double *y, const double *g, double *dx, size_t rows, size_t cols,
-                            double alpha, int nthreads);
-void sk_entmax_backward_f32(const float *y, const float *g, float *dx, size_t rows, size_t cols,
-                            double alpha, int nthreads);
+/* The kernels, reached through a table of which entmax.c exports one per SIMD
+ * variant (sk_entmax_kernels_avx512, ..., see sk_isa.h); the module picks one at
+ * import. */
+typedef struct sk_entmax_kernels {
+    /* IN x, OUT y (rows*cols), IN alpha > 1 */
+    void (*entmax_f64)(const double *x, double *y, size_t rows, size_t cols, double alpha, int nthreads);
+    void (*entmax_f32)(const float *x, float *y, size_t rows, size_t cols, double alpha, int nthreads);
+    /* The backward pass from the output y alone (the entmax package's formula):
+     *   s_j = y_j^(2 - alpha) where y_j > 0, else 0;  dx = s * g - s * sum(s * g) / sum(s).
+     * IN y, g; OUT dx (may alias g). */
+    void (*entmax_backward_f64)(const double *y, const double *g, double *dx, size_t rows, size_t cols,
+                                double alpha, int nthreads);
+    void (*entmax_backward_f32)(const float *y, const float *g, float *dx, size_t rows, size_t cols,
+                                double alpha, int nthreads);
+} sk_entmax_kernels;
 
 #endif

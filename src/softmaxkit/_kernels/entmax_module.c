@@ -1,10 +1,18 @@
 /*
  * entmax_module.c: Python entry points for the entmax kernels (entmax.h). Precision
  * follows the first array (float32 or float64); the others must match. The buffers
- * are checked against rows * cols (sk_pybuf.h), then the GIL is released.
+ * are taken through the shared seam (sk_pybuf.h: checked against rows * cols,
+ * misaligned ones copied), then the GIL is released and the kernel of the SIMD
+ * variant chosen at import runs (sk_isa.h).
  */
 #include "sk_pybuf.h"
 #include "entmax.h"
+
+SK_ISA_TABLES(sk_entmax_kernels, variants);
+
+/* The variant chosen at import. */
+static const sk_entmax_kernels *K;
+static int K_index;
 
 static int check_alpha(double alpha)
 {
@@ -25,25 +33,23 @@ static PyObject *py_entmax(PyObject *self, PyObject *args)
     int nt;
     if (!PyArg_ParseTuple(args, "OOnndi", &xo, &yo, &rows, &cols, &alpha, &nt))
         return NULL;
-    sk_kind k;
     Py_ssize_t n = sk_count(rows, cols);
-    if (n < 0 || check_alpha(alpha) < 0 || sk_float_kind(xo, &k) < 0)
+    if (n < 0 || check_alpha(alpha) < 0)
         return NULL;
-    Py_buffer x, y;
-    if (sk_get(xo, &x, "x", k, n, 0) < 0)
-        return NULL;
-    if (sk_get(yo, &y, "out", k, n, 1) < 0) {
-        PyBuffer_Release(&x);
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
+    void *x, *y;
+    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 || sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
+        sk_done(&s, 0);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     if (k == SK_F64)
-        sk_entmax_f64(x.buf, y.buf, (size_t)rows, (size_t)cols, alpha, nt);
+        K->entmax_f64(x, y, (size_t)rows, (size_t)cols, alpha, nt);
     else
-        sk_entmax_f32(x.buf, y.buf, (size_t)rows, (size_t)cols, alpha, nt);
+        K->entmax_f32(x, y, (size_t)rows, (size_t)cols, alpha, nt);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&x);
-    PyBuffer_Release(&y);
+    sk_done(&s, 1);
     Py_RETURN_NONE;
 }
 
@@ -57,38 +63,41 @@ static PyObject *py_entmax_backward(PyObject *self, PyObject *args)
     int nt;
     if (!PyArg_ParseTuple(args, "OOOnndi", &yo, &go, &oo, &rows, &cols, &alpha, &nt))
         return NULL;
-    sk_kind k;
     Py_ssize_t n = sk_count(rows, cols);
-    if (n < 0 || check_alpha(alpha) < 0 || sk_float_kind(yo, &k) < 0)
+    if (n < 0 || check_alpha(alpha) < 0)
         return NULL;
-    Py_buffer y, g, o;
-    if (sk_get(yo, &y, "y", k, n, 0) < 0)
-        return NULL;
-    if (sk_get(go, &g, "grad_output", k, n, 0) < 0) {
-        PyBuffer_Release(&y);
-        return NULL;
-    }
-    if (sk_get(oo, &o, "out", k, n, 1) < 0) {
-        PyBuffer_Release(&y);
-        PyBuffer_Release(&g);
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
+    void *y, *g, *o;
+    if (sk_take(&s, yo, "y", SK_FLOAT, &k, n, SK_IN, &y) < 0 || sk_take(&s, go, "grad_output", k, NULL, n, SK_IN, &g) < 0 ||
+        sk_take(&s, oo, "out", k, NULL, n, SK_OUT, &o) < 0) {
+        sk_done(&s, 0);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     if (k == SK_F64)
-        sk_entmax_backward_f64(y.buf, g.buf, o.buf, (size_t)rows, (size_t)cols, alpha, nt);
+        K->entmax_backward_f64(y, g, o, (size_t)rows, (size_t)cols, alpha, nt);
     else
-        sk_entmax_backward_f32(y.buf, g.buf, o.buf, (size_t)rows, (size_t)cols, alpha, nt);
+        K->entmax_backward_f32(y, g, o, (size_t)rows, (size_t)cols, alpha, nt);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&y);
-    PyBuffer_Release(&g);
-    PyBuffer_Release(&o);
+    sk_done(&s, 1);
     Py_RETURN_NONE;
+}
+
+/* simd_variant() -> str: the SIMD variant this module runs. */
+static PyObject *py_simd_variant(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyUnicode_FromString(sk_isa_names[K_index]);
 }
 
 static PyMethodDef methods[] = {
     {"entmax", py_entmax, METH_VARARGS, "entmax(x, out, rows, cols, alpha, nthreads)"},
     {"entmax_backward", py_entmax_backward, METH_VARARGS,
      "entmax_backward(y, grad_output, out, rows, cols, alpha, nthreads)"},
+    {"simd_variant", py_simd_variant, METH_NOARGS, "simd_variant() -> str: the SIMD variant in use"},
+    {"simd_variants", sk_py_simd_variants, METH_NOARGS, "simd_variants() -> tuple of str: those this CPU runs, best first"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -97,4 +106,11 @@ static struct PyModuleDef moduledef = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__entmax(void) { return PyModule_Create(&moduledef); }
+PyMODINIT_FUNC PyInit__entmax(void)
+{
+    K_index = sk_isa_select();
+    if (K_index < 0)
+        return NULL;
+    K = variants[K_index];
+    return PyModule_Create(&moduledef);
+}

@@ -23,6 +23,7 @@
 
 #include "sampling.h"
 #include "sk_common.h"
+#include "sk_isa.h"
 
 #ifdef _OPENMP
 #define SK_THREAD_ID() omp_get_thread_num()
@@ -32,110 +33,13 @@
 
 /* ------------------------------------------------------------ the generator */
 
-#define SK_GOLDEN_GAMMA 0x9E3779B97F4A7C15ULL
-
-static inline uint64_t sk_mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-uint64_t sk_row_key(const uint64_t *keys, size_t i, int key_mode)
-{
-    if (key_mode == SK_KEYS_SEED)
-        return sk_mix64(keys[0] + ((uint64_t)i + 1) * SK_GOLDEN_GAMMA);
-    if (key_mode == SK_KEYS_ROW_SEEDS)
-        return sk_mix64(keys[i] + SK_GOLDEN_GAMMA);
-    return keys[i];
-}
-
-double sk_uniform(uint64_t key, uint64_t counter)
-{
-    return (double)(sk_mix64(key + (counter + 1) * SK_GOLDEN_GAMMA) >> 11) * 0x1p-53;
-}
+/* The generator is in sampling.h (sk_uniform, sk_row_key): the module uses it too. */
 
 /* ------------------------------------------------------------ the weights */
 
-/* w_j = exp((x_j - max) * inv_t), returning their sum; *status 1 for a NaN in the
- * row, 2 when nothing can be drawn (all -inf, or n == 0). A row with +inf entries
- * gets w = 1 on them and 0 elsewhere. The exp flushes weights below 2^-1022 to 0:
- * relative to the max weight 1, such an entry has probability below 1e-307 and is
- * never drawn either way.
- *
- * A long row may be split over nt threads (a batch of one row at V = 128k). The sum
- * is taken per chunk of SK_WEIGHT_CHUNK entries and the chunk sums added in order,
- * so it is the same number at any thread count, and so are the draws. The chunk
- * workers are SK_CLONES functions of their own: code inside an OpenMP region is
- * outlined by the compiler and would miss the SIMD clones. sums: scratch of
- * ceil(n / SK_WEIGHT_CHUNK) doubles. One body per input type. */
+/* A long row is split in chunks of this many entries (sampling_body.h). */
 #define SK_WEIGHT_CHUNK 8192
 
-#define SK_DEFINE_WEIGHTS(SUF, T)                                                        \
-    SK_CLONES static double chunk_max_##SUF(const T *x, size_t n)                        \
-    {                                                                                    \
-        double m = -INFINITY;                                                            \
-        SK_SIMD_REDUCE(max, m)                                                           \
-        for (size_t j = 0; j < n; j++) {                                                 \
-            double v = (double)x[j];                                                     \
-            m = v > m ? v : m;                                                           \
-        }                                                                                \
-        return m;                                                                        \
-    }                                                                                    \
-                                                                                         \
-    SK_CLONES static double chunk_exp_##SUF(const T *x, double *w, size_t n, double m, double inv_t) \
-    {                                                                                    \
-        double z = 0.0;                                                                  \
-        SK_SIMD_REDUCE(+, z)                                                             \
-        for (size_t j = 0; j < n; j++) {                                                 \
-            double e = sk_exp_nonpos_f64(((double)x[j] - m) * inv_t);                    \
-            w[j] = e;                                                                    \
-            z += e;                                                                      \
-        }                                                                                \
-        return z;                                                                        \
-    }                                                                                    \
-                                                                                         \
-    static double weights_##SUF(const T *x, double *w, size_t n, double inv_t, int *status, \
-                                double *sums, int nt)                                    \
-    {                                                                                    \
-        ptrdiff_t nc = (ptrdiff_t)((n + SK_WEIGHT_CHUNK - 1) / SK_WEIGHT_CHUNK);          \
-        (void)nt;                                                                        \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")         \
-        for (ptrdiff_t c = 0; c < nc; c++) {                                             \
-            size_t b = (size_t)c * SK_WEIGHT_CHUNK;                                      \
-            sums[c] = chunk_max_##SUF(x + b, n - b < SK_WEIGHT_CHUNK ? n - b : SK_WEIGHT_CHUNK); \
-        }                                                                                \
-        double m = -INFINITY;                                                            \
-        for (ptrdiff_t c = 0; c < nc; c++)                                               \
-            m = sums[c] > m ? sums[c] : m;                                               \
-        if (!isfinite(m)) { /* rare rows: scalar */                                      \
-            double z = 0.0;                                                              \
-            for (size_t j = 0; j < n; j++) {                                             \
-                if (isnan(x[j])) {                                                       \
-                    *status = 1;                                                         \
-                    return NAN;                                                          \
-                }                                                                        \
-                w[j] = x[j] == INFINITY ? 1.0 : 0.0;                                     \
-                z += w[j];                                                               \
-            }                                                                            \
-            *status = z > 0.0 ? 0 : 2;                                                   \
-            return z;                                                                    \
-        }                                                                                \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")         \
-        for (ptrdiff_t c = 0; c < nc; c++) {                                             \
-            size_t b = (size_t)c * SK_WEIGHT_CHUNK;                                      \
-            size_t len = n - b < SK_WEIGHT_CHUNK ? n - b : SK_WEIGHT_CHUNK;              \
-            sums[c] = chunk_exp_##SUF(x + b, w + b, len, m, inv_t);                      \
-        }                                                                                \
-        double z = 0.0;                                                                  \
-        for (ptrdiff_t c = 0; c < nc; c++)                                               \
-            z += sums[c];                                                                \
-        *status = isnan(z) ? 1 : 0;                                                      \
-        return z;                                                                        \
-    }
-
-SK_DEFINE_WEIGHTS(f64, double)
-SK_DEFINE_WEIGHTS(f32, float)
 
 /* ------------------------------------------------------------ truncation */
 
@@ -291,14 +195,28 @@ SK_INLINE double mass_lower_bound(const double *a, size_t c, double target)
     return 0.0;
 }
 
+/* The smallest positive w (DBL_MIN if none). */
+static double min_positive(const double *w, size_t n)
+{
+    double m = INFINITY;
+    SK_SIMD_REDUCE(min, m)
+    for (size_t j = 0; j < n; j++)
+        m = w[j] > 0.0 && w[j] < m ? w[j] : m;
+    return m == INFINITY ? DBL_MIN : m;
+}
+
 /* The threshold tau of the kept set {w >= tau} (tau >= DBL_MIN, so w > 0) and its
- * mass, which the function returns. z is the sum of all of w; cand is scratch. */
+ * mass, which the function returns. z is the sum of all of w; cand is scratch. With
+ * tau_k (may be NULL) and top-k on, also the top-k threshold alone: the least weight
+ * of the top-k set. */
 SK_INLINE double truncate_row(const double *w, double *cand, size_t n, double z, const sk_sample_opts *o,
-                           double *tau_out)
+                           double *tau_out, double *tau_k)
 {
     double tau = DBL_MIN; /* the weights are 0 or normal numbers */
     int use_k = o->top_k > 0 && (size_t)o->top_k < n;
     int use_p = o->top_p < 1.0;
+    if (tau_k && o->top_k > 0 && !use_k)
+        *tau_k = min_positive(w, n); /* every entry is in the top-k set */
     if (!use_k && !use_p) {
         if (o->min_p > 0.0) {
             tau = o->min_p > tau ? o->min_p : tau;
@@ -308,7 +226,7 @@ SK_INLINE double truncate_row(const double *w, double *cand, size_t n, double z,
         return z;
     }
     double lo = tau;
-    if (use_k) {
+    if (use_k && n >= 4 * (size_t)o->top_k) { /* (few entries a block: not worth a pass) */
         double b = kth_lower_bound(w, n, (size_t)o->top_k);
         lo = b > lo ? b : lo;
     }
@@ -320,6 +238,8 @@ SK_INLINE double truncate_row(const double *w, double *cand, size_t n, double z,
             tau = vk > tau ? vk : tau;
             c = compact(cand, c, vk, cand); /* the top-k set, ties included */
         }
+        if (tau_k)
+            *tau_k = tau;
     }
     if (use_p) {
         double target = o->top_p * kept_sum(cand, c, 0.0);
@@ -339,7 +259,7 @@ SK_INLINE double truncate_row(const double *w, double *cand, size_t n, double z,
 
 /* Per-block sums of the kept weights into bs, over nt threads; returns the number of
  * blocks. Each block's sum is its own, whatever the thread count. */
-SK_CLONES static double block_sum(const double *w, size_t len, double tau)
+static double block_sum(const double *w, size_t len, double tau)
 {
     return kept_sum(w, len, tau);
 }
@@ -383,6 +303,32 @@ static size_t draw_one(const double *w, size_t n, double tau, const double *bs, 
 
 /* ------------------------------------------------------------ rows */
 
+/* The sparse path (sampling_body.h), for rows of at least SK_SPARSE_MIN entries
+ * (shorter ones take the full path, which is as fast there). A row is read as a
+ * matrix of sk_columns(n) columns: about sqrt(64 n), a power of two in [64, 4096],
+ * which balances the work on the column maxima (W) against the visits of the
+ * candidate columns (n / W entries each). At most SK_BANDS_MAX threads share the
+ * column maxima. */
+#define SK_SPARSE_MIN 1024
+#define SK_BANDS_MAX 8
+
+/* The dense path (sampling_body.h): the levels of the weights (relative to the max,
+ * 1) whose masses bound the top-p threshold, largest first; and the most draws per
+ * row for which plain sampling recomputes a chunk's exps per draw rather than
+ * storing the weights (the full path). */
+#define SK_LEVEL_0 0x1p-4
+#define SK_LEVEL_1 0x1p-14
+#define SK_DENSE_DRAWS 4
+
+static inline size_t sk_columns(size_t n)
+{
+    size_t w = 64;
+    while (w < 4096 && (2 * w) * (2 * w) <= 64 * n)
+        w *= 2;
+    return w;
+}
+
+
 /* Fewer rows than threads, and long ones: each row's passes over its entries are
  * split over the threads instead (the threshold search and the draws stay on one
  * thread: they touch the few candidates, or one block per draw). */
@@ -393,80 +339,15 @@ static inline int sk_split_rows(size_t rows, size_t cols, int nthreads)
     return nthreads > 1 && rows < (size_t)nthreads && cols >= SK_SPLIT_ROW_MIN;
 }
 
-#define SK_DEFINE_SAMPLE(SUF, T)                                                          \
-    SK_CLONES static void sample_row_##SUF(const T *x, uint64_t key, int64_t *idx, double *logp, \
-                                           int64_t *status, size_t n, size_t nd,          \
-                                           const sk_sample_opts *o, double *work, int nt) \
-    {                                                                                     \
-        double *w = work, *cand = work + n;                                               \
-        int st = 0;                                                                       \
-        double z = weights_##SUF(x, w, n, o->inv_t, &st, cand, nt);                       \
-        *status = st;                                                                     \
-        if (st) {                                                                         \
-            for (size_t d = 0; d < nd; d++) {                                             \
-                idx[d] = -1;                                                              \
-                logp[d] = NAN;                                                            \
-            }                                                                             \
-            return;                                                                       \
-        }                                                                                 \
-        double tau;                                                                       \
-        double zk = truncate_row(w, cand, n, z, o, &tau);                                 \
-        size_t nb = block_sums(w, n, tau, cand, nt);                                      \
-        double lz = log(zk);                                                              \
-        for (size_t d = 0; d < nd; d++) {                                                 \
-            size_t j = draw_one(w, n, tau, cand, nb, sk_uniform(key, d) * zk);            \
-            idx[d] = (int64_t)j;                                                          \
-            logp[d] = log(w[j]) - lz;                                                     \
-        }                                                                                 \
-    }                                                                                     \
-                                                                                          \
-    void sk_sample_##SUF(const T *x, const uint64_t *keys, int key_mode, int64_t *idx,    \
-                         double *logp, int64_t *status, size_t rows, size_t cols, size_t ndraws, \
-                         const sk_sample_opts *opts, double *work, int nthreads)          \
-    {                                                                                     \
-        if (sk_split_rows(rows, cols, nthreads)) {                                        \
-            for (size_t i = 0; i < rows; i++)                                             \
-                sample_row_##SUF(x + i * cols, sk_row_key(keys, i, key_mode), idx + i * ndraws, \
-                                 logp + i * ndraws, status + i, cols, ndraws, opts, work, nthreads); \
-            return;                                                                       \
-        }                                                                                 \
-        SK_FOR_ROWS(rows, cols, nthreads,                                                 \
-                    sample_row_##SUF(x + (size_t)i * cols, sk_row_key(keys, (size_t)i, key_mode), idx + (size_t)i * ndraws, \
-                                     logp + (size_t)i * ndraws, status + i, cols, ndraws, opts, \
-                                     work + (size_t)SK_THREAD_ID() * 2 * cols, 1));       \
-    }                                                                                     \
-                                                                                          \
-    SK_CLONES static void probs_row_##SUF(const T *x, double *probs, int64_t *status, size_t n, \
-                                          const sk_sample_opts *o, double *work, int nt)  \
-    {                                                                                     \
-        double *w = work, *cand = work + n;                                               \
-        int st = 0;                                                                       \
-        double z = weights_##SUF(x, w, n, o->inv_t, &st, cand, nt);                       \
-        *status = st;                                                                     \
-        if (st) {                                                                         \
-            for (size_t j = 0; j < n; j++)                                                \
-                probs[j] = st == 1 ? NAN : 0.0;                                           \
-            return;                                                                       \
-        }                                                                                 \
-        double tau;                                                                       \
-        double zk = truncate_row(w, cand, n, z, o, &tau);                                 \
-        for (size_t j = 0; j < n; j++)                                                    \
-            probs[j] = w[j] >= tau ? w[j] / zk : 0.0;                                     \
-    }                                                                                     \
-                                                                                          \
-    void sk_sample_probs_##SUF(const T *x, double *probs, int64_t *status, size_t rows,   \
-                               size_t cols, const sk_sample_opts *opts, double *work,     \
-                               int nthreads)                                              \
-    {                                                                                     \
-        if (sk_split_rows(rows, cols, nthreads)) {                                        \
-            for (size_t i = 0; i < rows; i++)                                             \
-                probs_row_##SUF(x + i * cols, probs + i * cols, status + i, cols, opts, work, nthreads); \
-            return;                                                                       \
-        }                                                                                 \
-        SK_FOR_ROWS(rows, cols, nthreads,                                                 \
-                    probs_row_##SUF(x + (size_t)i * cols, probs + (size_t)i * cols, status + i, \
-                                    cols, opts, work + (size_t)SK_THREAD_ID() * 2 * cols, 1)); \
-    }
+#define SK_DTYPE 64
+#include "sampling_body.h"
+#define SK_DTYPE 32
+#include "sampling_body.h"
 
-SK_DEFINE_SAMPLE(f64, double)
-SK_DEFINE_SAMPLE(f32, float)
+/* This variant's table (sk_sampling_kernels_avx512, ..., see sk_isa.h). */
+const sk_sampling_kernels SK_ISA_TABLE(sk_sampling_kernels) = {
+    .sample_f64 = sample_f64,
+    .sample_f32 = sample_f32,
+    .sample_probs_f64 = sample_probs_f64,
+    .sample_probs_f32 = sample_probs_f32,
+};

@@ -2,33 +2,18 @@
  * sampling_module.c: Python entry points for the sampling kernels (sampling.h).
  * Precision follows x (float32 or float64); keys, idx and status are int64 (keys
  * reinterpreted as uint64); logp, probs and work are float64. The buffers are
- * checked against the sizes the kernel will use (sk_pybuf.h), then the GIL is
- * released.
+ * taken through the shared seam (sk_pybuf.h: checked against the sizes the kernel
+ * will use, misaligned ones copied), then the GIL is released and the kernel of the
+ * SIMD variant chosen at import runs (sk_isa.h).
  */
 #include "sk_pybuf.h"
 #include "sampling.h"
 
-typedef struct {
-    Py_buffer b[6];
-    int n;
-} bufset;
+SK_ISA_TABLES(sk_sampling_kernels, variants);
 
-static void release_all(bufset *s)
-{
-    for (int i = 0; i < s->n; i++)
-        PyBuffer_Release(&s->b[i]);
-    s->n = 0;
-}
-
-static int take(bufset *s, PyObject *obj, void **data, const char *name, sk_kind kind, Py_ssize_t count,
-                int writable)
-{
-    if (sk_get(obj, &s->b[s->n], name, kind, count, writable) < 0)
-        return -1;
-    *data = s->b[s->n].buf;
-    s->n++;
-    return 0;
-}
+/* The variant chosen at import. */
+static const sk_sampling_kernels *K;
+static int K_index;
 
 /* The workspace: 2 * cols doubles per thread that can hold a row at once (at most
  * one per row; a row split over the threads uses one). */
@@ -66,25 +51,28 @@ static PyObject *py_sample(PyObject *self, PyObject *args)
         return NULL;
     }
     o.top_k = (int64_t)top_k;
-    sk_kind k;
     Py_ssize_t n = sk_count(rows, cols), ndr = sk_count(rows, nd), nw = work_items(rows, cols, nt);
-    if (n < 0 || ndr < 0 || nw < 0 || check_opts(&o, nt) < 0 || sk_float_kind(xo, &k) < 0)
+    if (n < 0 || ndr < 0 || nw < 0 || check_opts(&o, nt) < 0)
         return NULL;
-    bufset s = {.n = 0};
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
     void *x, *keys, *idx, *logp, *status, *work;
-    if (take(&s, xo, &x, "x", k, n, 0) < 0 || take(&s, ko, &keys, "keys", SK_I64, key_mode == SK_KEYS_SEED ? 1 : rows, 0) < 0 ||
-        take(&s, io, &idx, "idx", SK_I64, ndr, 1) < 0 || take(&s, lo, &logp, "logp", SK_F64, ndr, 1) < 0 ||
-        take(&s, so, &status, "status", SK_I64, rows, 1) < 0 || take(&s, wo, &work, "work", SK_F64, nw, 1) < 0) {
-        release_all(&s);
+    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 ||
+        sk_take(&s, ko, "keys", SK_I64, NULL, key_mode == SK_KEYS_SEED ? 1 : rows, SK_IN, &keys) < 0 ||
+        sk_take(&s, io, "idx", SK_I64, NULL, ndr, SK_OUT, &idx) < 0 ||
+        sk_take(&s, lo, "logp", SK_F64, NULL, ndr, SK_OUT, &logp) < 0 ||
+        sk_take(&s, so, "status", SK_I64, NULL, rows, SK_OUT, &status) < 0 ||
+        sk_take(&s, wo, "work", SK_F64, NULL, nw, SK_OUT, &work) < 0) {
+        sk_done(&s, 0);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     if (k == SK_F64)
-        sk_sample_f64(x, keys, key_mode, idx, logp, status, (size_t)rows, (size_t)cols, (size_t)nd, &o, work, nt);
+        K->sample_f64(x, keys, key_mode, idx, logp, status, (size_t)rows, (size_t)cols, (size_t)nd, &o, work, nt);
     else
-        sk_sample_f32(x, keys, key_mode, idx, logp, status, (size_t)rows, (size_t)cols, (size_t)nd, &o, work, nt);
+        K->sample_f32(x, keys, key_mode, idx, logp, status, (size_t)rows, (size_t)cols, (size_t)nd, &o, work, nt);
     Py_END_ALLOW_THREADS
-    release_all(&s);
+    sk_done(&s, 1);
     Py_RETURN_NONE;
 }
 
@@ -101,25 +89,35 @@ static PyObject *py_sample_probs(PyObject *self, PyObject *args)
                           &wo, &nt))
         return NULL;
     o.top_k = (int64_t)top_k;
-    sk_kind k;
     Py_ssize_t n = sk_count(rows, cols), nw = work_items(rows, cols, nt);
-    if (n < 0 || nw < 0 || check_opts(&o, nt) < 0 || sk_float_kind(xo, &k) < 0)
+    if (n < 0 || nw < 0 || check_opts(&o, nt) < 0)
         return NULL;
-    bufset s = {.n = 0};
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
     void *x, *probs, *status, *work;
-    if (take(&s, xo, &x, "x", k, n, 0) < 0 || take(&s, po, &probs, "probs", SK_F64, n, 1) < 0 ||
-        take(&s, so, &status, "status", SK_I64, rows, 1) < 0 || take(&s, wo, &work, "work", SK_F64, nw, 1) < 0) {
-        release_all(&s);
+    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 ||
+        sk_take(&s, po, "probs", SK_F64, NULL, n, SK_OUT, &probs) < 0 ||
+        sk_take(&s, so, "status", SK_I64, NULL, rows, SK_OUT, &status) < 0 ||
+        sk_take(&s, wo, "work", SK_F64, NULL, nw, SK_OUT, &work) < 0) {
+        sk_done(&s, 0);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     if (k == SK_F64)
-        sk_sample_probs_f64(x, probs, status, (size_t)rows, (size_t)cols, &o, work, nt);
+        K->sample_probs_f64(x, probs, status, (size_t)rows, (size_t)cols, &o, work, nt);
     else
-        sk_sample_probs_f32(x, probs, status, (size_t)rows, (size_t)cols, &o, work, nt);
+        K->sample_probs_f32(x, probs, status, (size_t)rows, (size_t)cols, &o, work, nt);
     Py_END_ALLOW_THREADS
-    release_all(&s);
+    sk_done(&s, 1);
     Py_RETURN_NONE;
+}
+
+/* simd_variant() -> str: the SIMD variant this module runs. */
+static PyObject *py_simd_variant(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyUnicode_FromString(sk_isa_names[K_index]);
 }
 
 /* uniform(key, counter) -> float: the generator's value, for the NumPy twin's tests. */
@@ -138,6 +136,8 @@ static PyMethodDef methods[] = {
     {"sample_probs", py_sample_probs, METH_VARARGS,
      "sample_probs(x, probs, status, rows, cols, inv_t, top_k, top_p, min_p, work, nthreads)"},
     {"uniform", py_uniform, METH_VARARGS, "uniform(key, counter) -> float"},
+    {"simd_variant", py_simd_variant, METH_NOARGS, "simd_variant() -> str: the SIMD variant in use"},
+    {"simd_variants", sk_py_simd_variants, METH_NOARGS, "simd_variants() -> tuple of str: those this CPU runs, best first"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -146,4 +146,11 @@ static struct PyModuleDef moduledef = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__sampling(void) { return PyModule_Create(&moduledef); }
+PyMODINIT_FUNC PyInit__sampling(void)
+{
+    K_index = sk_isa_select();
+    if (K_index < 0)
+        return NULL;
+    K = variants[K_index];
+    return PyModule_Create(&moduledef);
+}

@@ -36,16 +36,6 @@
 #define SK_SIMD
 #endif
 
-/* Legacy, for kernel files not yet built per SIMD variant (entmax.c, sampling.c):
- * GCC's target_clones, the dynamic loader picking the clone; SOFTMAXKIT_SIMD does not
- * reach them. New kernel files use the per-variant build of sk_isa.h instead; in
- * those SK_ISA is defined and SK_CLONES is empty. */
-#if !defined(SK_ISA) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 11) && defined(__linux__)
-#define SK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "fma", "avx", "default")))
-#else
-#define SK_CLONES
-#endif
-
 /* name_f64 / name_f32 from SK_FN(name) in the dtype bodies (sk_dtype.h). */
 #define SK_CAT_(a, b) a##_##b
 #define SK_CAT(a, b) SK_CAT_(a, b)

@@ -137,49 +137,6 @@ static inline int sk_take(sk_bufs *s, PyObject *obj, const char *name, sk_kind k
     return 0;
 }
 
-/* Legacy API, for the modules not yet moved to sk_take (entmax_module.c,
- * sampling_module.c): gets a C-contiguous buffer of at least `count` items of
- * `kind` (0, or -1 with an exception set and nothing to release). Unlike sk_take it
- * hands misaligned buffers to the kernel as they are. */
-static inline int sk_get(PyObject *obj, Py_buffer *b, const char *name, sk_kind kind, Py_ssize_t count, int writable)
-{
-    if (PyObject_GetBuffer(obj, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
-        return -1;
-    sk_kind got;
-    if (sk_kind_of(b, name, &got) < 0)
-        goto fail;
-    if (got != kind) {
-        PyErr_Format(PyExc_TypeError, "softmaxkit kernels: '%s' has the wrong element type (%s, %s needed)", name,
-                     sk_kind_names[got], sk_kind_names[kind]);
-        goto fail;
-    }
-    if (count < 0 || b->len / b->itemsize < count) {
-        PyErr_Format(PyExc_ValueError, "softmaxkit kernels: '%s' holds %zd items, %zd needed",
-                     name, b->len / b->itemsize, count);
-        goto fail;
-    }
-    return 0;
-fail:
-    PyBuffer_Release(b);
-    return -1;
-}
-
-/* Legacy: the kind of the first array argument, float32 or float64 (0), or -1 with
- * a TypeError set. */
-static inline int sk_float_kind(PyObject *obj, sk_kind *kind)
-{
-    Py_buffer b;
-    if (PyObject_GetBuffer(obj, &b, PyBUF_FORMAT) < 0)
-        return -1;
-    int rc = sk_kind_of(&b, "x", kind);
-    PyBuffer_Release(&b);
-    if (rc == 0 && *kind != SK_F32 && *kind != SK_F64) {
-        PyErr_SetString(PyExc_TypeError, "softmaxkit kernels: expected a float32 or float64 buffer");
-        return -1;
-    }
-    return rc;
-}
-
 /* rows * cols without overflow, or -1 with an exception set. */
 static inline Py_ssize_t sk_count(Py_ssize_t rows, Py_ssize_t cols)
 {
