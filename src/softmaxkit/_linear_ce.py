@@ -149,13 +149,14 @@ class _Problem(NamedTuple):
 class _Coef(NamedTuple):
     """Per-row upstream gradients (float64 (N,) arrays or floats) of the summed
     per-row quantities: the loss row (cross-entropy + z-loss), the z-loss row again
-    (gradient of the separately reported z-loss), the target log-probability and
-    the entropy. Zero means "not differentiated"."""
+    (gradient of the separately reported z-loss), the target log-probability, the
+    entropy and the logsumexp. Zero means "not differentiated"."""
 
     loss: Any = 0.0
     z_loss: Any = 0.0
     logprob: Any = 0.0
     entropy: Any = 0.0
+    lse: Any = 0.0
 
 
 class _Pass(NamedTuple):
@@ -343,7 +344,7 @@ def _is_simple(p: _Problem, coef: _Coef, comm) -> bool:
     """True when the C cross-entropy kernel computes everything asked for."""
     return (comm is _LOCAL and p.logits is None and p.softcap is None and p.z_loss == 0.0
             and not p.outputs and _zero(coef.z_loss) and _zero(coef.logprob)
-            and _zero(coef.entropy))
+            and _zero(coef.entropy) and _zero(coef.lse))
 
 
 def _zero(c: Any) -> bool:
@@ -468,7 +469,7 @@ def _stats_chunk(p: _Problem, z: np.ndarray, spare: list, start: int, stop: int,
     gradient with respect to z' of the weighted sum of the rows is
     ``P * (a + c_ent * (mu - s)) - b * w + d * onehot(y)``, P = e / S, mu = sum P s,
     where a = c_loss (w_y (1-eps) + eps/V sum w) + (c_loss + c_zl) 2 z_loss w_y lse
-    - c_lp, b = c_loss eps / V, d = c_lp - c_loss w_y (1 - eps); the chain rule then
+    - c_lp + c_lse, b = c_loss eps / V, d = c_lp - c_loss w_y (1 - eps); the chain rule then
     multiplies by 1/T and by the softcap's derivative ``1 - tanh(a / cap)**2``.
     """
     r, vl = z.shape
@@ -547,6 +548,7 @@ def _stats_chunk(p: _Problem, z: np.ndarray, spare: list, start: int, stop: int,
     if p.z_loss > 0:
         a += (c_loss + c_zl) * 2.0 * p.z_loss * rw * lse
     a -= c_lp
+    a += _rows(coef.lse, start, stop)  # d lse / dz' = P
     np.multiply(e, (1.0 / S)[:, None].astype(e.dtype), out=e)  # P
     if need_ent and np.any(c_ent != 0):
         # z (= s) becomes a + c_ent (mu - s), then e = P * z
