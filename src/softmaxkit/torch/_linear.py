@@ -2,14 +2,15 @@
 
 Three layers, as Liger-Kernel's (``ops/fused_linear_cross_entropy.py`` -> an
 ``autograd.Function`` -> a module): the chunked NumPy/BLAS pass of
-:mod:`softmaxkit._linear_ce` does the work; :class:`_FusedLinearCE` wires it into
-autograd; :func:`fused_linear_cross_entropy` / :func:`fused_linear_cross_entropy_full`
-and :class:`LinearCrossEntropyLoss` are thin shells over it.
+:mod:`softmaxkit._linear_ce` does the work; two custom operators with registered
+autograd wire it into torch; :func:`fused_linear_cross_entropy` /
+:func:`fused_linear_cross_entropy_full` and :class:`LinearCrossEntropyLoss` are thin
+shells over them.
 
 Backward. When the loss is reduced ("mean"/"sum") and no per-row output is
 differentiated, the forward forms the gradients in the same pass and the backward
 only scales them by the incoming scalar (one pass in all). Otherwise (reduction
-"none", or a gradient flowing into ``z_loss``, ``logprob`` or ``entropy``) the
+"none", or a gradient flowing into ``z_loss``, ``lse``, ``logprob`` or ``entropy``) the
 per-row upstream gradients are only known in backward, and the backward recomputes
 the chunks with them: exact for any upstream gradient, at the price of a second
 pass (torch's own chunked ``linear_cross_entropy`` does the same).
