@@ -28,10 +28,13 @@ a) All three products go through one BLAS, SciPy's GEMM (``C = alpha A B + beta 
    1.07-1.19x SciPy only). ``z`` is formed as ``z^T = W @ hc^T`` straight into the
    chunk buffer (1/temperature as GEMM's alpha).
 b) ``grad_hidden = dz @ weight`` has the vocabulary as its inner dimension; with
-   SciPy's GEMM it is 2.5-8x faster computed as a Fortran-ordered (r, H) block
-   (``op(dz) op(W^T)`` with both transposed, M = r, N = H) than as its C-ordered
-   transpose (M = H, N = r) at 128-512 rows (H=512 and 1024, V~32000, 2 threads);
-   the block is then copied into ``grad_hidden``'s rows (r x H, small).
+   SciPy's GEMM it is 2.5-5x faster at 128-256 rows computed as a Fortran-ordered
+   (r, H) block (``op(dz) op(W^T)`` with both transposed, M = r, N = H) than as its
+   C-ordered transpose (M = H, N = r), and the other way round from about 1024 rows
+   (whole batches: 1.6-2x); so below :data:`GH_BLOCK_ROWS` rows the block is formed
+   in a scratch block and copied into ``grad_hidden``'s rows (r x H, small), above
+   it the transpose is written straight into them (H=512 and 1024, V~32000 float32,
+   1 and 2 threads).
 c) The chunk is sized from the shape: the largest chunk whose buffers fit in
    ``max(32 MiB, 3% of the (N, V) logits)`` (``chunk_size=`` overrides it), then
    evened out so the last chunk is not a sliver.
@@ -102,6 +105,11 @@ CHUNK_FRACTION = 0.03
 
 # Threads of the cross-entropy kernel between the chunk's products (design note e).
 CE_THREADS = 1
+
+# grad_hidden's product for chunks of fewer rows is formed as a Fortran-ordered block
+# (design note b); measured crossover between 512 and 1024 rows (H=512 and 1024,
+# V~32000 float32).
+GH_BLOCK_ROWS = 768
 
 OUTPUTS = ("lse", "logprob", "entropy", "argmax")
 
@@ -443,11 +451,16 @@ def _pass(p: _Problem, coef: _Coef | None = None, need: tuple = (False, False, F
                 grad_h[start:stop] = dz
         else:
             if need[0]:
-                # grad_h rows (r, H) = dz (r, V) @ W (V, H), as a Fortran-ordered block
-                # (design note b), then copied into the C-ordered rows.
-                ghf = gh_scratch[: r * hdim].reshape(hdim, r).T
-                _into(gemm(1.0, dz.T, wt, c=ghf, trans_a=1, trans_b=1, overwrite_c=1), ghf)
-                grad_h[start:stop] = ghf
+                # grad_h rows (r, H) = dz (r, V) @ W (V, H): below GH_BLOCK_ROWS rows as a
+                # Fortran-ordered block copied into the rows, else straight into them as
+                # the transpose W^T dz^T (design note b).
+                if r < GH_BLOCK_ROWS:
+                    ghf = gh_scratch[: r * hdim].reshape(hdim, r).T
+                    _into(gemm(1.0, dz.T, wt, c=ghf, trans_a=1, trans_b=1, overwrite_c=1), ghf)
+                    grad_h[start:stop] = ghf
+                else:
+                    ght = grad_h[start:stop].T
+                    _into(gemm(1.0, wt, dz.T, c=ght, overwrite_c=1), ght)
             if need[1]:
                 # grad_w^T (H, V) (+)= hc^T (H, r) @ dz (r, V), in place (beta=1 after
                 # the first chunk).
