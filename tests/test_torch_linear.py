@@ -356,3 +356,20 @@ def test_bad_tensors():
 def test_doc_examples():
     result = doctest.testmod(_torch_linear, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 9 and result.failed == 0
+
+
+def test_opcheck_of_the_custom_operators():
+    # schema, fake implementation and registered autograd, as torch.library checks them
+    x, w, b, t, cw = case(n=6, h=3, v=5)
+    base = (x, w, b, t, cw, -100, 0.1, "mean", 0.05, 3.0, 0.8)
+    torch.library.opcheck(torch.ops.softmaxkit.linear_cross_entropy.default,
+                          base + ("logprob,entropy", 4, [False, False, False]))
+    torch.library.opcheck(torch.ops.softmaxkit.linear_cross_entropy.default,
+                          base + ("", None, [True, True, True]))
+    g = torch.ones((), dtype=x.dtype)
+    rows = torch.linspace(-1, 1, 6, dtype=x.dtype)
+    empty = x.new_empty(0)
+    torch.library.opcheck(torch.ops.softmaxkit.linear_cross_entropy_backward.default,
+                          (g, None, rows, rows, None, x.detach(), w.detach(), b.detach(), t, cw,
+                           torch.tensor(3.0, dtype=torch.float64), empty, empty, empty, -100,
+                           0.1, "mean", 0.05, 3.0, 0.8, 4, [True, True, True], False))

@@ -21,11 +21,13 @@ docs/linear_cross_entropy.md for the numbers):
 a) All three products go through one BLAS, SciPy's GEMM (``C = alpha A B + beta C``
    in place, layouts by the transpose flags): ``grad_weight += dz.T @ hidden`` needs
    ``beta=1``, which ``matmul`` cannot do (a (V, H) temporary would be as large as
-   ``grad_weight``), and mixing NumPy's ``matmul`` for the other two was measured
-   to cost 2-3x: NumPy and SciPy bundle separate OpenBLAS builds, and each pool's
-   idle threads spin while the other works (1024 x 512 x 32000 float32, 2 threads,
-   256-row chunks, CPU time over the three whole-batch products: 2.5-3.1x mixed,
-   1.07-1.19x SciPy only). ``z`` is formed as ``z^T = W @ hc^T`` straight into the
+   ``grad_weight``). The previous version mixed NumPy's ``matmul`` (two products)
+   with SciPy's GEMM (one): two OpenBLAS builds, each with its own thread pool
+   whose idle workers spin while the other pool works. Against it, this version
+   measured 1.12-1.14x the three whole-batch GEMMs where it measured 1.31-1.44x
+   (1024 x 512 x 32000 float32, 2 threads, wall time, best of 4, interleaved), and
+   1.06-1.13x against 1.16-1.18x at 1 thread (CPU time): the larger gain at 2
+   threads is the pools'. ``z`` is formed as ``z^T = W @ hc^T`` straight into the
    chunk buffer (1/temperature as GEMM's alpha).
 b) ``grad_hidden = dz @ weight`` has the vocabulary as its inner dimension; with
    SciPy's GEMM it is 2.5-5x faster at 128-256 rows computed as a Fortran-ordered
@@ -34,7 +36,7 @@ b) ``grad_hidden = dz @ weight`` has the vocabulary as its inner dimension; with
    (whole batches: 1.6-2x); so below :data:`GH_BLOCK_ROWS` rows the block is formed
    in a scratch block and copied into ``grad_hidden``'s rows (r x H, small), above
    it the transpose is written straight into them (H=512 and 1024, V~32000 float32,
-   1 and 2 threads).
+   1 thread, CPU time).
 c) The chunk is sized from the shape: the largest chunk whose buffers fit in
    ``max(32 MiB, 3% of the (N, V) logits)`` (``chunk_size=`` overrides it), then
    evened out so the last chunk is not a sliver.
@@ -46,8 +48,9 @@ d) Plain cross-entropy (class weights, ignore_index, label smoothing, temperatur
    of :mod:`softmaxkit.torch (vocab parallel)`: the row statistics of each shard are
    combined by one max and one sum all-reduce.
 e) The cross-entropy kernel between the products runs on :data:`CE_THREADS` thread
-   (1): with 2 threads it competed with the BLAS pool's spinning worker (CPU time
-   over the GEMMs at 256-row chunks: 1.07x against 1.19x); it is 1-3% of the time.
+   (1), beside the BLAS pool's spinning worker rather than against it; it is 1-3%
+   of the time, and two kernel threads measured a few percent slower over the pass
+   (within the noise of the shared machine).
 
 Semantics of the options (one home, used by every caller):
 
