@@ -32,11 +32,11 @@ a) All three products go through one BLAS, SciPy's GEMM (``C = alpha A B + beta 
 b) ``grad_hidden = dz @ weight`` has the vocabulary as its inner dimension; with
    SciPy's GEMM it is 2.5-5x faster at 128-256 rows computed as a Fortran-ordered
    (r, H) block (``op(dz) op(W^T)`` with both transposed, M = r, N = H) than as its
-   C-ordered transpose (M = H, N = r), and the other way round from about 1024 rows
-   (whole batches: 1.6-2x); so below :data:`GH_BLOCK_ROWS` rows the block is formed
+   C-ordered transpose (M = H, N = r), and the other way round from about 512 rows
+   inside the pass (whole batches: 1.6-2x); so below :data:`GH_BLOCK_ROWS` rows the block is formed
    in a scratch block and copied into ``grad_hidden``'s rows (r x H, small), above
    it the transpose is written straight into them (H=512 and 1024, V~32000 float32,
-   1 thread, CPU time).
+   1 and 2 threads).
 c) The chunk is sized from the shape: the largest chunk whose buffers fit in
    ``max(32 MiB, 3% of the (N, V) logits)`` (``chunk_size=`` overrides it), then
    evened out so the last chunk is not a sliver.
@@ -110,9 +110,9 @@ CHUNK_FRACTION = 0.03
 CE_THREADS = 1
 
 # grad_hidden's product for chunks of fewer rows is formed as a Fortran-ordered block
-# (design note b); measured crossover between 512 and 1024 rows (H=512 and 1024,
-# V~32000 float32).
-GH_BLOCK_ROWS = 768
+# (design note b); inside the pass at H=512, V=32000 float32, 2 threads, the block was
+# 2.6-5x slower than the transpose at 512 rows and ~4x faster at 256.
+GH_BLOCK_ROWS = 512
 
 OUTPUTS = ("lse", "logprob", "entropy", "argmax")
 
