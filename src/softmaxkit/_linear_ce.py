@@ -33,10 +33,10 @@ b) ``grad_hidden = dz @ weight`` has the vocabulary as its inner dimension; with
    SciPy's GEMM it is 2.5-5x faster at 128-256 rows computed as a Fortran-ordered
    (r, H) block (``op(dz) op(W^T)`` with both transposed, M = r, N = H) than as its
    C-ordered transpose (M = H, N = r), and the other way round from about 512 rows
-   inside the pass (whole batches: 1.6-2x); so below :data:`GH_BLOCK_ROWS` rows the block is formed
-   in a scratch block and copied into ``grad_hidden``'s rows (r x H, small), above
-   it the transpose is written straight into them (H=512 and 1024, V~32000 float32,
-   1 and 2 threads).
+   inside the pass (whole batches: 1.6-2x); so below :data:`GH_BLOCK_ROWS` rows the
+   block is formed in a scratch block and copied into ``grad_hidden``'s rows (r x H,
+   small), above it the transpose is written straight into them (H=512 and 1024,
+   V~32000 float32, 1 and 2 threads).
 c) The chunk is sized from the shape: the largest chunk whose buffers fit in
    ``max(32 MiB, 3% of the (N, V) logits)`` (``chunk_size=`` overrides it), then
    evened out so the last chunk is not a sliver.
