@@ -17,6 +17,7 @@ from softmaxkit.torch import (  # noqa: E402
     LinearCrossEntropyLoss,
     fused_linear_cross_entropy,
     fused_linear_cross_entropy_full,
+    linear_cross_entropy,
 )
 
 
@@ -227,8 +228,12 @@ class _Model(torch.nn.Module):
         self.head = LinearCrossEntropyLoss(8, 11, bias=True, z_loss=1e-3, label_smoothing=0.1)
 
     def forward(self, x, y):
-        return self.head(self.body(x), y) + 0.1 * fused_linear_cross_entropy(
-            self.body(x), self.head.weight, y, reduction="none", softcap=3.0).mean()
+        h = self.body(x)
+        return (self.head(h, y)
+                + 0.1 * fused_linear_cross_entropy(h, self.head.weight, y, reduction="none",
+                                                   softcap=3.0).mean()
+                + 0.2 * linear_cross_entropy(h, self.head.weight, y, linear_bias=self.head.bias,
+                                             label_smoothing=0.05))
 
 
 def test_fullgraph_compile_of_the_module(monkeypatch, caplog):

@@ -20,11 +20,11 @@ _KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def _on_kernels(*tensors: torch.Tensor | None) -> bool:
-    """True when every given tensor is a plain strided CPU tensor softmaxkit can read."""
-    return all(
-        t is None or (t.device.type == "cpu" and t.layout == torch.strided and not t.is_conj())
-        for t in tensors
-    )
+    """True when every given tensor is a plain strided CPU tensor softmaxkit can read
+    (real dtypes only reach here, so no conjugate bit; a negative bit is resolved by
+    the operator's NumPy view)."""
+    return all(t is None or (t.device.type == "cpu" and t.layout == torch.strided)
+               for t in tensors)
 
 
 def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None,
