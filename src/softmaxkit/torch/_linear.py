@@ -162,7 +162,8 @@ class _FusedLinearCE(torch.autograd.Function):
         p = _prepare(hidden, weight, bias, target, class_weight, o, par)
         ctx.opts, ctx.need, ctx.total_weight, ctx.par = o, need, p.total_weight, par
         ctx.grads = None
-        # lse is returned but not differentiated, so it does not force a recompute
+        # lse is seldom differentiated: asking for it does not rule out the one pass (a
+        # gradient flowing into it makes the backward recompute)
         one_pass = (any(need) and o.reduction != "none"
                     and not (set(o.outputs) & {"logprob", "entropy"}))
         if one_pass:
@@ -481,7 +482,9 @@ def _apply(hidden, weight, target, bias, class_weight, o: _Opts,
         need = [grad_on and t is not None and t.requires_grad for t in (hidden, weight, bias)]
         # the forward forms the gradients in its pass only when the backward can
         # scale them (a reduced loss and no differentiable per-row output asked for)
-        if o.reduction == "none" or set(o.outputs) & set(_DIFF_OUTPUTS):
+        # (lse is seldom differentiated: a gradient flowing into it makes the backward
+        # recompute, as one into z_loss does)
+        if o.reduction == "none" or set(o.outputs) & {"logprob", "entropy"}:
             need = [False, False, False]
         loss, z, lse, lp, ent, am = torch.ops.softmaxkit.linear_cross_entropy(
             hidden, weight, bias, target, class_weight, o.ignore_index, o.label_smoothing,
