@@ -4,15 +4,28 @@ the unfused path, extra memory against the (N, V) logits, and torch's
 
     python benchmarks/linear_ce.py --quick            # two small points (a minute)
     python benchmarks/linear_ce.py                    # the issue's grid (hours, quiet machine)
+    python benchmarks/linear_ce.py --n 1024,4096 --h 512 --v 32000,65536 --rounds 2
+    python benchmarks/linear_ce.py --budget 600       # the grid's cheapest points, ~10 min
     python benchmarks/linear_ce.py --points 4096,1024,32768 --curve   # + chunk trade-off
+
+``--n``, ``--h`` and ``--v`` (comma-separated) pick any sub-grid of the issue's grid
+(N in 1024, 4096, 8192; H in 512, 1024, 2048; V in 32000, 65536, 131072, 262144) or
+other values; ``--points`` gives explicit N,H,V triples. ``--budget SECONDS`` runs
+the points cheapest first and leaves out those its estimate says would not finish
+within the budget (the estimate scales the first point's measured time by N x H x V);
+the table lists every point left out and why, so a run says which points it covers.
 
 Every time is the best over ``--rounds`` rounds, the variants interleaved within a
 round so a burst of load hits them alike. "GEMMs" is the three products the
 gradient needs (``hidden @ W.T``, ``dz @ W``, ``dz.T @ hidden``) with preallocated
-outputs, the faster of NumPy's and SciPy's BLAS; the fused path runs on SciPy's.
+outputs, the faster of NumPy's and SciPy's BLAS; the fused path runs on SciPy's,
+and so does the unfused one here (``hidden @ W.T``, the cross-entropy kernel, the
+two gradient products: the same BLAS, as the issue asks). "torch" is torch's
+``F.linear_cross_entropy`` forward and backward (when the installed torch has it).
 "extra" is the tracemalloc peak beyond the inputs and the gradients (a separate,
-untimed call); the bound is ``max(32 MiB, 3% of the N x V logits)``. Points whose
-unfused path would not fit in memory are skipped and listed.
+untimed call), also as a share of the (N, V) logits; the bound is
+``max(32 MiB, 3% of the N x V logits)``. Points whose unfused path would not fit in
+memory are skipped and listed.
 """
 from __future__ import annotations
 
@@ -76,13 +89,16 @@ def _variants(hidden, weight, target, smk, torch, chunk=None):
         smk.linear_cross_entropy_and_grad(hidden, weight, target, chunk_size=chunk)
 
     def unfused():
-        logits = hidden @ weight.T
+        logits = np.empty((n, v), hidden.dtype)
+        gemm(1.0, weight.T, hidden.T, c=logits.T, trans_a=1, overwrite_c=1)
         _, g = smk.cross_entropy_and_grad(logits, target)
         del logits
-        return g @ weight, g.T @ hidden
+        grad_h = gemm(1.0, weight.T, g.T).T  # (H, N) Fortran = (N, H) C
+        grad_w = gemm(1.0, hidden.T, g.T, trans_b=1).T
+        return grad_h, grad_w
 
-    out = {"gemms_numpy": gemms_numpy, "gemms_scipy": gemms_scipy, "fused": fused,
-           "unfused": unfused}
+    out = {"gemms_scipy": gemms_scipy, "fused": fused, "unfused": unfused,
+           "gemms_numpy": gemms_numpy}
     F = getattr(getattr(torch, "nn", None), "functional", None) if torch else None
     if F is not None and hasattr(F, "linear_cross_entropy"):
         th, tw, tt = torch.from_numpy(hidden), torch.from_numpy(weight), torch.from_numpy(target)
@@ -131,16 +147,28 @@ def measure(n, h, v, *, rounds, dtype, smk, torch, chunk=None, log=print) -> dic
     return row
 
 
-HEADER = ("| N | H | V | GEMMs s | fused | unfused | torch | fused extra MiB (bound) | "
-          "unfused extra MiB |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+HEADER = ("| N, H, V | GEMMs alone | fused | unfused | torch | fused extra memory (bound) | "
+          "unfused extra memory |\n| --- | --- | --- | --- | --- | --- | --- |")
 
 
 def _fmt_row(r: dict) -> str:
+    """One row in the README's (and the issue's) format: times as ratios to the GEMMs."""
     g = r["gemms"]
     tor = f"{r['torch'] / g:.2f}x" if "torch" in r else "n/a"
-    return (f"| {r['N']} | {r['H']} | {r['V']} | {g:.3f} | {r['fused'] / g:.2f}x | "
-            f"{r['unfused'] / g:.2f}x | {tor} | {r['fused_extra_MiB']:.0f} "
-            f"({r['bound_MiB']:.0f}) | {r['unfused_extra_MiB']:.0f} |")
+    share = 100 * r["fused_extra_MiB"] / r["logits_MiB"]
+    return (f"| {r['N']}, {r['H']}, {r['V']} | 1.00x ({g:.3f} s) | {r['fused'] / g:.2f}x | "
+            f"{r['unfused'] / g:.2f}x | {tor} | {r['fused_extra_MiB']:.0f} MiB = {share:.0f}% "
+            f"of the logits ({r['bound_MiB']:.0f}) | {r['unfused_extra_MiB']:.0f} MiB |")
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        vals = ()
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"{name} takes positive integers separated by commas, got {text!r}")
+    return vals
 
 
 def main(argv=None) -> int:
@@ -148,6 +176,15 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="two small points only")
     ap.add_argument("--points", nargs="*", default=None, metavar="N,H,V",
                     help="explicit points instead of the grid")
+    ap.add_argument("--n", type=lambda t: _ints(t, "--n"), default=GRID_N, metavar="N,...",
+                    help="batch sizes of the grid (default 1024,4096,8192)")
+    ap.add_argument("--h", type=lambda t: _ints(t, "--h"), default=GRID_H, metavar="H,...",
+                    help="hidden sizes of the grid (default 512,1024,2048)")
+    ap.add_argument("--v", type=lambda t: _ints(t, "--v"), default=GRID_V, metavar="V,...",
+                    help="vocabulary sizes of the grid (default 32000,65536,131072,262144)")
+    ap.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                    help="run the points cheapest first; leave out those that would not "
+                         "finish within this many seconds (estimated)")
     ap.add_argument("--rounds", type=int, default=3, help="best of this many rounds (3)")
     ap.add_argument("--threads", type=int, default=2, help="BLAS and kernel threads (2)")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
@@ -157,6 +194,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.rounds < 1 or args.threads < 1:
         ap.error("--rounds and --threads must be >= 1")
+    if args.budget is not None and args.budget <= 0:
+        ap.error("--budget must be > 0 seconds")
 
     from threadpoolctl import threadpool_limits
 
@@ -176,35 +215,50 @@ def main(argv=None) -> int:
     if args.points:
         try:
             points = [tuple(int(x) for x in p.split(",")) for p in args.points]
-            assert all(len(p) == 3 for p in points)
-        except (ValueError, AssertionError):
-            ap.error("--points takes N,H,V triples, e.g. 4096,1024,32768")
+            if not all(len(p) == 3 and min(p) >= 1 for p in points):
+                raise ValueError
+        except ValueError:
+            ap.error("--points takes N,H,V triples of positive ints, e.g. 4096,1024,32768")
     elif args.quick:
         points = list(QUICK)
     else:
-        points = [(n, h, v) for n in GRID_N for h in GRID_H for v in GRID_V]
+        points = [(n, h, v) for n in args.n for h in args.h for v in args.v]
+    if args.budget is not None:
+        points.sort(key=lambda p: p[0] * p[1] * p[2])
     print(f"# linear CE, {dtype}, {args.threads} threads, best of {args.rounds}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print("# times are ratios to the three GEMMs alone; torch = F.linear_cross_entropy + backward")
     print(HEADER)
     skipped = []
+    start = time.perf_counter()
+    per_unit = None  # seconds per N*H*V unit of a whole point, from the first one run
     for n, h, v in points:
         # the unfused path holds the logits and their gradient; torch about as much
         need = (2 * n * v + 3 * (n * h + v * h)) * dtype.itemsize
         if need > 0.8 * _avail_bytes():
-            skipped.append((n, h, v, need / 2**30))
+            skipped.append((n, h, v, f"needs ~{need / 2**30:.1f} GiB, more than 80% of free memory"))
             continue
+        if args.budget is not None and per_unit is not None:
+            left = args.budget - (time.perf_counter() - start)
+            estimate = per_unit * n * h * v
+            if estimate > left:
+                skipped.append((n, h, v, f"~{estimate:.0f} s estimated, {max(left, 0):.0f} s of "
+                                         f"the budget left"))
+                continue
+        t0 = time.perf_counter()
         measure(n, h, v, rounds=args.rounds, dtype=dtype, smk=smk, torch=torch)
         if args.curve:
             for c in (64, 128, 256, 512, 1024, 2048):
                 if c < n:
                     r = measure(n, h, v, rounds=args.rounds, dtype=dtype, smk=smk, torch=None,
                                 chunk=c, log=lambda *a, **k: None)
-                    print(f"|   chunk {c} | | | | {r['fused'] / r['gemms']:.2f}x | | | "
-                          f"{r['fused_extra_MiB']:.0f} | |", flush=True)
-    for n, h, v, gib in skipped:
-        print(f"# skipped N={n} H={h} V={v}: needs ~{gib:.1f} GiB, more than 80% of free memory")
+                    print(f"|   chunk {c} | | {r['fused'] / r['gemms']:.2f}x | | | "
+                          f"{r['fused_extra_MiB']:.0f} MiB | |", flush=True)
+        if per_unit is None:
+            per_unit = (time.perf_counter() - t0) / (n * h * v)
+    for n, h, v, why in skipped:
+        print(f"# not run: N={n} H={h} V={v}: {why}")
     return 0
 
 

@@ -586,3 +586,50 @@ def test_chunk_rule_from_the_shape():
     assert _linear_ce._chunk_rows(4096, 32768, 1024, 4, 2, None) < 130
     assert _linear_ce._chunk_rows(100, 1000, 10, 8, 1, None) == 100
     assert _linear_ce._chunk_rows(100, 1000, 10, 8, 1, 7) == 7
+
+
+def _benchmark_module():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "linear_ce.py"
+    spec = importlib.util.spec_from_file_location("linear_ce_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_runs_a_sub_grid_within_a_budget(capsys):
+    # the benchmark's plumbing at toy sizes (its numbers are not asserted: no timed tests)
+    bench = _benchmark_module()
+    assert bench.main(["--n", "64,32", "--h", "8", "--v", "300", "--rounds", "1", "--no-torch",
+                       "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].startswith("| N, H, V | GEMMs alone | fused | unfused | torch |")
+    assert [r.split(" | ")[0] for r in rows[1:]] == ["| 64, 8, 300", "| 32, 8, 300"]
+    assert all("% of the logits" in r and "n/a" in r for r in rows[1:])
+    # a tiny budget runs the cheapest point and names the ones it left out
+    assert bench.main(["--n", "64,32", "--h", "8", "--v", "300", "--rounds", "1", "--no-torch",
+                       "--threads", "1", "--budget", "1e-9"]) == 0
+    out = capsys.readouterr().out
+    assert "| 32, 8, 300 |" in out and "# not run: N=64 H=8 V=300" in out
+    with pytest.raises(SystemExit):
+        bench.main(["--v", "0"])
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_both_grad_hidden_layouts_and_temperature_as_alpha(dtype, tol):
+    # chunks below and above GH_BLOCK_ROWS take the two layouts of grad_hidden's product
+    rng = np.random.default_rng(11)
+    n = _linear_ce.GH_BLOCK_ROWS + 40
+    hidden, weight, bias, target = problem(rng, n=n, h=5, v=9, dtype=dtype)
+    want = unfused(hidden / 0.5, weight, target, bias / 0.5, label_smoothing=0.1)
+    for chunk in (n, 100):
+        got = smk.linear_cross_entropy_and_grad(hidden, weight, target, bias=bias,
+                                                label_smoothing=0.1, temperature=0.5,
+                                                chunk_size=chunk)
+        # z = (h W^T + b) / T = h' W^T + b' with h' = h / T, b' = b / T: the chain rule
+        # gives d/dh = (d/dh') / T, d/db = (d/db') / T, d/dW unchanged
+        ref_loss, (rh, rw, rb) = want
+        assert_same(got, (ref_loss, (rh / 0.5, rw, rb / 0.5)), rtol=tol, atol=tol * 0.1)

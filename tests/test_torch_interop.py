@@ -192,9 +192,9 @@ def test_linear_cross_entropy_frozen_weight_unbatched_and_options(monkeypatch):
     x, w, b, t = lce_case(gen)
     w.requires_grad_(False)
     needs = []
-    real_run = _linear_ce._run
-    monkeypatch.setattr(_linear_ce, "_run",
-                        lambda p, grad_scale=None, need=(False,) * 3: (needs.append(need), real_run(p, grad_scale, need))[1])
+    real_pass = _linear_ce._pass
+    monkeypatch.setattr(_linear_ce, "_pass",
+                        lambda p, coef=None, need=(False,) * 3, *a: (needs.append(need), real_pass(p, coef, need, *a))[1])
     opts = torch.nn.LinearCrossEntropyOptions(batch_chunk_size=3)
     loss = smt.linear_cross_entropy(x, w, t, linear_bias=b, options=opts)
     loss.backward()
@@ -264,17 +264,20 @@ def test_doc_examples():
     assert attempted >= 20
 
 
-def test_linear_cross_entropy_double_backward_is_an_error_not_a_wrong_gradient():
+def test_linear_cross_entropy_double_backward_equals_torch():
     # issue 10: create_graph=True used to return a gradient with no grad_fn, so a
-    # gradient penalty through it was silently wrong.
+    # gradient penalty through it was silently wrong; now it is exact.
     torch.manual_seed(0)
     h = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     w = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     t = torch.tensor([0, 1, 4, 2])
-    loss = smt.linear_cross_entropy(h, w, t)
-    with pytest.raises(RuntimeError, match="no double backward"):
-        torch.autograd.grad(loss, h, create_graph=True)
-    # a plain backward still works and equals torch's
-    (g,) = torch.autograd.grad(smt.linear_cross_entropy(h, w, t), h)
-    (want,) = torch.autograd.grad(torch.nn.functional.cross_entropy(h @ w.T, t), h)
-    torch.testing.assert_close(g, want)
+    grads = []
+    for fn in (smt.linear_cross_entropy, F.linear_cross_entropy):
+        loss = fn(h, w, t, label_smoothing=0.1)
+        (g,) = torch.autograd.grad(loss, h, create_graph=True)
+        assert g.grad_fn is not None
+        grads.append(torch.autograd.grad(loss + 10 * (g**2).sum(), (h, w)))
+    for ours, ref in zip(*grads):
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
+    fn = lambda h, w: smt.linear_cross_entropy(h, w, t, reduction="none")  # noqa: E731
+    assert torch.autograd.gradgradcheck(fn, (h, w))

@@ -1,7 +1,10 @@
 """softmaxkit.torch (the fused linear head): the autograd Function, the functional forms and the
 module, against torch's own composition of the same operations (float64 to 1e-12),
-gradcheck, the per-row outputs' gradients, and the documented limits."""
+gradcheck and gradgradcheck (double backward), the per-row outputs' gradients,
+torch.compile(fullgraph=True), and the documented limits."""
 import doctest
+import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from softmaxkit.torch import (  # noqa: E402
     LinearCrossEntropyLoss,
     fused_linear_cross_entropy,
     fused_linear_cross_entropy_full,
+    linear_cross_entropy,
 )
 
 
@@ -119,21 +123,147 @@ def test_gradcheck(opts):
     assert torch.autograd.gradcheck(fn, (x, w, b))
 
 
-def test_double_backward_is_a_clear_error():
+@pytest.mark.parametrize("opts", OPTIONS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_gradgradcheck(opts, reduction):
+    # issue 10: the backward is differentiable again. gradgradcheck draws random
+    # upstream gradients (for "none": a random weight per row) and differentiates
+    # the backward with respect to them and to hidden, weight and bias.
+    x, w, b, t, cw = case(n=5, h=3, v=4)
+    ours_kw, _ = split(opts, cw)
+    fn = lambda x, w, b: fused_linear_cross_entropy(  # noqa: E731
+        x, w, t, bias=b, reduction=reduction, chunk_size=2, **ours_kw)
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+
+
+def test_gradgradcheck_of_every_output():
+    x, w, b, t, cw = case(n=5, h=3, v=4, seed=2)
+
+    def fn(x, w, b):
+        out = fused_linear_cross_entropy_full(
+            x, w, t, bias=b, class_weight=cw, reduction="none", z_loss=0.1, softcap=2.5,
+            temperature=1.2, label_smoothing=0.1, outputs=("lse", "logprob", "entropy"),
+            chunk_size=3)
+        return out.loss, out.z_loss, out.lse, out.logprob, out.entropy
+
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+
+
+def test_gradgradcheck_of_the_module():
+    head = LinearCrossEntropyLoss(3, 4, bias=True, z_loss=0.05, softcap=3.0, label_smoothing=0.1,
+                                  reduction="none", chunk_size=2, dtype=torch.float64)
+    x, w, b, t, _ = case(n=5, h=3, v=4, seed=3)
+
+    def fn(x, w, b):
+        return torch.func.functional_call(head, {"weight": w, "bias": b}, (x, t))
+
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+
+
+@pytest.mark.parametrize("opts", [OPTIONS[0], OPTIONS[4]])
+def test_gradient_penalty_and_hessian_vector_product_equal_torch(opts):
+    x, w, b, t, cw = case(seed=4)
+    ours_kw, ref_kw = split(opts, cw)
+    ours = lambda x, w, b: fused_linear_cross_entropy(  # noqa: E731
+        x, w, t, bias=b, chunk_size=4, **ours_kw)
+    ref = lambda x, w, b: reference(x, w, b, t, **ref_kw)[0]  # noqa: E731
+    got, want = [], []
+    for fn, into in ((ours, got), (ref, want)):
+        loss = fn(x, w, b)
+        gx, gw = torch.autograd.grad(loss, (x, w), create_graph=True)
+        into.extend(torch.autograd.grad(loss + 10 * (gx**2).sum() + (gw**2).sum(), (x, w, b)))
+        vecs = tuple(torch.linspace(-1, 1, a.numel(), dtype=a.dtype).reshape(a.shape) for a in (x, w, b))
+        into.extend(torch.autograd.functional.hvp(fn, (x, w, b), vecs)[1])
+    for g, r in zip(got, want):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
+def test_ordinary_backward_stays_on_the_fused_pass(monkeypatch):
+    # only create_graph=True takes the torch-ops backward
+    calls = []
+    real = _torch_linear._torch_grads
+    monkeypatch.setattr(_torch_linear, "_torch_grads", lambda *a: (calls.append(1), real(*a))[1])
+    x, w, b, t, _ = case(n=6, h=3, v=5)
+    for reduction in ("mean", "none"):
+        loss = fused_linear_cross_entropy(x, w, t, bias=b, reduction=reduction)
+        torch.autograd.grad(loss.sum(), (x, w, b))
+    assert calls == []
+    (gx,) = torch.autograd.grad(fused_linear_cross_entropy(x, w, t, bias=b), x, create_graph=True)
+    assert calls == [1] and gx.grad_fn is not None
+
+
+def test_lse_is_differentiable():
+    x, w, b, t, _ = case(seed=5)
+    out = fused_linear_cross_entropy_full(x, w, t, bias=b, softcap=3.0, outputs=("lse",))
+    up = torch.linspace(-1, 1, t.numel(), dtype=x.dtype)
+    got = torch.autograd.grad((up * out.lse).sum(), (x, w, b))
+    want = torch.autograd.grad((up * reference(x, w, b, t, softcap=3.0)[2]).sum(), (x, w, b))
+    for g, r in zip(got, want):
+        torch.testing.assert_close(g, r, rtol=1e-11, atol=1e-13)
+
+
+def test_vocab_parallel_path_refuses_a_double_backward():
+    # one process, no torch.distributed: the communicator path itself (a _Parallel)
+    from softmaxkit._linear_ce import _Local
+
+    class Comm(_Local):
+        def sum_inplace(self, a):
+            return a
+
     x, w, b, t, _ = case(n=4, h=2, v=3)
-    loss = fused_linear_cross_entropy(x, w, t, bias=b)
+    par = _torch_linear._Parallel(Comm(), 0, 3, 3, False)
+    o = _torch_linear._opts(-100, 0.0, "mean", 0.0, None, 1.0, (), None)
+    loss = _torch_linear._apply(x, w, t, b, None, o, par).loss
+    torch.testing.assert_close(loss, reference(x, w, b, t)[0], rtol=1e-12, atol=0)
     with pytest.raises(RuntimeError, match="has no double backward"):
         torch.autograd.grad(loss, (x,), create_graph=True)
-    # without create_graph the same call works
-    (gx,) = torch.autograd.grad(fused_linear_cross_entropy(x, w, t, bias=b), (x,))
-    assert gx.shape == x.shape
 
 
-def test_lse_is_not_differentiable_yet():
-    x, w, b, t, _ = case(n=4, h=2, v=3)
-    out = fused_linear_cross_entropy_full(x, w, t, outputs=("lse",))
-    with pytest.raises(NotImplementedError, match="gradient of lse"):
-        out.lse.sum().backward()
+class _Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh())
+        self.head = LinearCrossEntropyLoss(8, 11, bias=True, z_loss=1e-3, label_smoothing=0.1)
+
+    def forward(self, x, y):
+        h = self.body(x)
+        return (self.head(h, y)
+                + 0.1 * fused_linear_cross_entropy(h, self.head.weight, y, reduction="none",
+                                                   softcap=3.0).mean()
+                + 0.2 * linear_cross_entropy(h, self.head.weight, y, linear_bias=self.head.bias,
+                                             label_smoothing=0.05))
+
+
+def test_fullgraph_compile_of_the_module(monkeypatch, caplog):
+    calls = []
+    real = _torch_linear._linear_ce._pass
+    monkeypatch.setattr(_torch_linear._linear_ce, "_pass", lambda *a: (calls.append(1), real(*a))[1])
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = _Model()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    gen = torch.Generator().manual_seed(1)
+    for n in (10, 7):  # a second batch size: the fake implementations take symbolic shapes
+        x, y = torch.randn(n, 6, generator=gen), torch.randint(0, 11, (n,), generator=gen)
+        y[0] = -100
+        with warnings.catch_warnings(record=True) as record, caplog.at_level(logging.WARNING):
+            warnings.simplefilter("always")
+            loss = compiled(x, y)
+        assert [str(w.message) for w in record] == []
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        ref = model(x, y)
+        ref.backward()
+        torch.testing.assert_close(loss, ref)
+        for g, p in zip(grads, model.parameters()):
+            torch.testing.assert_close(g, p.grad)
+        model.zero_grad()
+    assert not torch._dynamo.utils.counters["graph_break"]
+    assert calls  # our pass ran, not a torch fallback
 
 
 def test_float32_within_tolerance_and_half_dtypes():
@@ -231,3 +361,20 @@ def test_bad_tensors():
 def test_doc_examples():
     result = doctest.testmod(_torch_linear, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 9 and result.failed == 0
+
+
+def test_opcheck_of_the_custom_operators():
+    # schema, fake implementation and registered autograd, as torch.library checks them
+    x, w, b, t, cw = case(n=6, h=3, v=5)
+    base = (x, w, b, t, cw, -100, 0.1, "mean", 0.05, 3.0, 0.8)
+    torch.library.opcheck(torch.ops.softmaxkit.linear_cross_entropy.default,
+                          base + ("logprob,entropy", 4, [False, False, False]))
+    torch.library.opcheck(torch.ops.softmaxkit.linear_cross_entropy.default,
+                          base + ("", None, [True, True, True]))
+    g = torch.ones((), dtype=x.dtype)
+    rows = torch.linspace(-1, 1, 6, dtype=x.dtype)
+    empty = x.new_empty(0)
+    torch.library.opcheck(torch.ops.softmaxkit.linear_cross_entropy_backward.default,
+                          (g, None, rows, rows, None, x.detach(), w.detach(), b.detach(), t, cw,
+                           torch.tensor(3.0, dtype=torch.float64), empty, empty, empty, -100,
+                           0.1, "mean", 0.05, 3.0, 0.8, 4, [True, True, True], False))

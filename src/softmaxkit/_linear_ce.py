@@ -18,18 +18,25 @@ below), with one reused (chunk, V) buffer:
 Design notes (measured on the 2-core reference machine, see
 docs/linear_cross_entropy.md for the numbers):
 
-a) ``z = hidden @ weight.T`` and ``grad_hidden = dz @ weight`` use NumPy's
-   ``matmul``; ``grad_weight += dz.T @ hidden`` uses SciPy's BLAS GEMM with
-   ``beta=1`` (``C = A B + C`` in place), which ``matmul`` cannot do (a (V, H)
-   temporary would be as large as ``grad_weight``). The two libraries bundle
-   separate OpenBLAS builds; mixing them was measured and costs nothing (CPU time
-   of the three whole products: 1.075 s all NumPy, 1.068 s mixed, 1.066 s all SciPy).
-b) ``dz @ weight`` has the vocabulary as its inner dimension, and OpenBLAS is slow
-   at it for chunks of a few hundred rows in ``matmul``'s direct layout: CPU time
-   per row of chunk 0.34-0.40 ms through the transpose ``weight.T @ dz.T`` at 128-384
-   rows against 1.3-2.1 ms direct; direct is faster again from 768 rows (0.34 ms
-   against 0.84 ms). So chunks below :data:`GH_DIRECT_ROWS` rows use the transpose
-   into a scratch block (H=512, V=32000 float32, 2 threads; whole batch: 0.37 ms).
+a) All three products go through one BLAS, SciPy's GEMM (``C = alpha A B + beta C``
+   in place, layouts by the transpose flags): ``grad_weight += dz.T @ hidden`` needs
+   ``beta=1``, which ``matmul`` cannot do (a (V, H) temporary would be as large as
+   ``grad_weight``). The previous version mixed NumPy's ``matmul`` (two products)
+   with SciPy's GEMM (one): two OpenBLAS builds, each with its own thread pool
+   whose idle workers spin while the other pool works. Against it, this version
+   measured 1.12-1.14x the three whole-batch GEMMs where it measured 1.31-1.44x
+   (1024 x 512 x 32000 float32, 2 threads, wall time, best of 4, interleaved), and
+   1.06-1.13x against 1.16-1.18x at 1 thread (CPU time): the larger gain at 2
+   threads is the pools'. ``z`` is formed as ``z^T = W @ hc^T`` straight into the
+   chunk buffer (1/temperature as GEMM's alpha).
+b) ``grad_hidden = dz @ weight`` has the vocabulary as its inner dimension; with
+   SciPy's GEMM it is 2.5-5x faster at 128-256 rows computed as a Fortran-ordered
+   (r, H) block (``op(dz) op(W^T)`` with both transposed, M = r, N = H) than as its
+   C-ordered transpose (M = H, N = r), and the other way round from about 512 rows
+   inside the pass (whole batches: 1.6-2x); so below :data:`GH_BLOCK_ROWS` rows the
+   block is formed in a scratch block and copied into ``grad_hidden``'s rows (r x H,
+   small), above it the transpose is written straight into them (H=512 and 1024,
+   V~32000 float32, 1 and 2 threads).
 c) The chunk is sized from the shape: the largest chunk whose buffers fit in
    ``max(32 MiB, 3% of the (N, V) logits)`` (``chunk_size=`` overrides it), then
    evened out so the last chunk is not a sliver.
@@ -40,6 +47,10 @@ d) Plain cross-entropy (class weights, ignore_index, label smoothing, temperatur
    per row. The same NumPy pass, given a communicator, is the vocab-parallel path
    of :mod:`softmaxkit.torch (vocab parallel)`: the row statistics of each shard are
    combined by one max and one sum all-reduce.
+e) The cross-entropy kernel between the products runs on :data:`CE_THREADS` thread
+   (1), beside the BLAS pool's spinning worker rather than against it; it is 1-3%
+   of the time, and two kernel threads measured a few percent slower over the pass
+   (within the noise of the shared machine).
 
 Semantics of the options (one home, used by every caller):
 
@@ -95,10 +106,13 @@ __all__ = [
 CHUNK_FLOOR_BYTES = 32 * 2**20
 CHUNK_FRACTION = 0.03
 
-# grad_hidden's product for chunks of fewer rows goes through its transpose (design
-# note b); measured crossover between 384 (transpose 3.9x faster) and 768 rows (direct
-# 2.5x faster), H=512, V=32000 float32, 2 threads.
-GH_DIRECT_ROWS = 512
+# Threads of the cross-entropy kernel between the chunk's products (design note e).
+CE_THREADS = 1
+
+# grad_hidden's product for chunks of fewer rows is formed as a Fortran-ordered block
+# (design note b); inside the pass at H=512, V=32000 float32, 2 threads, the block was
+# 2.6-5x slower than the transpose at 512 rows and ~4x faster at 256.
+GH_BLOCK_ROWS = 512
 
 OUTPUTS = ("lse", "logprob", "entropy", "argmax")
 
@@ -149,13 +163,14 @@ class _Problem(NamedTuple):
 class _Coef(NamedTuple):
     """Per-row upstream gradients (float64 (N,) arrays or floats) of the summed
     per-row quantities: the loss row (cross-entropy + z-loss), the z-loss row again
-    (gradient of the separately reported z-loss), the target log-probability and
-    the entropy. Zero means "not differentiated"."""
+    (gradient of the separately reported z-loss), the target log-probability, the
+    entropy and the logsumexp. Zero means "not differentiated"."""
 
     loss: Any = 0.0
     z_loss: Any = 0.0
     logprob: Any = 0.0
     entropy: Any = 0.0
+    lse: Any = 0.0
 
 
 class _Pass(NamedTuple):
@@ -343,7 +358,7 @@ def _is_simple(p: _Problem, coef: _Coef, comm) -> bool:
     """True when the C cross-entropy kernel computes everything asked for."""
     return (comm is _LOCAL and p.logits is None and p.softcap is None and p.z_loss == 0.0
             and not p.outputs and _zero(coef.z_loss) and _zero(coef.logprob)
-            and _zero(coef.entropy))
+            and _zero(coef.entropy) and _zero(coef.lse))
 
 
 def _zero(c: Any) -> bool:
@@ -384,23 +399,28 @@ def _pass(p: _Problem, coef: _Coef | None = None, need: tuple = (False, False, F
     stats = {o: (np.zeros(n, np.int64) if o == "argmax" else np.zeros(n)) for o in outs}
     if p.logits is None:
         grad_h = np.empty((n, hdim), dtype=dtype) if need[0] else None
-        grad_w = np.zeros((v, hdim), dtype=dtype) if need[1] else None
+        # no zero fill: the first chunk's product overwrites it (beta=0)
+        grad_w = np.empty((v, hdim), dtype=dtype) if need[1] else None
     else:
         grad_h = np.empty((n, v), dtype=dtype) if need[0] else None
         grad_w = None
     grad_b = np.zeros(v, dtype=dtype) if (need[2] and p.bias is not None) else None
     if n == 0:
+        if grad_w is not None:
+            grad_w[...] = 0
         return _Pass(loss_rows, z_rows, *(stats.get(o) for o in OUTPUTS), (grad_h, grad_w, grad_b))
 
     gemm = _gemm(dtype)
     c = p.chunk
     buf = np.empty((c, v), dtype=dtype)
     spare = None if simple else [np.empty((c, v), dtype=dtype) for _ in range(2 if p.softcap else 1)]
+    # grad_hidden's rows are formed as a Fortran-ordered (r, H) block (design note b)
     gh_scratch = np.empty(c * hdim, dtype=dtype) if (need[0] and p.logits is None) else None
     inv_t = 1.0 / p.temperature
     # The kernel's path folds 1/temperature into the product (alpha) and the bias.
     alpha = inv_t if simple else 1.0
     bias = None if p.bias is None else (p.bias * dtype.type(alpha) if alpha != 1.0 else p.bias)
+    wt = None if p.logits is not None else p.weight.T  # (H, V) Fortran-ordered view, no copy
 
     for start in range(0, n, c):
         stop = min(n, start + c)
@@ -408,9 +428,8 @@ def _pass(p: _Problem, coef: _Coef | None = None, need: tuple = (False, False, F
         z = buf[:r]
         if p.logits is None:
             hc = p.hidden[start:stop]
-            np.matmul(hc, p.weight.T, out=z)
-            if alpha != 1.0:
-                z *= dtype.type(alpha)
+            # z^T (V, r) = W (V, H) @ hc^T (H, r), written straight into z's memory
+            _into(gemm(alpha, wt, hc.T, c=z.T, trans_a=1, overwrite_c=1), z.T)
         else:
             z[...] = p.logits[start:stop]
         if bias is not None:
@@ -421,7 +440,7 @@ def _pass(p: _Problem, coef: _Coef | None = None, need: tuple = (False, False, F
                 z, p.target[start:stop], weight=p.class_weight, ignore_index=p.ignore_index,
                 label_smoothing=p.label_smoothing, dloss=scale,
                 grad_out=z if want_grad else None,  # dL/dz overwrites z, row by row
-                nthreads=nthreads,
+                nthreads=CE_THREADS if nthreads > 1 else 1,  # design note e
             )
             loss_rows[start:stop] = rows_loss
             dz = z
@@ -435,18 +454,21 @@ def _pass(p: _Problem, coef: _Coef | None = None, need: tuple = (False, False, F
                 grad_h[start:stop] = dz
         else:
             if need[0]:
-                # grad_h rows (r, H) = dz @ weight. Below GH_DIRECT_ROWS rows, as its
-                # transpose weight^T @ dz^T into a scratch block (design note b).
-                if r < GH_DIRECT_ROWS:
-                    ght = gh_scratch[: r * hdim].reshape(hdim, r)
-                    np.matmul(p.weight.T, dz.T, out=ght)
-                    grad_h[start:stop] = ght.T
+                # grad_h rows (r, H) = dz (r, V) @ W (V, H): below GH_BLOCK_ROWS rows as a
+                # Fortran-ordered block copied into the rows, else straight into them as
+                # the transpose W^T dz^T (design note b).
+                if r < GH_BLOCK_ROWS:
+                    ghf = gh_scratch[: r * hdim].reshape(hdim, r).T
+                    _into(gemm(1.0, dz.T, wt, c=ghf, trans_a=1, trans_b=1, overwrite_c=1), ghf)
+                    grad_h[start:stop] = ghf
                 else:
-                    np.matmul(dz, p.weight, out=grad_h[start:stop])
+                    ght = grad_h[start:stop].T
+                    _into(gemm(1.0, wt, dz.T, c=ght, overwrite_c=1), ght)
             if need[1]:
-                # grad_w^T (H, V) += hc^T (H, r) @ dz (r, V), in place (beta=1).
-                _into(gemm(1.0, hc.T, dz.T, beta=1.0, c=grad_w.T, trans_b=1, overwrite_c=1),
-                      grad_w)
+                # grad_w^T (H, V) (+)= hc^T (H, r) @ dz (r, V), in place (beta=1 after
+                # the first chunk).
+                _into(gemm(1.0, hc.T, dz.T, beta=0.0 if start == 0 else 1.0, c=grad_w.T,
+                           trans_b=1, overwrite_c=1), grad_w.T)
         if grad_b is not None:
             grad_b += dz.sum(axis=0)
     if z_rows is not None:
@@ -468,7 +490,7 @@ def _stats_chunk(p: _Problem, z: np.ndarray, spare: list, start: int, stop: int,
     gradient with respect to z' of the weighted sum of the rows is
     ``P * (a + c_ent * (mu - s)) - b * w + d * onehot(y)``, P = e / S, mu = sum P s,
     where a = c_loss (w_y (1-eps) + eps/V sum w) + (c_loss + c_zl) 2 z_loss w_y lse
-    - c_lp, b = c_loss eps / V, d = c_lp - c_loss w_y (1 - eps); the chain rule then
+    - c_lp + c_lse, b = c_loss eps / V, d = c_lp - c_loss w_y (1 - eps); the chain rule then
     multiplies by 1/T and by the softcap's derivative ``1 - tanh(a / cap)**2``.
     """
     r, vl = z.shape
@@ -547,6 +569,7 @@ def _stats_chunk(p: _Problem, z: np.ndarray, spare: list, start: int, stop: int,
     if p.z_loss > 0:
         a += (c_loss + c_zl) * 2.0 * p.z_loss * rw * lse
     a -= c_lp
+    a += _rows(coef.lse, start, stop)  # d lse / dz' = P
     np.multiply(e, (1.0 / S)[:, None].astype(e.dtype), out=e)  # P
     if need_ent and np.any(c_ent != 0):
         # z (= s) becomes a + c_ent (mu - s), then e = P * z

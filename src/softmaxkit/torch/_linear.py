@@ -2,22 +2,35 @@
 
 Three layers, as Liger-Kernel's (``ops/fused_linear_cross_entropy.py`` -> an
 ``autograd.Function`` -> a module): the chunked NumPy/BLAS pass of
-:mod:`softmaxkit._linear_ce` does the work; :class:`_FusedLinearCE` wires it into
-autograd; :func:`fused_linear_cross_entropy` / :func:`fused_linear_cross_entropy_full`
-and :class:`LinearCrossEntropyLoss` are thin shells over it.
+:mod:`softmaxkit._linear_ce` does the work; two custom operators with registered
+autograd wire it into torch; :func:`fused_linear_cross_entropy` /
+:func:`fused_linear_cross_entropy_full` and :class:`LinearCrossEntropyLoss` are thin
+shells over them.
 
 Backward. When the loss is reduced ("mean"/"sum") and no per-row output is
 differentiated, the forward forms the gradients in the same pass and the backward
 only scales them by the incoming scalar (one pass in all). Otherwise (reduction
-"none", or a gradient flowing into ``z_loss``, ``logprob`` or ``entropy``) the
+"none", or a gradient flowing into ``z_loss``, ``lse``, ``logprob`` or ``entropy``) the
 per-row upstream gradients are only known in backward, and the backward recomputes
 the chunks with them: exact for any upstream gradient, at the price of a second
 pass (torch's own chunked ``linear_cross_entropy`` does the same).
 
-Double backward is not supported: the backward is a NumPy pass, not a graph of
-torch operations, so a backward with ``create_graph=True`` raises a RuntimeError
-saying so (gradient penalties and Hessian-vector products need torch's own
-``linear_cross_entropy``).
+Custom operators. On one process the pass runs as two registered custom operators,
+``torch.ops.softmaxkit.linear_cross_entropy`` (the forward, with the one-pass
+gradients as extra outputs) and ``torch.ops.softmaxkit.linear_cross_entropy_backward``
+(the recomputing backward, or the scaling of the one-pass gradients), each with a
+fake implementation: ``torch.compile(fullgraph=True)`` traces a model using them with
+no graph break. The vocab-parallel path (a communicator is no operator argument)
+stays an ``autograd.Function`` (:class:`_FusedLinearCE`).
+
+Double backward. When a graph of the backward is asked for (``create_graph=True``:
+gradient penalties, Hessian-vector products, ``gradgradcheck``), the backward is
+computed instead by :func:`_torch_grads`: the same chunked pass written in torch
+operations (logits recomputed chunk by chunk in torch, the analytic ``dL/dz`` of
+every option, then the three products), so autograd differentiates it again, to
+any order, exactly as the unfused ``F.cross_entropy(hidden @ W.T + b, ...)``. That
+path is for exactness, not speed; an ordinary backward never takes it. The
+vocab-parallel path has no double backward (a RuntimeError says so).
 
 Tensors: CPU, float32 or float64 (float16 and bfloat16 are computed in float32 and
 returned in their dtype); other devices raise ValueError.
@@ -25,7 +38,7 @@ returned in their dtype); other devices raise ValueError.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -149,7 +162,8 @@ class _FusedLinearCE(torch.autograd.Function):
         p = _prepare(hidden, weight, bias, target, class_weight, o, par)
         ctx.opts, ctx.need, ctx.total_weight, ctx.par = o, need, p.total_weight, par
         ctx.grads = None
-        # lse is returned but not differentiated, so it does not force a recompute
+        # lse is seldom differentiated: asking for it does not rule out the one pass (a
+        # gradient flowing into it makes the backward recompute)
         one_pass = (any(need) and o.reduction != "none"
                     and not (set(o.outputs) & {"logprob", "entropy"}))
         if one_pass:
@@ -173,9 +187,10 @@ class _FusedLinearCE(torch.autograd.Function):
     def backward(ctx, g_loss, g_z, g_lse, g_lp, g_ent, _g_am):
         if torch.is_grad_enabled():  # backward(create_graph=True): a graph was asked for
             raise RuntimeError(
-                "softmaxkit's fused linear cross-entropy has no double backward: its "
-                "backward is a NumPy pass, not torch operations (create_graph=True is not "
-                "supported; use torch.nn.functional.linear_cross_entropy for that)"
+                "softmaxkit's vocab-parallel linear cross-entropy has no double backward: "
+                "its backward is a NumPy pass with collectives, not torch operations "
+                "(create_graph=True is not supported there; the single-process "
+                "fused_linear_cross_entropy has one)"
             )
         o = ctx.opts
         hidden, weight, bias, target, class_weight = ctx.saved_tensors
@@ -186,22 +201,7 @@ class _FusedLinearCE(torch.autograd.Function):
                      (g * (0.0 if g_loss is None else g_loss.to(g.dtype))).to(t.dtype)
                      for g, t in zip(ctx.grads, like)]
             return grads[0], grads[1], grads[2], None, None, None, None
-        if g_lse is not None and g_lse.numel() and bool(g_lse.any()):
-            raise NotImplementedError(
-                "the gradient of lse is not implemented; differentiate logprob, entropy, "
-                "loss or z_loss (d lse = -d logprob for the target's logit)"
-            )
-        scale = _reduction.mean_scale(o.reduction, ctx.total_weight)
-
-        def per_row(g):
-            if g is None or not g.numel():
-                return 0.0
-            a = _numpy(g).astype(np.float64)
-            return float(a) if a.ndim == 0 else a
-
-        coef = _linear_ce._Coef(loss=_scaled(per_row(g_loss), scale),
-                                z_loss=_scaled(per_row(g_z), scale),
-                                logprob=per_row(g_lp), entropy=per_row(g_ent))
+        coef = _coefs(o.reduction, ctx.total_weight, g_loss, g_z, g_lse, g_lp, g_ent)
         p = _prepare(hidden, weight, bias, target, class_weight, o._replace(outputs=()),
                      ctx.par, grad_coef=True)
         res = _pass(p, coef, ctx.need, ctx.par)
@@ -211,8 +211,253 @@ class _FusedLinearCE(torch.autograd.Function):
         return grads[0], grads[1], grads[2], None, None, None, None
 
 
-def _scaled(c: Any, scale: float) -> Any:
-    return c * scale
+def _per_row(g: torch.Tensor | None) -> Any:
+    """An upstream gradient as a float (0-d) or a float64 (N,) array; 0.0 for none."""
+    if g is None or not g.numel():
+        return 0.0
+    a = _numpy(g).astype(np.float64)
+    return float(a) if a.ndim == 0 else a
+
+
+def _coefs(reduction: str, total_weight: float, g_loss, g_z, g_lse, g_lp, g_ent) -> _linear_ce._Coef:
+    """The per-row coefficients of the recomputing pass: the reduction's factor on the
+    loss and z-loss (the per-row outputs are never reduced)."""
+    scale = _reduction.mean_scale(reduction, total_weight)
+    return _linear_ce._Coef(loss=_per_row(g_loss) * scale, z_loss=_per_row(g_z) * scale,
+                            logprob=_per_row(g_lp), entropy=_per_row(g_ent), lse=_per_row(g_lse))
+
+
+# ------------------------------------------------------------ the custom operators
+#
+# The options travel as operator arguments (``outputs`` as a comma-separated string,
+# ``need`` as the three gradients hidden, weight, bias the forward forms in its one
+# pass, all False when the backward recomputes).
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _grad_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype of a one-pass gradient kept between forward and backward."""
+    return torch.float32 if t.dtype in _HALF else t.dtype
+
+
+def _op_opts(ignore_index, label_smoothing, reduction, z_loss, softcap, temperature, outputs,
+             chunk_size) -> _Opts:
+    outs = tuple(o for o in outputs.split(",") if o)
+    return _Opts(ignore_index, label_smoothing, reduction, z_loss, softcap, temperature, outs,
+                 chunk_size)
+
+
+@torch.library.custom_op("softmaxkit::linear_cross_entropy", mutates_args=(), device_types="cpu")
+def _lce_forward(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], target: torch.Tensor,
+    class_weight: Optional[torch.Tensor], ignore_index: Optional[int], label_smoothing: float,
+    reduction: str, z_loss: float, softcap: Optional[float], temperature: float, outputs: str,
+    chunk_size: Optional[int], need: list[bool],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+           torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, z_loss, lse, logprob, entropy, argmax, total_weight, grad_hidden,
+    grad_weight, grad_bias): the reduced losses in hidden's dtype, the per-row outputs
+    asked for ((0,) where not), the "mean" divisor (float64 0-d), and the gradients
+    ``need`` asks for, of the loss alone at an upstream gradient of 1 ((0,) where not)."""
+    o = _op_opts(ignore_index, label_smoothing, reduction, z_loss, softcap, temperature, outputs,
+                 chunk_size)
+    p = _prepare(hidden, weight, bias, target, class_weight, o, None)
+    need = (need[0], need[1], need[2] and bias is not None)
+    coef = _linear_ce._Coef(loss=_linear_ce._grad_scale(p, reduction)) if any(need) else None
+    res = _linear_ce._pass(p, coef, need)
+    z_rows = res.z_rows if res.z_rows is not None else np.zeros_like(res.loss_rows)
+    outs = [_out(_linear_ce._reduce(p, res.loss_rows, reduction), hidden),
+            _out(_linear_ce._reduce(p, z_rows, reduction), hidden)]
+    for name in _DIFF_OUTPUTS:
+        v = getattr(res, name)
+        outs.append(hidden.new_empty(0) if v is None else _out(v, hidden).clone())
+    outs.append(torch.empty(0, dtype=torch.int64) if res.argmax is None else torch.from_numpy(res.argmax))
+    outs.append(torch.tensor(p.total_weight, dtype=torch.float64))
+    for g, t in zip(res.grads, (hidden, weight, bias if bias is not None else hidden)):
+        outs.append(hidden.new_empty(0) if g is None else torch.from_numpy(g).to(_grad_dtype(t)))
+    return tuple(outs)
+
+
+@_lce_forward.register_fake
+def _(hidden, weight, bias, target, class_weight, ignore_index, label_smoothing, reduction, z_loss,
+      softcap, temperature, outputs, chunk_size, need):
+    n = hidden.shape[0]
+    outs = outputs.split(",")
+    loss_shape = (n,) if reduction == "none" else ()
+    res = [hidden.new_empty(loss_shape), hidden.new_empty(loss_shape)]
+    res += [hidden.new_empty((n,) if name in outs else (0,)) for name in _DIFF_OUTPUTS]
+    res.append(hidden.new_empty((n,) if "argmax" in outs else (0,), dtype=torch.int64))
+    res.append(hidden.new_empty((), dtype=torch.float64))
+    for k, t in enumerate((hidden, weight, bias)):
+        on = need[k] and t is not None
+        res.append(hidden.new_empty(t.shape if on else (0,), dtype=_grad_dtype(t) if on else hidden.dtype))
+    return tuple(res)
+
+
+@torch.library.custom_op("softmaxkit::linear_cross_entropy_backward", mutates_args=(),
+                         device_types="cpu")
+def _lce_backward(
+    g_loss: torch.Tensor, g_z: Optional[torch.Tensor], g_lse: Optional[torch.Tensor],
+    g_lp: Optional[torch.Tensor], g_ent: Optional[torch.Tensor], hidden: torch.Tensor,
+    weight: torch.Tensor, bias: Optional[torch.Tensor], target: torch.Tensor,
+    class_weight: Optional[torch.Tensor], total_weight: torch.Tensor, grad_hidden: torch.Tensor,
+    grad_weight: torch.Tensor, grad_bias: torch.Tensor, ignore_index: Optional[int],
+    label_smoothing: float, reduction: str, z_loss: float, softcap: Optional[float],
+    temperature: float, chunk_size: Optional[int], need: list[bool], one_pass: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of hidden, weight and bias (``need``; (0,) where not) for the
+    upstream gradients of loss, z_loss, lse, logprob and entropy: the forward's
+    one-pass gradients times ``g_loss`` when only the (reduced) loss is
+    differentiated, else a recomputing chunked pass with the per-row coefficients."""
+    like = (hidden, weight, bias if bias is not None else hidden)
+    need = (need[0], need[1], need[2] and bias is not None)
+    others = [g for g in (g_z, g_lse, g_lp, g_ent) if g is not None and g.numel() and bool(g.any())]
+    if one_pass and not others:
+        s = g_loss.double().item()
+        return tuple((g * s).to(t.dtype) if on else hidden.new_empty(0)  # g * s: no alias
+                     for g, t, on in zip((grad_hidden, grad_weight, grad_bias), like, need))
+    o = _Opts(ignore_index, label_smoothing, reduction, z_loss, softcap, temperature, (), chunk_size)
+    coef = _coefs(reduction, float(total_weight), g_loss, g_z, g_lse, g_lp, g_ent)
+    p = _prepare(hidden, weight, bias, target, class_weight, o, None, grad_coef=True)
+    res = _linear_ce._pass(p, coef, need)
+    return tuple(hidden.new_empty(0) if g is None else torch.from_numpy(g).to(t.dtype)
+                 for g, t in zip(res.grads, like))
+
+
+@_lce_backward.register_fake
+def _(g_loss, g_z, g_lse, g_lp, g_ent, hidden, weight, bias, target, class_weight, total_weight,
+      grad_hidden, grad_weight, grad_bias, ignore_index, label_smoothing, reduction, z_loss,
+      softcap, temperature, chunk_size, need, one_pass):
+    return tuple(t.new_empty(t.shape) if (on and t is not None) else hidden.new_empty(0)
+                 for t, on in zip((hidden, weight, bias), need))
+
+
+_OP_ARGS = ("ignore_index", "label_smoothing", "reduction", "z_loss", "softcap", "temperature",
+            "outputs", "chunk_size", "need")
+
+
+def _lce_setup(ctx, inputs, output):
+    hidden, weight, bias, target, class_weight = inputs[:5]
+    args = dict(zip(_OP_ARGS, inputs[5:]))
+    ctx.opts = _op_opts(*(args[k] for k in _OP_ARGS[:-1]))
+    ctx.need = tuple(args["need"])
+    ctx.save_for_backward(hidden, weight, bias, target, class_weight, *output[6:])
+    ctx.mark_non_differentiable(*output[5:])
+
+
+def _lce_bwd(ctx, g_loss, g_z, g_lse, g_lp, g_ent, *_non_differentiable):
+    hidden, weight, bias, target, class_weight, total, gh, gw, gb = ctx.saved_tensors
+    o = ctx.opts
+    need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+            bias is not None and ctx.needs_input_grad[2])
+    if not any(need):
+        return (None,) * 14
+    if torch.is_grad_enabled():  # create_graph=True: a backward autograd can differentiate
+        grads = _torch_grads(hidden, weight, bias, target, class_weight, o, total,
+                             (g_loss, g_z, g_lse, g_lp, g_ent), need)
+    else:
+        grads = torch.ops.softmaxkit.linear_cross_entropy_backward(
+            g_loss, g_z, g_lse, g_lp, g_ent, hidden, weight, bias, target, class_weight, total,
+            gh, gw, gb, o.ignore_index, o.label_smoothing, o.reduction, o.z_loss, o.softcap,
+            o.temperature, o.chunk_size, list(need),
+            any(ctx.need) and all(f or not w for f, w in zip(ctx.need, need)))
+        grads = [g if on else None for g, on in zip(grads, need)]
+    return (*grads, *(None,) * 11)
+
+
+_lce_forward.register_autograd(_lce_bwd, setup_context=_lce_setup)
+
+
+def _torch_grads(hidden, weight, bias, target, class_weight, o: _Opts, total: torch.Tensor,
+                 upstream: tuple, need: tuple) -> tuple:
+    """The backward in torch operations, differentiable again (the double backward).
+
+    The gradient of ``sum_i c_loss[i] loss_i + c_zl[i] zloss_i + c_lse[i] lse_i +
+    c_lp[i] logprob_i + c_ent[i] entropy_i`` with respect to hidden, weight and bias,
+    chunk by chunk as the NumPy pass (the (chunk, V) logits recomputed in torch), with
+    :func:`softmaxkit._linear_ce._stats_chunk`'s analytic ``dL/dz'`` (z' the capped,
+    tempered logits, P = softmax(z'), mu = sum P z')::
+
+        P (a + c_ent (mu - z')) - b w + d onehot(y),
+        a = c_loss (w_y (1 - eps) + eps/V sum w) + (c_loss + c_zl) 2 z_loss w_y lse
+            - c_lp + c_lse,   b = c_loss eps / V,   d = c_lp - c_loss w_y (1 - eps),
+
+    times 1/T and the softcap's ``1 - tanh(a / cap)**2``; then ``dz @ W``, ``dz^T h``
+    and ``sum dz``. Every step is a torch op of hidden, weight, bias and the upstream
+    gradients (c_loss and c_zl carry the reduction's 1/total_weight, a constant of the
+    labels), so autograd's derivative of it is the exact second derivative.
+    """
+    g_loss, g_z, g_lse, g_lp, g_ent = upstream
+    n, v = hidden.shape[0], weight.shape[0]
+    dt = torch.promote_types(hidden.dtype, weight.dtype)
+    if bias is not None:
+        dt = torch.promote_types(dt, bias.dtype)
+    h, w = hidden.to(dt), weight.to(dt)
+    b = None if bias is None else bias.to(dt)
+    counted = torch.ones(n, dtype=torch.bool) if o.ignore_index is None else target != o.ignore_index
+    ts = torch.where(counted, target, 0)
+    cnt = counted.to(dt)
+    if class_weight is None:
+        cw, wsum = None, float(v)
+        rw = cnt
+    else:
+        cw = class_weight.to(dt)
+        wsum = class_weight.double().sum().item()
+        rw = torch.where(counted, cw[ts], 0.0)
+    scale = _reduction.mean_scale(o.reduction, float(total))
+
+    def rows(g, reduced):
+        if g is None or not g.numel():
+            return torch.zeros(n, dtype=dt)
+        g = g.to(dt)
+        return (g * scale if reduced else g).expand(n)
+
+    c_loss, c_zl = rows(g_loss, True), rows(g_z, True)
+    c_lse, c_lp, c_ent = rows(g_lse, False), rows(g_lp, False) * cnt, rows(g_ent, False)
+    eps, cap, temp = o.label_smoothing, o.softcap, o.temperature
+    chunk = _linear_ce._chunk_rows(n, v, h.shape[1], 8, 6, o.chunk_size) if n else 1
+    gh_parts, gw, gb = [], None, None
+    for start in range(0, n, chunk):
+        sl = slice(start, min(n, start + chunk))
+        hc = h[sl]
+        a_raw = torch.nn.functional.linear(hc, w, b)
+        if cap is not None:
+            th = torch.tanh(a_raw / cap)
+            z = th * (cap / temp)
+        else:
+            z = a_raw / temp
+        lse = torch.logsumexp(z, 1)
+        p = torch.exp(z - lse[:, None])
+        cl, rwc, cn = c_loss[sl], rw[sl], cnt[sl]
+        a = cl * (rwc * (1.0 - eps) + cn * (eps / v * wsum)) - c_lp[sl] + c_lse[sl]
+        if o.z_loss > 0:
+            a = a + (cl + c_zl[sl]) * (2.0 * o.z_loss) * rwc * lse
+        ce = c_ent[sl][:, None]
+        mu = (p * z).sum(1, keepdim=True)
+        dz = p * (a[:, None] + ce * (mu - z))
+        if eps > 0:
+            bc = (cl * cn * (eps / v))[:, None]
+            dz = dz - (bc if cw is None else bc * cw)
+        d = c_lp[sl] - cl * rwc * (1.0 - eps)
+        dz = dz + torch.zeros_like(dz).scatter(1, ts[sl][:, None], d[:, None])
+        if cap is not None:
+            dz = dz * (1.0 - th * th)
+        dz = dz / temp
+        if need[0]:
+            gh_parts.append(dz @ w)
+        if need[1]:
+            part = dz.T @ hc
+            gw = part if gw is None else gw + part
+        if need[2]:
+            part = dz.sum(0)
+            gb = part if gb is None else gb + part
+    if n == 0:
+        gw = torch.zeros_like(w) if need[1] else None
+        gb = torch.zeros_like(b) if need[2] else None
+    gh = (torch.cat(gh_parts) if gh_parts else torch.zeros_like(h)) if need[0] else None
+    return (None if gh is None else gh.to(hidden.dtype), None if gw is None else gw.to(weight.dtype),
+            None if gb is None else gb.to(bias.dtype))
 
 
 def _opts(ignore_index, label_smoothing, reduction, z_loss, softcap, temperature, outputs,
@@ -232,8 +477,22 @@ def _apply(hidden, weight, target, bias, class_weight, o: _Opts,
         _check_tensor(t, name)
     if class_weight is not None and class_weight.requires_grad:
         raise ValueError("class_weight must not require grad (it is not differentiated)")
-    loss, z, lse, lp, ent, am = _FusedLinearCE.apply(hidden, weight, bias, target, class_weight,
-                                                     o, par)
+    if par is None:
+        grad_on = torch.is_grad_enabled()
+        need = [grad_on and t is not None and t.requires_grad for t in (hidden, weight, bias)]
+        # the forward forms the gradients in its pass only when the backward can
+        # scale them (a reduced loss and no differentiable per-row output asked for)
+        # (lse is seldom differentiated: a gradient flowing into it makes the backward
+        # recompute, as one into z_loss does)
+        if o.reduction == "none" or set(o.outputs) & {"logprob", "entropy"}:
+            need = [False, False, False]
+        loss, z, lse, lp, ent, am = torch.ops.softmaxkit.linear_cross_entropy(
+            hidden, weight, bias, target, class_weight, o.ignore_index, o.label_smoothing,
+            o.reduction, o.z_loss, o.softcap, o.temperature, ",".join(o.outputs), o.chunk_size,
+            need)[:6]
+    else:
+        loss, z, lse, lp, ent, am = _FusedLinearCE.apply(hidden, weight, bias, target,
+                                                         class_weight, o, par)
     want = set(o.outputs)
     accuracy = None
     if "argmax" in want:

@@ -1,101 +1,30 @@
-"""Today's ``linear_cross_entropy`` (moved here unchanged from ``softmaxkit/torch.py``).
+"""``linear_cross_entropy`` with :func:`torch.nn.functional.linear_cross_entropy`'s
+signature, on the fused linear head's custom operators.
 
-A ``torch.autograd.Function`` over :mod:`softmaxkit._linear_ce`'s chunked pass. Another
-change replaces it with the custom-op version (``softmaxkit.torch``); until
-then it keeps working as before, once-differentiable.
+The drop-in face of :mod:`._linear`: torch's argument names and defaults mapped onto
+its options (no z-loss, softcap or temperature here), torch's function called for
+what the kernels do not take. Being the same operators, it has the same autograd:
+one pass for a reduced loss, a recomputing pass for ``reduction="none"``, an exact
+double backward, and ``torch.compile(fullgraph=True)`` support.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import _linear_ce
+from . import _linear
 
 __all__ = ["linear_cross_entropy"]
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
-def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
-    """A NumPy view of a CPU tensor's memory (no copy; strides kept)."""
-    return None if t is None else t.detach().numpy()
-
-
-def _tensor(a) -> torch.Tensor:
-    """A NumPy result as a tensor sharing its memory (0-d for scalars)."""
-    return torch.from_numpy(np.asarray(a))
-
-
 def _on_kernels(*tensors: torch.Tensor | None) -> bool:
-    """True when every given tensor is a plain strided CPU tensor softmaxkit can read."""
-    return all(
-        t is None or (t.device.type == "cpu" and t.layout == torch.strided and not t.is_conj())
-        for t in tensors
-    )
-
-
-# ----------------------------------------------------------- linear_cross_entropy
-
-
-class _LCEOptions(NamedTuple):
-    ignore_index: int
-    reduction: str
-    label_smoothing: float
-    chunk_size: int | None
-    need: tuple[bool, bool, bool]  # gradients wanted for input, linear_weight, linear_bias
-
-
-class _LinearCrossEntropy(torch.autograd.Function):
-    """Chunked linear + cross-entropy of (N, H) inputs; see softmaxkit.linear_cross_entropy."""
-
-    @staticmethod
-    def forward(ctx, input, linear_weight, linear_bias, target, weight, opts: _LCEOptions):
-        p = _linear_ce._prepare(
-            _numpy(input), _numpy(linear_weight), _numpy(target), _numpy(linear_bias),
-            _numpy(weight), opts.ignore_index, opts.label_smoothing, opts.reduction,
-            opts.chunk_size,
-        )
-        ctx.opts = opts
-        ctx.recompute = False
-        if any(opts.need) and opts.reduction != "none":
-            # One pass gives the loss and every gradient; backward scales them.
-            rows, grads = _linear_ce._run(p, _linear_ce._grad_scale(p, opts.reduction), opts.need)
-            ctx.save_for_backward(*(None if g is None else torch.from_numpy(g) for g in grads))
-        else:
-            # "none": the gradient depends on the per-row incoming gradient, so backward
-            # recomputes the chunks with it (as torch's chunked path does).
-            rows, _ = _linear_ce._run(p)
-            if any(opts.need):
-                ctx.recompute = True
-                ctx.save_for_backward(input, linear_weight, linear_bias, target, weight)
-        return _tensor(_linear_ce._reduce(p, rows, opts.reduction))
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        if torch.is_grad_enabled():  # backward(create_graph=True): a graph was asked for
-            # Not once_differentiable's silent graph-less gradient (a gradient penalty
-            # through it would be wrong with no error): say so, as docs/torch.md does.
-            raise RuntimeError(
-                "softmaxkit.torch.linear_cross_entropy has no double backward (its backward "
-                "is a NumPy pass): create_graph=True is not supported; use "
-                "torch.nn.functional.linear_cross_entropy for second derivatives")
-        opts = ctx.opts
-        if ctx.recompute:
-            input, linear_weight, linear_bias, target, weight = ctx.saved_tensors
-            p = _linear_ce._prepare(
-                _numpy(input), _numpy(linear_weight), _numpy(target), _numpy(linear_bias),
-                _numpy(weight), opts.ignore_index, opts.label_smoothing, "none",
-                opts.chunk_size,
-            )
-            scale = _numpy(grad_output).astype(np.float64)
-            _, grads = _linear_ce._run(p, scale, opts.need)
-            grads = [None if g is None else torch.from_numpy(g) for g in grads]
-        else:
-            grads = [None if g is None else g * grad_output for g in ctx.saved_tensors]
-        return grads[0], grads[1], grads[2], None, None, None
+    """True when every given tensor is a plain strided CPU tensor softmaxkit can read
+    (real dtypes only reach here, so no conjugate bit; a negative bit is resolved by
+    the operator's NumPy view)."""
+    return all(t is None or (t.device.type == "cpu" and t.layout == torch.strided)
+               for t in tensors)
 
 
 def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None,
@@ -109,7 +38,8 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     gradients of ``input``, ``linear_weight`` and ``linear_bias`` come from
     :func:`softmaxkit.linear_cross_entropy_and_grad`'s chunked pass (only the gradients
     autograd asks for are formed), so extra memory is one (chunk, V) block, with or
-    without ``options``.
+    without ``options``. Differentiable twice (``create_graph=True``: the backward is
+    then recomputed in torch operations, see :mod:`softmaxkit.torch._linear`).
 
     ``options`` (a ``torch.nn.LinearCrossEntropyOptions``) is accepted for
     compatibility: its ``batch_chunk_size``, when set, is the chunk size; its other
@@ -147,18 +77,12 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
             reduction=reduction, ignore_index=ignore_index, label_smoothing=label_smoothing,
             options=options,
         )
-    grad_on = torch.is_grad_enabled()
-    need = (
-        grad_on and input.requires_grad,
-        grad_on and linear_weight.requires_grad,
-        grad_on and linear_bias is not None and linear_bias.requires_grad,
-    )
-    opts = _LCEOptions(
-        -100 if ignore_index is None else int(ignore_index), reduction, float(label_smoothing),
-        getattr(options, "batch_chunk_size", None), need,
+    opts = _linear._Opts(
+        -100 if ignore_index is None else int(ignore_index), float(label_smoothing), reduction,
+        0.0, None, 1.0, (), getattr(options, "batch_chunk_size", None),
     )
     unbatched = input.dim() == 1
     if unbatched:
         input, target = input.unsqueeze(0), target.unsqueeze(0)
-    loss = _LinearCrossEntropy.apply(input, linear_weight, linear_bias, target, weight, opts)
+    loss = _linear._apply(input, linear_weight, target, linear_bias, weight, opts).loss
     return loss.squeeze(0) if unbatched and reduction == "none" else loss
