@@ -31,6 +31,9 @@ __all__ = [
     "sigmoid_flat",
     "log_sigmoid_flat",
     "softplus_flat",
+    "softplus_scaled_flat",
+    "softplus_backward_flat",
+    "log_sigmoid_backward_flat",
     "ce_hard_rows",
     "ce_soft_rows",
     "sample_rows",
@@ -107,8 +110,26 @@ def log_sigmoid_flat(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = N
 
 
 def softplus_flat(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = None) -> None:
-    """out = log(1 + exp(x)), piecewise without overflow."""
+    """out = log(1 + exp(x)) = max(x, 0) + log1p(exp(-abs(x)))."""
     _softmax_ext.softplus(x, out, x.size, _nt(nthreads))
+
+
+def softplus_scaled_flat(x: np.ndarray, out: np.ndarray, *, beta: float, threshold: float,
+                         nthreads: int | None = None) -> None:
+    """out = log(1 + exp(beta x)) / beta, and x where beta x > threshold (inf: never)."""
+    _softmax_ext.softplus_scaled(x, out, x.size, beta, threshold, _nt(nthreads))
+
+
+def softplus_backward_flat(x: np.ndarray, g: np.ndarray, out: np.ndarray, *, beta: float = 1.0,
+                           threshold: float = float("inf"), nthreads: int | None = None) -> None:
+    """out = g * sigmoid(beta x), and g where beta x > threshold; x, g, out flat (n,)."""
+    _softmax_ext.softplus_backward(x, g, out, x.size, beta, threshold, _nt(nthreads))
+
+
+def log_sigmoid_backward_flat(x: np.ndarray, g: np.ndarray, out: np.ndarray, *,
+                              nthreads: int | None = None) -> None:
+    """out = g * sigmoid(-x); x, g, out flat (n,)."""
+    _softmax_ext.log_sigmoid_backward(x, g, out, x.size, _nt(nthreads))
 
 
 def sigmoid_backward_flat(s: np.ndarray, g: np.ndarray, out: np.ndarray, *,

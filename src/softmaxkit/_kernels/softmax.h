@@ -63,6 +63,20 @@ typedef struct sk_softmax_kernels {
      * IN s (n), IN g (n), OUT dx (n); dx may alias g */
     void (*sigmoid_backward_f64)(const double *s, const double *g, double *dx, size_t n, int nthreads);
     void (*sigmoid_backward_f32)(const float *s, const float *g, float *dx, size_t n, int nthreads);
+    /* PyTorch's softplus: log(1 + exp(beta x)) / beta, and x where beta x > threshold.
+     * IN x (n), OUT y (n), IN beta (> 0, finite), threshold (+inf: none); y may alias x */
+    void (*softplus_scaled_f64)(const double *x, double *y, size_t n, double beta, double threshold, int nthreads);
+    void (*softplus_scaled_f32)(const float *x, float *y, size_t n, float beta, float threshold, int nthreads);
+    /* Backward of softplus_scaled from its input: dx = g * sigmoid(beta x), and g where
+     * beta x > threshold.  IN x (n), IN g (n), OUT dx (n); dx may alias g */
+    void (*softplus_backward_f64)(const double *x, const double *g, double *dx, size_t n, double beta,
+                                  double threshold, int nthreads);
+    void (*softplus_backward_f32)(const float *x, const float *g, float *dx, size_t n, float beta,
+                                  float threshold, int nthreads);
+    /* Backward of log_sigmoid from its input: dx = g * sigmoid(-x).
+     * IN x (n), IN g (n), OUT dx (n); dx may alias g */
+    void (*log_sigmoid_backward_f64)(const double *x, const double *g, double *dx, size_t n, int nthreads);
+    void (*log_sigmoid_backward_f32)(const float *x, const float *g, float *dx, size_t n, int nthreads);
 } sk_softmax_kernels;
 
 #endif

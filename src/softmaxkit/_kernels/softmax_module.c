@@ -179,6 +179,75 @@ static PyObject *py_sigmoid(PyObject *self, PyObject *args) { (void)self; return
 static PyObject *py_log_sigmoid(PyObject *self, PyObject *args) { (void)self; return unary_op(args, 1); }
 static PyObject *py_softplus(PyObject *self, PyObject *args) { (void)self; return unary_op(args, 2); }
 
+/* softplus_scaled: (x, out, n, beta, threshold, nthreads); threshold +inf: none */
+static PyObject *py_softplus_scaled(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *xo, *yo;
+    Py_ssize_t n;
+    double beta, th;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOnddi", &xo, &yo, &n, &beta, &th, &nt))
+        return NULL;
+    if (sk_count(n, 1) < 0)
+        return NULL;
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
+    void *x, *y;
+    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 || sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
+        sk_done(&s, 0);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (k == SK_F64)
+        K->softplus_scaled_f64(x, y, (size_t)n, beta, th, nt);
+    else
+        K->softplus_scaled_f32(x, y, (size_t)n, (float)beta, (float)th, nt);
+    Py_END_ALLOW_THREADS
+    sk_done(&s, 1);
+    Py_RETURN_NONE;
+}
+
+/* Backward passes from the input: softplus_backward (x, g, out, n, beta, threshold,
+ * nthreads) and log_sigmoid_backward (x, g, out, n, nthreads). */
+static PyObject *input_backward(PyObject *args, int softplus)
+{
+    PyObject *ao, *go, *yo;
+    Py_ssize_t n;
+    double beta = 1.0, th = INFINITY;
+    int nt;
+    if (softplus ? !PyArg_ParseTuple(args, "OOOnddi", &ao, &go, &yo, &n, &beta, &th, &nt)
+                 : !PyArg_ParseTuple(args, "OOOni", &ao, &go, &yo, &n, &nt))
+        return NULL;
+    if (sk_count(n, 1) < 0)
+        return NULL;
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
+    void *a, *g, *y;
+    if (sk_take(&s, ao, "x", SK_FLOAT, &k, n, SK_IN, &a) < 0 ||
+        sk_take(&s, go, "grad_output", k, NULL, n, SK_IN, &g) < 0 ||
+        sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
+        sk_done(&s, 0);
+        return NULL;
+    }
+    size_t m = (size_t)n;
+    Py_BEGIN_ALLOW_THREADS
+    if (softplus && k == SK_F64)
+        K->softplus_backward_f64(a, g, y, m, beta, th, nt);
+    else if (softplus)
+        K->softplus_backward_f32(a, g, y, m, (float)beta, (float)th, nt);
+    else if (k == SK_F64)
+        K->log_sigmoid_backward_f64(a, g, y, m, nt);
+    else
+        K->log_sigmoid_backward_f32(a, g, y, m, nt);
+    Py_END_ALLOW_THREADS
+    sk_done(&s, 1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_softplus_backward(PyObject *self, PyObject *args) { (void)self; return input_backward(args, 1); }
+static PyObject *py_log_sigmoid_backward(PyObject *self, PyObject *args) { (void)self; return input_backward(args, 0); }
+
 /* simd_variant() -> str: the SIMD variant this module runs. */
 static PyObject *py_simd_variant(PyObject *self, PyObject *unused)
 {
@@ -197,6 +266,9 @@ static PyMethodDef methods[] = {
     {"sigmoid", py_sigmoid, METH_VARARGS, "sigmoid(x, out, n, nthreads)"},
     {"log_sigmoid", py_log_sigmoid, METH_VARARGS, "log_sigmoid(x, out, n, nthreads)"},
     {"softplus", py_softplus, METH_VARARGS, "softplus(x, out, n, nthreads)"},
+    {"softplus_scaled", py_softplus_scaled, METH_VARARGS, "softplus_scaled(x, out, n, beta, threshold, nthreads)"},
+    {"softplus_backward", py_softplus_backward, METH_VARARGS, "softplus_backward(x, g, out, n, beta, threshold, nthreads)"},
+    {"log_sigmoid_backward", py_log_sigmoid_backward, METH_VARARGS, "log_sigmoid_backward(x, g, out, n, nthreads)"},
     {"simd_variant", py_simd_variant, METH_NOARGS, "simd_variant() -> str: the SIMD variant in use"},
     {"simd_variants", sk_py_simd_variants, METH_NOARGS, "simd_variants() -> tuple of str: those this CPU runs, best first"},
     {NULL, NULL, 0, NULL},
