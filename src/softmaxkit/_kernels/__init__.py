@@ -34,6 +34,8 @@ __all__ = [
     "softplus_scaled_flat",
     "softplus_backward_flat",
     "log_sigmoid_backward_flat",
+    "sigmoid_focal_flat",
+    "sigmoid_focal_backward_flat",
     "ce_hard_rows",
     "ce_soft_rows",
     "sample_rows",
@@ -130,6 +132,18 @@ def log_sigmoid_backward_flat(x: np.ndarray, g: np.ndarray, out: np.ndarray, *,
                               nthreads: int | None = None) -> None:
     """out = g * sigmoid(-x); x, g, out flat (n,)."""
     _softmax_ext.log_sigmoid_backward(x, g, out, x.size, _nt(nthreads))
+
+
+def sigmoid_focal_flat(x: np.ndarray, t: np.ndarray, out: np.ndarray, *, alpha: float, gamma: float,
+                       nthreads: int | None = None) -> None:
+    """out = torchvision's sigmoid focal loss per element (alpha < 0: no weighting)."""
+    _softmax_ext.sigmoid_focal(x, t, out, x.size, alpha, gamma, _nt(nthreads))
+
+
+def sigmoid_focal_backward_flat(x: np.ndarray, t: np.ndarray, g: np.ndarray, out: np.ndarray, *,
+                                alpha: float, gamma: float, nthreads: int | None = None) -> None:
+    """out = g * d(sigmoid focal loss)/dx per element; x, t, g, out flat (n,)."""
+    _softmax_ext.sigmoid_focal_backward(x, t, g, out, x.size, alpha, gamma, _nt(nthreads))
 
 
 def sigmoid_backward_flat(s: np.ndarray, g: np.ndarray, out: np.ndarray, *,

@@ -1,5 +1,6 @@
 /*
- * elementwise_body.h: softplus and log_sigmoid and their backward passes, written
+ * elementwise_body.h: softplus, log_sigmoid, torchvision's sigmoid focal loss and
+ * their backward passes, written
  * once, included by softmax.c per dtype (SK_DTYPE 64 and 32: see sk_dtype.h) and so
  * compiled per SIMD variant. T below is SK_T.
  *
@@ -108,6 +109,104 @@ static void SK_FN(log_sigmoid_backward_block)(const SK_T *x, const SK_T *g, SK_T
     SK_SIMD
     for (size_t j = 0; j < n; j++)
         dx[j] = g[j] * SK_FN(sigmoid_of)(-x[j]);
+}
+
+/* --------------------------------------------------------- sigmoid focal loss */
+
+/* torchvision's sigmoid_focal_loss per element, from one u = exp(-|x|):
+ *     ce = -t log s(x) - (1 - t) log s(-x)     (s the sigmoid; both logs as above)
+ *     m  = 1 - p_t = t s(-x) + (1 - t) s(x)
+ *     loss = a_t ce m^gamma,  a_t = alpha t + (1 - alpha)(1 - t)  (alpha < 0: 1)
+ *     d loss / dx = a_t [(s - t) m^gamma - gamma ce m^(gamma - 1) (2t - 1) s(x) s(-x)]
+ * (the second term 0 where m = 0, and for gamma = 0). s(+-x) are formed from u, so
+ * neither 1 - p_t nor ce cancels at large |x|. `mode` is a constant at each call:
+ * 0, 1, 2 for gamma 0, 1, 2 (vector loops, m^gamma by multiplication), 3 for any
+ * other gamma (libm's pow per element: a scalar loop). */
+SK_INLINE void SK_FN(focal_terms)(SK_T xj, SK_T tj, SK_T *ce, SK_T *m, SK_T *s, SK_T *sn)
+{
+    SK_T a = xj < 0 ? -xj : xj;
+    SK_T u = SK_FN(sk_exp)(-a);
+    SK_T l = SK_FN(sk_log1p_unit)(u);
+    SK_T ls_pos = (xj < 0 ? xj : 0) - l;  /* log s(x) */
+    SK_T ls_neg = (xj > 0 ? -xj : 0) - l; /* log s(-x) */
+    SK_T inv = 1 / (1 + u);
+    *s = (xj >= 0 ? 1 : u) * inv;
+    *sn = (xj >= 0 ? u : 1) * inv;
+    *ce = -tj * ls_pos - (1 - tj) * ls_neg;
+    *m = tj * *sn + (1 - tj) * *s;
+}
+
+SK_INLINE SK_T SK_FN(focal_pow)(SK_T m, SK_T gamma, int mode)
+{
+    return mode == 0 ? 1 : mode == 1 ? m : mode == 2 ? m * m : (SK_T)pow((double)m, (double)gamma);
+}
+
+/* IN x (n), IN t (n), OUT loss (n) */
+SK_INLINE void SK_FN(sigmoid_focal_block_)(const SK_T *x, const SK_T *t, SK_T *loss, size_t n, SK_T alpha,
+                                           SK_T gamma, int mode)
+{
+    SK_SIMD
+    for (size_t j = 0; j < n; j++) {
+        SK_T ce, m, s, sn, tj = t[j];
+        SK_FN(focal_terms)(x[j], tj, &ce, &m, &s, &sn);
+        SK_T at = alpha >= 0 ? alpha * tj + (1 - alpha) * (1 - tj) : 1;
+        loss[j] = at * ce * SK_FN(focal_pow)(m, gamma, mode);
+    }
+}
+
+/* IN x (n), IN t (n), IN g (n), OUT dx (n); dx may alias g */
+SK_INLINE void SK_FN(sigmoid_focal_backward_block_)(const SK_T *x, const SK_T *t, const SK_T *g, SK_T *dx,
+                                                    size_t n, SK_T alpha, SK_T gamma, int mode)
+{
+    SK_SIMD
+    for (size_t j = 0; j < n; j++) {
+        SK_T ce, m, s, sn, tj = t[j];
+        SK_FN(focal_terms)(x[j], tj, &ce, &m, &s, &sn);
+        SK_T at = alpha >= 0 ? alpha * tj + (1 - alpha) * (1 - tj) : 1;
+        SK_T mg = SK_FN(focal_pow)(m, gamma, mode);
+        /* m^(gamma - 1) where m > 0: 1 (gamma 1), m (gamma 2), pow otherwise */
+        SK_T mg1 = mode == 1 ? 1 : mode == 2 ? m : mode == 3 ? (SK_T)pow((double)m, (double)gamma - 1.0) : 0;
+        SK_T dm = mode != 0 && m > 0 ? gamma * ce * mg1 * (2 * tj - 1) * s * sn : 0;
+        dx[j] = g[j] * (at * ((s - tj) * mg - dm));
+    }
+}
+
+static int SK_FN(focal_mode)(SK_T gamma) { return gamma == 0 ? 0 : gamma == 1 ? 1 : gamma == 2 ? 2 : 3; }
+
+static void SK_FN(sigmoid_focal_block)(const SK_T *x, const SK_T *t, SK_T *loss, size_t n, SK_T alpha, SK_T gamma)
+{
+    switch (SK_FN(focal_mode)(gamma)) {
+    case 0: SK_FN(sigmoid_focal_block_)(x, t, loss, n, alpha, gamma, 0); break;
+    case 1: SK_FN(sigmoid_focal_block_)(x, t, loss, n, alpha, gamma, 1); break;
+    case 2: SK_FN(sigmoid_focal_block_)(x, t, loss, n, alpha, gamma, 2); break;
+    default: SK_FN(sigmoid_focal_block_)(x, t, loss, n, alpha, gamma, 3); break;
+    }
+}
+
+static void SK_FN(sigmoid_focal_backward_block)(const SK_T *x, const SK_T *t, const SK_T *g, SK_T *dx, size_t n,
+                                                SK_T alpha, SK_T gamma)
+{
+    switch (SK_FN(focal_mode)(gamma)) {
+    case 0: SK_FN(sigmoid_focal_backward_block_)(x, t, g, dx, n, alpha, gamma, 0); break;
+    case 1: SK_FN(sigmoid_focal_backward_block_)(x, t, g, dx, n, alpha, gamma, 1); break;
+    case 2: SK_FN(sigmoid_focal_backward_block_)(x, t, g, dx, n, alpha, gamma, 2); break;
+    default: SK_FN(sigmoid_focal_backward_block_)(x, t, g, dx, n, alpha, gamma, 3); break;
+    }
+}
+
+/* IN x (n), IN t (n), OUT loss (n), IN alpha (<= 1; < 0: off), gamma (>= 0, finite) */
+static void SK_FN(sigmoid_focal)(const SK_T *x, const SK_T *t, SK_T *loss, size_t n, SK_T alpha, SK_T gamma,
+                                 int nthreads)
+{
+    SK_EW_BLOCKS(n, nthreads, SK_FN(sigmoid_focal_block)(x + o_, t + o_, loss + o_, len_, alpha, gamma));
+}
+
+/* IN x (n), IN t (n), IN g (n), OUT dx (n); dx may alias g */
+static void SK_FN(sigmoid_focal_backward)(const SK_T *x, const SK_T *t, const SK_T *g, SK_T *dx, size_t n,
+                                          SK_T alpha, SK_T gamma, int nthreads)
+{
+    SK_EW_BLOCKS(n, nthreads,
+                 SK_FN(sigmoid_focal_backward_block)(x + o_, t + o_, g + o_, dx + o_, len_, alpha, gamma));
 }
 
 /* IN x (n), OUT y (n); y may alias x */

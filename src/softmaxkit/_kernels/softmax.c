@@ -179,4 +179,8 @@ const sk_softmax_kernels SK_ISA_TABLE(sk_softmax_kernels) = {
     .softplus_backward_f32 = softplus_backward_f32,
     .log_sigmoid_backward_f64 = log_sigmoid_backward_f64,
     .log_sigmoid_backward_f32 = log_sigmoid_backward_f32,
+    .sigmoid_focal_f64 = sigmoid_focal_f64,
+    .sigmoid_focal_f32 = sigmoid_focal_f32,
+    .sigmoid_focal_backward_f64 = sigmoid_focal_backward_f64,
+    .sigmoid_focal_backward_f32 = sigmoid_focal_backward_f32,
 };

@@ -77,6 +77,18 @@ typedef struct sk_softmax_kernels {
      * IN x (n), IN g (n), OUT dx (n); dx may alias g */
     void (*log_sigmoid_backward_f64)(const double *x, const double *g, double *dx, size_t n, int nthreads);
     void (*log_sigmoid_backward_f32)(const float *x, const float *g, float *dx, size_t n, int nthreads);
+    /* torchvision's sigmoid focal loss per element (elementwise_body.h):
+     * loss = a_t ce (1 - p_t)^gamma, and its backward dx = g * d loss / dx.
+     * IN x (n), IN t (n), [IN g (n)], OUT loss / dx (n), IN alpha (<= 1; < 0: no
+     * weighting), gamma (>= 0, finite); dx may alias g */
+    void (*sigmoid_focal_f64)(const double *x, const double *t, double *loss, size_t n, double alpha,
+                              double gamma, int nthreads);
+    void (*sigmoid_focal_f32)(const float *x, const float *t, float *loss, size_t n, float alpha,
+                              float gamma, int nthreads);
+    void (*sigmoid_focal_backward_f64)(const double *x, const double *t, const double *g, double *dx, size_t n,
+                                       double alpha, double gamma, int nthreads);
+    void (*sigmoid_focal_backward_f32)(const float *x, const float *t, const float *g, float *dx, size_t n,
+                                       float alpha, float gamma, int nthreads);
 } sk_softmax_kernels;
 
 #endif

@@ -248,6 +248,46 @@ static PyObject *input_backward(PyObject *args, int softplus)
 static PyObject *py_softplus_backward(PyObject *self, PyObject *args) { (void)self; return input_backward(args, 1); }
 static PyObject *py_log_sigmoid_backward(PyObject *self, PyObject *args) { (void)self; return input_backward(args, 0); }
 
+/* sigmoid_focal (x, t, out, n, alpha, gamma, nthreads) and sigmoid_focal_backward
+ * (x, t, g, out, n, alpha, gamma, nthreads) */
+static PyObject *focal(PyObject *args, int backward)
+{
+    PyObject *xo, *to, *go = NULL, *yo;
+    Py_ssize_t n;
+    double alpha, gamma;
+    int nt;
+    if (backward ? !PyArg_ParseTuple(args, "OOOOnddi", &xo, &to, &go, &yo, &n, &alpha, &gamma, &nt)
+                 : !PyArg_ParseTuple(args, "OOOnddi", &xo, &to, &yo, &n, &alpha, &gamma, &nt))
+        return NULL;
+    if (sk_count(n, 1) < 0)
+        return NULL;
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
+    void *x, *t, *g = NULL, *y;
+    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 || sk_take(&s, to, "t", k, NULL, n, SK_IN, &t) < 0 ||
+        (backward && sk_take(&s, go, "grad_output", k, NULL, n, SK_IN, &g) < 0) ||
+        sk_take(&s, yo, "out", k, NULL, n, SK_OUT, &y) < 0) {
+        sk_done(&s, 0);
+        return NULL;
+    }
+    size_t m = (size_t)n;
+    Py_BEGIN_ALLOW_THREADS
+    if (backward && k == SK_F64)
+        K->sigmoid_focal_backward_f64(x, t, g, y, m, alpha, gamma, nt);
+    else if (backward)
+        K->sigmoid_focal_backward_f32(x, t, g, y, m, (float)alpha, (float)gamma, nt);
+    else if (k == SK_F64)
+        K->sigmoid_focal_f64(x, t, y, m, alpha, gamma, nt);
+    else
+        K->sigmoid_focal_f32(x, t, y, m, (float)alpha, (float)gamma, nt);
+    Py_END_ALLOW_THREADS
+    sk_done(&s, 1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_sigmoid_focal(PyObject *self, PyObject *args) { (void)self; return focal(args, 0); }
+static PyObject *py_sigmoid_focal_backward(PyObject *self, PyObject *args) { (void)self; return focal(args, 1); }
+
 /* simd_variant() -> str: the SIMD variant this module runs. */
 static PyObject *py_simd_variant(PyObject *self, PyObject *unused)
 {
@@ -269,6 +309,9 @@ static PyMethodDef methods[] = {
     {"softplus_scaled", py_softplus_scaled, METH_VARARGS, "softplus_scaled(x, out, n, beta, threshold, nthreads)"},
     {"softplus_backward", py_softplus_backward, METH_VARARGS, "softplus_backward(x, g, out, n, beta, threshold, nthreads)"},
     {"log_sigmoid_backward", py_log_sigmoid_backward, METH_VARARGS, "log_sigmoid_backward(x, g, out, n, nthreads)"},
+    {"sigmoid_focal", py_sigmoid_focal, METH_VARARGS, "sigmoid_focal(x, t, out, n, alpha, gamma, nthreads)"},
+    {"sigmoid_focal_backward", py_sigmoid_focal_backward, METH_VARARGS,
+     "sigmoid_focal_backward(x, t, g, out, n, alpha, gamma, nthreads)"},
     {"simd_variant", py_simd_variant, METH_NOARGS, "simd_variant() -> str: the SIMD variant in use"},
     {"simd_variants", sk_py_simd_variants, METH_NOARGS, "simd_variants() -> tuple of str: those this CPU runs, best first"},
     {NULL, NULL, 0, NULL},

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import _activation_grads, _entmax, _softmax
+from .. import _activation_grads, _entmax, _kernels, _softmax
 from .._losses import _focal
 from .._validation import check_alpha, check_ignore_index, check_reduction
 from . import _functional as _f
@@ -97,8 +97,16 @@ def _np_softplus(x: np.ndarray, beta: float, threshold: float) -> np.ndarray:
     return np.asarray(_activation_grads.softplus_scaled(x, beta=beta, threshold=threshold))
 
 
+def _np_softplus_backward(x: np.ndarray, g: np.ndarray, beta: float, threshold: float) -> np.ndarray:
+    return np.asarray(_activation_grads.softplus_backward(x, g, beta=beta, threshold=threshold))
+
+
 def _np_log_sigmoid(x: np.ndarray) -> np.ndarray:
     return np.asarray(_softmax.log_sigmoid(x))
+
+
+def _np_log_sigmoid_backward(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    return np.asarray(_activation_grads.log_sigmoid_backward(x, g))
 
 
 def _np_rows(fn, x: np.ndarray, **kw) -> np.ndarray:
@@ -107,9 +115,22 @@ def _np_rows(fn, x: np.ndarray, **kw) -> np.ndarray:
 
 
 def _np_sigmoid_focal(x: np.ndarray, t: np.ndarray, alpha: float, gamma: float) -> np.ndarray:
-    out = _focal.sigmoid_focal_loss(np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64),
-                                    alpha=alpha, gamma=gamma, reduction="none")
-    return np.asarray(out, dtype=np.float64)
+    """torchvision's sigmoid focal loss per element in x's dtype, one C pass (x and t
+    of one float dtype, checked by the caller)."""
+    xf, tf = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(t).reshape(-1)
+    out = np.empty_like(xf)
+    _kernels.sigmoid_focal_flat(xf, tf, out, alpha=alpha, gamma=gamma)
+    return out.reshape(x.shape)
+
+
+def _np_sigmoid_focal_backward(x: np.ndarray, t: np.ndarray, g: np.ndarray, alpha: float,
+                               gamma: float) -> np.ndarray:
+    """``g * d loss / dx`` of :func:`_np_sigmoid_focal`, one C pass."""
+    xf, tf = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(t).reshape(-1)
+    gf = np.ascontiguousarray(g, dtype=x.dtype).reshape(-1)
+    out = np.empty_like(xf)
+    _kernels.sigmoid_focal_backward_flat(xf, tf, gf, out, alpha=alpha, gamma=gamma)
+    return out.reshape(x.shape)
 
 
 def _np_entmax(x: np.ndarray, alpha: float, dim: int) -> np.ndarray:
@@ -135,10 +156,25 @@ def _softplus_setup(ctx, inputs, output):
     ctx.options = inputs[1:]
 
 
+@torch.library.custom_op("softmaxkit::softplus_backward", mutates_args=(), device_types="cpu")
+def _softplus_backward_op(grad_output: Tensor, input: Tensor, beta: float, threshold: float) -> Tensor:
+    """``grad_output * sigmoid(beta x)``, ``grad_output`` past the threshold (one C pass)."""
+    return _from_np(_np_softplus_backward(_np(input), _np(grad_output), beta, threshold))
+
+
+@_softplus_backward_op.register_fake
+def _(grad_output, input, beta, threshold):
+    return input.new_empty(input.shape)
+
+
 def _softplus_bwd(ctx, g):
-    """d/dx = sigmoid(beta x), 1 past the threshold (torch's softplus_backward)."""
+    """d/dx = sigmoid(beta x), 1 past the threshold (torch's softplus_backward): the
+    kernel op, or under ``create_graph`` (grad mode on in the backward) the same
+    formula in torch ops, so that it is differentiable again."""
     (x,) = ctx.saved_tensors
     beta, threshold = ctx.options
+    if not torch.is_grad_enabled():
+        return _softplus_backward_op(g, x, beta, threshold), None, None
     bx = x * beta
     return g * torch.where(bx > threshold, torch.ones_like(bx), torch.sigmoid(bx)), None, None
 
@@ -161,8 +197,22 @@ def _log_sigmoid_setup(ctx, inputs, output):
     ctx.save_for_backward(inputs[0])
 
 
+@torch.library.custom_op("softmaxkit::log_sigmoid_backward", mutates_args=(), device_types="cpu")
+def _log_sigmoid_backward_op(grad_output: Tensor, input: Tensor) -> Tensor:
+    """``grad_output * sigmoid(-x)`` (one C pass)."""
+    return _from_np(_np_log_sigmoid_backward(_np(input), _np(grad_output)))
+
+
+@_log_sigmoid_backward_op.register_fake
+def _(grad_output, input):
+    return input.new_empty(input.shape)
+
+
 def _log_sigmoid_bwd(ctx, g):
+    """d/dx = sigmoid(-x): the kernel op, or the torch-ops formula under create_graph."""
     (x,) = ctx.saved_tensors
+    if not torch.is_grad_enabled():
+        return _log_sigmoid_backward_op(g, x)
     return g * torch.sigmoid(-x)
 
 
@@ -303,13 +353,25 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
 
 @torch.library.custom_op("softmaxkit::sigmoid_focal_loss", mutates_args=(), device_types="cpu")
 def _sigmoid_focal_op(input: Tensor, target: Tensor, alpha: float, gamma: float) -> Tensor:
-    """torchvision's elementwise sigmoid focal loss, float64, input's shape."""
+    """torchvision's elementwise sigmoid focal loss, input's dtype and shape (one C pass)."""
     return _from_np(_np_sigmoid_focal(_np(input), _np(target), alpha, gamma))
 
 
 @_sigmoid_focal_op.register_fake
 def _(input, target, alpha, gamma):
-    return input.new_empty(input.shape, dtype=torch.float64)
+    return input.new_empty(input.shape)
+
+
+@torch.library.custom_op("softmaxkit::sigmoid_focal_loss_backward", mutates_args=(), device_types="cpu")
+def _sigmoid_focal_backward_op(grad_output: Tensor, input: Tensor, target: Tensor, alpha: float,
+                               gamma: float) -> Tensor:
+    """``grad_output * d loss / dx`` of the sigmoid focal loss (one C pass, input's dtype)."""
+    return _from_np(_np_sigmoid_focal_backward(_np(input), _np(target), _np(grad_output), alpha, gamma))
+
+
+@_sigmoid_focal_backward_op.register_fake
+def _(grad_output, input, target, alpha, gamma):
+    return input.new_empty(input.shape)
 
 
 def _sf_setup(ctx, inputs, output):
@@ -323,6 +385,9 @@ def _sf_bwd(ctx, g):
     from log-sigmoids so nothing cancels; the second term is 0 where m = 0."""
     x, t = ctx.saved_tensors
     alpha, gamma = ctx.options
+    if not torch.is_grad_enabled():  # a plain backward: the kernel op
+        return _sigmoid_focal_backward_op(g.to(x.dtype), x, t, alpha, gamma), None, None, None
+    # create_graph: the same in torch ops, differentiable again
     s, s_neg = torch.sigmoid(x), torch.sigmoid(-x)
     ce = -t * F.logsigmoid(x) - (1 - t) * F.logsigmoid(-x)
     m = t * s_neg + (1 - t) * s
