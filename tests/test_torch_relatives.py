@@ -208,7 +208,7 @@ def test_values_and_gradients_match_the_reference(name, ours, theirs, make, tol)
     torch.testing.assert_close(second(g1), second(r1), rtol=100 * tol, atol=100 * tol)
 
 
-SEAM = {"softplus": "_np_softplus", "logsigmoid": "_np_log_sigmoid", "multi_margin_loss": "_np_rows",
+SEAM = {"softplus": "_np_softplus", "logsigmoid": "_np_log_sigmoid", "multi_margin_loss": "_np_margin_rows",
         "sigmoid_focal_loss": "_np_sigmoid_focal", "focal_loss": "_np_ce_rows", "poly1_cross_entropy": "_np_ce_rows",
         "entmax": "_np_entmax"}
 
@@ -329,7 +329,7 @@ def _count(monkeypatch, seam):
 
 def test_fall_through_bfloat16_and_float16(monkeypatch):
     """16-bit tensors take torch's function (or the torch-ops composite), not the ops."""
-    seams = {s: _count(monkeypatch, s) for s in ["_np_softplus", "_np_log_sigmoid", "_np_rows",
+    seams = {s: _count(monkeypatch, s) for s in ["_np_softplus", "_np_log_sigmoid", "_np_margin_rows",
                                                  "_np_sigmoid_focal", "_np_entmax", "_np_ce_rows"]}
     g = gen(4)
     x64 = 3 * torch.randn(6, 5, generator=g, dtype=F64)
@@ -352,7 +352,7 @@ def test_fall_through_bfloat16_and_float16(monkeypatch):
             assert ours.dtype == dt
             torch.testing.assert_close(ours.to(F64), ref, rtol=3e-2, atol=3e-2)
     n64 = {k: len(v) for k, v in seams.items()}
-    assert n64 == {"_np_softplus": 0, "_np_log_sigmoid": 0, "_np_rows": 0, "_np_sigmoid_focal": 0,
+    assert n64 == {"_np_softplus": 0, "_np_log_sigmoid": 0, "_np_margin_rows": 0, "_np_sigmoid_focal": 0,
                    "_np_entmax": 6, "_np_ce_rows": 4}  # only the float64 references above
 
 
@@ -504,7 +504,7 @@ def test_fullgraph_compile(monkeypatch, caplog):
     warning, no graph break, and every seam ran inside the compiled graph."""
     import logging
     import warnings
-    seams = ["_np_softplus", "_np_log_sigmoid", "_np_rows", "_np_sigmoid_focal", "_np_entmax", "_np_ce_rows"]
+    seams = ["_np_softplus", "_np_log_sigmoid", "_np_margin_rows", "_np_sigmoid_focal", "_np_entmax", "_np_ce_rows"]
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     torch.manual_seed(0)
@@ -586,7 +586,7 @@ def test_torchs_opinfo_samples_match_or_pass_through(monkeypatch):
     common = pytest.importorskip("torch.testing._internal.common_methods_invocations")
     ours = {"nn.functional.softplus": smt.softplus, "nn.functional.logsigmoid": smt.logsigmoid,
             "nn.functional.multi_margin_loss": smt.multi_margin_loss}
-    calls = {s: _count(monkeypatch, s) for s in ["_np_softplus", "_np_log_sigmoid", "_np_rows"]}
+    calls = {s: _count(monkeypatch, s) for s in ["_np_softplus", "_np_log_sigmoid", "_np_margin_rows"]}
     counts = {}
     g = gen(13)
     for op in [op for op in common.op_db if op.name in ours]:

@@ -36,6 +36,8 @@ __all__ = [
     "log_sigmoid_backward_flat",
     "sigmoid_focal_flat",
     "sigmoid_focal_backward_flat",
+    "multi_margin_rows",
+    "multi_margin_backward_rows",
     "ce_hard_rows",
     "ce_soft_rows",
     "sample_rows",
@@ -144,6 +146,25 @@ def sigmoid_focal_backward_flat(x: np.ndarray, t: np.ndarray, g: np.ndarray, out
                                 alpha: float, gamma: float, nthreads: int | None = None) -> None:
     """out = g * d(sigmoid focal loss)/dx per element; x, t, g, out flat (n,)."""
     _softmax_ext.sigmoid_focal_backward(x, t, g, out, x.size, alpha, gamma, _nt(nthreads))
+
+
+def multi_margin_rows(x: np.ndarray, target: np.ndarray, *, margin: float, p: int,
+                      nthreads: int | None = None) -> np.ndarray:
+    """Unweighted per-row multi-class hinge of x (rows, C), float64 (rows,); target
+    (rows,) int64 in [0, C) (another label gives a NaN row); p 1 or 2."""
+    rows, cols = x.shape
+    loss = np.empty(rows, dtype=np.float64)
+    _softmax_ext.multi_margin(x, target, loss, rows, cols, margin, p, _nt(nthreads))
+    return loss
+
+
+def multi_margin_backward_rows(x: np.ndarray, target: np.ndarray, g: np.ndarray, *, margin: float, p: int,
+                               nthreads: int | None = None) -> np.ndarray:
+    """g[i] * d multi_margin_rows[i] / dx, (rows, C) in x's dtype; g (rows,) float64."""
+    rows, cols = x.shape
+    out = np.empty_like(x)
+    _softmax_ext.multi_margin_backward(x, target, g, out, rows, cols, margin, p, _nt(nthreads))
+    return out
 
 
 def sigmoid_backward_flat(s: np.ndarray, g: np.ndarray, out: np.ndarray, *,

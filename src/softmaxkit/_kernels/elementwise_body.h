@@ -1,6 +1,7 @@
 /*
- * elementwise_body.h: softplus, log_sigmoid, torchvision's sigmoid focal loss and
- * their backward passes, written
+ * elementwise_body.h: softplus, log_sigmoid, torchvision's sigmoid focal loss, the
+ * multi-class hinge (a rows kernel, torch's multi_margin_loss) and their backward
+ * passes, written
  * once, included by softmax.c per dtype (SK_DTYPE 64 and 32: see sk_dtype.h) and so
  * compiled per SIMD variant. T below is SK_T.
  *
@@ -167,7 +168,8 @@ SK_INLINE void SK_FN(sigmoid_focal_backward_block_)(const SK_T *x, const SK_T *t
         /* m^(gamma - 1) where m > 0: 1 (gamma 1), m (gamma 2), pow otherwise */
         SK_T mg1 = mode == 1 ? 1 : mode == 2 ? m : mode == 3 ? (SK_T)pow((double)m, (double)gamma - 1.0) : 0;
         SK_T dm = mode != 0 && m > 0 ? gamma * ce * mg1 * (2 * tj - 1) * s * sn : 0;
-        dx[j] = g[j] * (at * ((s - tj) * mg - dm));
+        /* s - t as (1 - t) s - t s(-x): no cancellation for hard labels (t = 1: -s(-x)) */
+        dx[j] = g[j] * (at * (((1 - tj) * s - tj * sn) * mg - dm));
     }
 }
 
@@ -207,6 +209,88 @@ static void SK_FN(sigmoid_focal_backward)(const SK_T *x, const SK_T *t, const SK
 {
     SK_EW_BLOCKS(n, nthreads,
                  SK_FN(sigmoid_focal_backward_block)(x + o_, t + o_, g + o_, dx + o_, len_, alpha, gamma));
+}
+
+/* ------------------------------------------------------- multi-class hinge */
+
+/* torch's multi_margin_loss per row, unweighted: with h_j = margin - x_y + x_j,
+ *     loss = sum_{j != y} max(0, h_j)^p / C,       p in {1, 2}
+ *     d loss / dx_j = p max(0, h_j)^(p-1) / C on active hinges (h_j > 0, j != y),
+ *     d loss / dx_y = minus their sum
+ * (0 at the kink h = 0, as torch). A NaN h makes the loss NaN (torch drops it); a
+ * label outside [0, C) gives a NaN row (Python checked them: the kernel never reads
+ * out of bounds). The sums are taken in T over blocks of SK_SUM_BLOCK, the block
+ * sums in float64. `p2` is a constant at each call. */
+SK_INLINE double SK_FN(multi_margin_row_)(const SK_T *x, int64_t y, size_t n, SK_T margin, int p2)
+{
+    double sum = 0.0;
+    SK_T xy = x[y];
+    for (size_t b = 0, end; b < n; b = end) {
+        end = n - b < SK_SUM_BLOCK ? n : b + SK_SUM_BLOCK;
+        SK_T acc = 0;
+        SK_SIMD_REDUCE(+, acc)
+        for (size_t j = b; j < end; j++) {
+            SK_T h = margin - xy + x[j];
+            h = h < 0 || j == (size_t)y ? 0 : h; /* NaN stays */
+            acc += p2 ? h * h : h;
+        }
+        sum += (double)acc;
+    }
+    return sum / (double)n;
+}
+
+/* IN x (rows, cols), IN target (rows), OUT loss (rows), IN margin, p (1 or 2) */
+static void SK_FN(multi_margin)(const SK_T *x, const int64_t *target, double *loss, size_t rows, size_t cols,
+                                SK_T margin, int p, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, {
+        int64_t y = target[i];
+        const SK_T *xi = x + (size_t)i * cols;
+        loss[i] = y < 0 || (size_t)y >= cols ? NAN
+                  : p == 2 ? SK_FN(multi_margin_row_)(xi, y, cols, margin, 1)
+                           : SK_FN(multi_margin_row_)(xi, y, cols, margin, 0);
+    });
+}
+
+/* IN x (n), OUT dx (n): dx = g * d loss / dx for one row. */
+SK_INLINE void SK_FN(multi_margin_backward_row_)(const SK_T *x, int64_t y, SK_T *dx, size_t n, SK_T margin,
+                                                 double g, int p2)
+{
+    SK_T xy = x[y];
+    SK_T scale = (SK_T)(g / (double)n) * (p2 ? 2 : 1);
+    double total = 0.0;
+    for (size_t b = 0, end; b < n; b = end) {
+        end = n - b < SK_SUM_BLOCK ? n : b + SK_SUM_BLOCK;
+        SK_T acc = 0;
+        SK_SIMD_REDUCE(+, acc)
+        for (size_t j = b; j < end; j++) {
+            SK_T h = margin - xy + x[j];
+            SK_T d = h > 0 && j != (size_t)y ? (p2 ? h * scale : scale) : 0;
+            dx[j] = d;
+            acc += d;
+        }
+        total += (double)acc;
+    }
+    dx[y] = (SK_T)-total;
+}
+
+/* IN x (rows, cols), IN target (rows), IN g (rows) float64, OUT dx (rows, cols) */
+static void SK_FN(multi_margin_backward)(const SK_T *x, const int64_t *target, const double *g, SK_T *dx,
+                                         size_t rows, size_t cols, SK_T margin, int p, int nthreads)
+{
+    SK_FOR_ROWS(rows, cols, nthreads, {
+        int64_t y = target[i];
+        const SK_T *xi = x + (size_t)i * cols;
+        SK_T *di = dx + (size_t)i * cols;
+        if (y < 0 || (size_t)y >= cols) {
+            for (size_t j = 0; j < cols; j++)
+                di[j] = NAN;
+        } else if (p == 2) {
+            SK_FN(multi_margin_backward_row_)(xi, y, di, cols, margin, g[i], 1);
+        } else {
+            SK_FN(multi_margin_backward_row_)(xi, y, di, cols, margin, g[i], 0);
+        }
+    });
 }
 
 /* IN x (n), OUT y (n); y may alias x */

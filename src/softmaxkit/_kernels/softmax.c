@@ -183,4 +183,8 @@ const sk_softmax_kernels SK_ISA_TABLE(sk_softmax_kernels) = {
     .sigmoid_focal_f32 = sigmoid_focal_f32,
     .sigmoid_focal_backward_f64 = sigmoid_focal_backward_f64,
     .sigmoid_focal_backward_f32 = sigmoid_focal_backward_f32,
+    .multi_margin_f64 = multi_margin_f64,
+    .multi_margin_f32 = multi_margin_f32,
+    .multi_margin_backward_f64 = multi_margin_backward_f64,
+    .multi_margin_backward_f32 = multi_margin_backward_f32,
 };

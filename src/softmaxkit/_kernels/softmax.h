@@ -89,6 +89,18 @@ typedef struct sk_softmax_kernels {
                                        double alpha, double gamma, int nthreads);
     void (*sigmoid_focal_backward_f32)(const float *x, const float *t, const float *g, float *dx, size_t n,
                                        float alpha, float gamma, int nthreads);
+    /* torch's multi_margin_loss per row, unweighted (elementwise_body.h):
+     * loss[i] = sum_{j != y} max(0, margin - x_y + x_j)^p / cols, p 1 or 2, and its
+     * backward dx = g[i] * d loss[i] / dx; a label outside [0, cols) gives NaN.
+     * IN x (rows, cols), IN target (rows), OUT loss (rows) / IN g (rows), OUT dx (rows, cols) */
+    void (*multi_margin_f64)(const double *x, const int64_t *target, double *loss, size_t rows, size_t cols,
+                             double margin, int p, int nthreads);
+    void (*multi_margin_f32)(const float *x, const int64_t *target, double *loss, size_t rows, size_t cols,
+                             float margin, int p, int nthreads);
+    void (*multi_margin_backward_f64)(const double *x, const int64_t *target, const double *g, double *dx,
+                                      size_t rows, size_t cols, double margin, int p, int nthreads);
+    void (*multi_margin_backward_f32)(const float *x, const int64_t *target, const double *g, float *dx,
+                                      size_t rows, size_t cols, float margin, int p, int nthreads);
 } sk_softmax_kernels;
 
 #endif

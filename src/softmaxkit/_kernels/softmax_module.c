@@ -288,6 +288,53 @@ static PyObject *focal(PyObject *args, int backward)
 static PyObject *py_sigmoid_focal(PyObject *self, PyObject *args) { (void)self; return focal(args, 0); }
 static PyObject *py_sigmoid_focal_backward(PyObject *self, PyObject *args) { (void)self; return focal(args, 1); }
 
+/* multi_margin (x, target, loss, rows, cols, margin, p, nthreads) and
+ * multi_margin_backward (x, target, g, out, rows, cols, margin, p, nthreads);
+ * target int64 (rows), loss and g float64 (rows), p 1 or 2 */
+static PyObject *margin_rows(PyObject *args, int backward)
+{
+    PyObject *xo, *to, *go = NULL, *yo;
+    Py_ssize_t rows, cols;
+    double margin;
+    int p, nt;
+    if (backward ? !PyArg_ParseTuple(args, "OOOOnndii", &xo, &to, &go, &yo, &rows, &cols, &margin, &p, &nt)
+                 : !PyArg_ParseTuple(args, "OOOnndii", &xo, &to, &yo, &rows, &cols, &margin, &p, &nt))
+        return NULL;
+    if (p != 1 && p != 2) {
+        PyErr_Format(PyExc_ValueError, "p must be 1 or 2, got %d", p);
+        return NULL;
+    }
+    Py_ssize_t n = sk_count(rows, cols);
+    if (n < 0)
+        return NULL;
+    sk_bufs s = SK_BUFS_INIT;
+    sk_kind k;
+    void *x, *t, *g = NULL, *y;
+    if (sk_take(&s, xo, "x", SK_FLOAT, &k, n, SK_IN, &x) < 0 ||
+        sk_take(&s, to, "target", SK_I64, NULL, rows, SK_IN, &t) < 0 ||
+        (backward && sk_take(&s, go, "grad_output", SK_F64, NULL, rows, SK_IN, &g) < 0) ||
+        sk_take(&s, yo, backward ? "out" : "loss", backward ? k : SK_F64, NULL, backward ? n : rows, SK_OUT, &y) < 0) {
+        sk_done(&s, 0);
+        return NULL;
+    }
+    size_t r = (size_t)rows, c = (size_t)cols;
+    Py_BEGIN_ALLOW_THREADS
+    if (backward && k == SK_F64)
+        K->multi_margin_backward_f64(x, t, g, y, r, c, margin, p, nt);
+    else if (backward)
+        K->multi_margin_backward_f32(x, t, g, y, r, c, (float)margin, p, nt);
+    else if (k == SK_F64)
+        K->multi_margin_f64(x, t, y, r, c, margin, p, nt);
+    else
+        K->multi_margin_f32(x, t, y, r, c, (float)margin, p, nt);
+    Py_END_ALLOW_THREADS
+    sk_done(&s, 1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_multi_margin(PyObject *self, PyObject *args) { (void)self; return margin_rows(args, 0); }
+static PyObject *py_multi_margin_backward(PyObject *self, PyObject *args) { (void)self; return margin_rows(args, 1); }
+
 /* simd_variant() -> str: the SIMD variant this module runs. */
 static PyObject *py_simd_variant(PyObject *self, PyObject *unused)
 {
@@ -312,6 +359,9 @@ static PyMethodDef methods[] = {
     {"sigmoid_focal", py_sigmoid_focal, METH_VARARGS, "sigmoid_focal(x, t, out, n, alpha, gamma, nthreads)"},
     {"sigmoid_focal_backward", py_sigmoid_focal_backward, METH_VARARGS,
      "sigmoid_focal_backward(x, t, g, out, n, alpha, gamma, nthreads)"},
+    {"multi_margin", py_multi_margin, METH_VARARGS, "multi_margin(x, target, loss, rows, cols, margin, p, nthreads)"},
+    {"multi_margin_backward", py_multi_margin_backward, METH_VARARGS,
+     "multi_margin_backward(x, target, g, out, rows, cols, margin, p, nthreads)"},
     {"simd_variant", py_simd_variant, METH_NOARGS, "simd_variant() -> str: the SIMD variant in use"},
     {"simd_variants", sk_py_simd_variants, METH_NOARGS, "simd_variants() -> tuple of str: those this CPU runs, best first"},
     {NULL, NULL, 0, NULL},

@@ -44,8 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _activation_grads, _entmax, _kernels, _softmax
-from .._losses import _focal
-from .._validation import check_alpha, check_ignore_index, check_reduction
+from .._validation import check_alpha, check_ignore_index, check_reduction, hard_target
 from . import _functional as _f
 from ._ops import _from_np, _np
 
@@ -109,9 +108,17 @@ def _np_log_sigmoid_backward(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.asarray(_activation_grads.log_sigmoid_backward(x, g))
 
 
-def _np_rows(fn, x: np.ndarray, **kw) -> np.ndarray:
-    """A multi-class loss of softmaxkit's core per row, float64 (n,)."""
-    return np.asarray(fn(np.asarray(x, dtype=np.float64), **kw, reduction="none"), dtype=np.float64)
+def _np_margin_rows(x: np.ndarray, t: np.ndarray, p: int, margin: float) -> np.ndarray:
+    """The unweighted multi-class hinge per row of (n, C) x in its dtype, float64 (n,),
+    one C pass; a class index outside [0, C) raises ValueError naming it."""
+    labels = hard_target(t, x.shape[1], (x.shape[0],), None)
+    return _kernels.multi_margin_rows(np.ascontiguousarray(x), labels, margin=margin, p=p)
+
+
+def _np_margin_backward(x: np.ndarray, t: np.ndarray, g: np.ndarray, p: int, margin: float) -> np.ndarray:
+    """``g[i] * d row_i / dx`` of :func:`_np_margin_rows`, x's dtype (labels checked forward)."""
+    return _kernels.multi_margin_backward_rows(np.ascontiguousarray(x), np.ascontiguousarray(t, dtype=np.int64),
+                                               np.ascontiguousarray(g, dtype=np.float64), margin=margin, p=p)
 
 
 def _np_sigmoid_focal(x: np.ndarray, t: np.ndarray, alpha: float, gamma: float) -> np.ndarray:
@@ -266,13 +273,24 @@ def logsigmoid(input: Tensor) -> Tensor:
 @torch.library.custom_op("softmaxkit::multi_margin_rows", mutates_args=(), device_types="cpu")
 def _multi_margin_rows(input: Tensor, target: Tensor, p: int, margin: float) -> Tensor:
     """Unweighted per-row hinge ``sum_{i != y} max(0, margin - x_y + x_i)^p / C``, float64 (n,)."""
-    return _from_np(_np_rows(_focal.multi_margin_loss, _np(input), target=_np(target), p=p,
-                             margin=margin))
+    return _from_np(_np_margin_rows(_np(input), _np(target), p, margin))
 
 
 @_multi_margin_rows.register_fake
 def _(input, target, p, margin):
     return input.new_empty((input.shape[0],), dtype=torch.float64)
+
+
+@torch.library.custom_op("softmaxkit::multi_margin_rows_backward", mutates_args=(), device_types="cpu")
+def _multi_margin_rows_backward(grad_output: Tensor, input: Tensor, target: Tensor, p: int,
+                                margin: float) -> Tensor:
+    """``grad_output[i] * d row_i / dx`` (grad_output float64 (n,)), input's dtype (one C pass)."""
+    return _from_np(_np_margin_backward(_np(input), _np(target), _np(grad_output), p, margin))
+
+
+@_multi_margin_rows_backward.register_fake
+def _(grad_output, input, target, p, margin):
+    return input.new_empty(input.shape)
 
 
 def _onehot(x: Tensor, t: Tensor) -> Tensor:
@@ -290,6 +308,9 @@ def _margin_bwd(ctx, g):
     and x_y gets minus their sum; torch ops in x, so p = 2 has its second derivative."""
     x, t = ctx.saved_tensors
     p, margin = ctx.options
+    if not torch.is_grad_enabled():  # a plain backward: the kernel op
+        return _multi_margin_rows_backward(g.to(torch.float64), x, t, p, margin), None, None, None
+    # create_graph: the same in torch ops, differentiable again
     c = x.shape[1]
     h = margin - x.gather(1, t.unsqueeze(1)) + x
     onehot = _onehot(x, t)
