@@ -19,12 +19,16 @@ a) On CPU float32/float64 tensors each function runs softmaxkit's NumPy/C code a
    poly1_cross_entropy are functions of the row's cross-entropy, so they compose
    over _ops' fused ``cross_entropy_rows`` op instead of having ops of their own;
    gumbel_softmax's softmax is ``softmaxkit::softmax``.
-b) Losses come back per row (per element) in float64 and are reduced here in torch
-   ops, so ``reduction="none"`` with any upstream gradient is exact.
-c) Every registered backward is written in torch ops, so it is differentiable again:
-   ``create_graph=True``, gradient penalties and gradgradcheck see exact second
+b) Nothing is widened: float32 tensors run the float32 kernels. Per-row losses (the
+   hinge) come back in float64, per-element ones (softplus, logsigmoid, the sigmoid
+   focal loss) in the input's dtype, and are reduced here in torch ops.
+c) Every registered backward has the formula in torch ops, so it is differentiable
+   again: ``create_graph=True``, gradient penalties and gradgradcheck see exact second
    derivatives (entmax's backward is a function of the output, whose own grad_fn
-   carries the chain rule).
+   carries the chain rule). A plain backward (grad mode off inside it, the usual
+   case) runs the formula's C kernel instead, as a custom op of its own
+   (``softmaxkit::softplus_backward``, ``log_sigmoid_backward``,
+   ``sigmoid_focal_loss_backward``, ``multi_margin_rows_backward``): one pass.
 d) Everything else (other devices, bfloat16/float16, targets that require grad,
    options the kernels do not take, torch.func transforms) goes to torch's own
    function or to a composite of torch ops with the same formula.
@@ -233,8 +237,9 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
               \text{ and } x \text{ where } \beta x > \text{threshold}
 
     elementwise. CPU float32/float64 tensors with a finite ``beta > 0`` run
-    ``torch.ops.softmaxkit.softplus`` (softmaxkit's softplus kernel in float64,
-    rounded once to the input's dtype); anything else calls torch's function.
+    ``torch.ops.softmaxkit.softplus`` (softmaxkit's vectorised softplus kernel in the
+    input's dtype, ``beta x`` rounded to it as torch does; its backward is one kernel
+    pass too); anything else calls torch's function.
 
     Examples
     --------
@@ -252,7 +257,8 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 def logsigmoid(input: Tensor) -> Tensor:
     r"""Drop-in :func:`torch.nn.functional.logsigmoid`: :math:`\log \sigma(x) = -\operatorname{softplus}(-x)`.
 
-    CPU float32/float64 tensors run ``torch.ops.softmaxkit.log_sigmoid``; anything
+    CPU float32/float64 tensors run ``torch.ops.softmaxkit.log_sigmoid`` (one
+    vectorised kernel pass in the input's dtype, forward and backward); anything
     else calls torch's function.
 
     Examples
@@ -332,8 +338,9 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
 
     for (N, C) or (C,) ``input`` and int64 class indices (N,) or (); ``p`` is 1 or 2;
     "mean" divides by N (not by the weights, as torch). CPU float32/float64 inputs
-    run ``torch.ops.softmaxkit.multi_margin_rows`` (softmaxkit.multi_margin_loss per
-    row, float64); the class weight multiplies each row in torch ops (any sign, and
+    run ``torch.ops.softmaxkit.multi_margin_rows`` (one C pass over the rows in the
+    input's dtype, each row's sum in float64; the backward is one pass too; a NaN
+    logit makes its row NaN, where torch's ``max(0, NaN)`` drops it); the class weight multiplies each row in torch ops (any sign, and
     it may require grad). Anything else calls torch's function. A class index outside
     ``[0, C)`` raises ValueError naming it. The gradient at a hinge's kink is 0, as
     torch's.
@@ -447,8 +454,9 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
     elementwise (``alpha=-1``: no weighting); "mean" averages over all elements.
     ``alpha`` must be in [0, 1] or -1 (ValueError otherwise, as torchvision).
     CPU float32/float64 tensors with ``gamma >= 0`` and a target that needs no
-    gradient run ``torch.ops.softmaxkit.sigmoid_focal_loss`` (softmaxkit's, float64,
-    ``1 - p_t`` formed from :math:`\sigma(\pm x)` so large logits do not cancel);
+    gradient run ``torch.ops.softmaxkit.sigmoid_focal_loss`` (one vectorised C pass in
+    the input's dtype, forward and backward; ``1 - p_t`` and the cross-entropy formed
+    from :math:`\sigma(\pm x)` and :math:`\log\sigma(\pm x)` so large logits do not cancel);
     anything else runs torchvision's formula in torch ops (torchvision itself is not
     needed).
 
