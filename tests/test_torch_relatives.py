@@ -271,6 +271,14 @@ OPCHECK = {
     "sigmoid_focal_loss": lambda g: (torch.randn(4, 5, generator=g, requires_grad=True),
                                      torch.rand(4, 5, generator=g), 0.25, 2.0),
     "entmax": lambda g: (torch.randn(4, 5, generator=g, dtype=F64, requires_grad=True), 1.5, 0),
+    # the backward kernel ops (no autograd of their own: create_graph takes torch ops)
+    "softplus_backward": lambda g: (torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g), 2.0, 3.0),
+    "log_sigmoid_backward": lambda g: (torch.randn(4, 5, generator=g, dtype=F64),
+                                       torch.randn(4, 5, generator=g, dtype=F64)),
+    "multi_margin_rows_backward": lambda g: (torch.randn(4, generator=g, dtype=F64), torch.randn(4, 5, generator=g),
+                                             torch.tensor([0, 4, 2, 2]), 1, 0.5),
+    "sigmoid_focal_loss_backward": lambda g: (torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g),
+                                              torch.rand(4, 5, generator=g), 0.25, 1.5),
 }
 
 
