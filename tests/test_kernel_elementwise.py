@@ -16,6 +16,9 @@ import mpmath
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import softmaxkit as smk
 from softmaxkit import _kernels as K
@@ -332,3 +335,25 @@ def test_bad_arguments_name_themselves():
         smk.log_sigmoid_backward([1.0, 2.0], [1.0])
     with pytest.raises(TypeError):
         S.softplus_backward(np.zeros(3), np.zeros(3, np.float32), np.zeros(3), 3, 1.0, 20.0, 1)
+
+
+@settings(max_examples=60)
+@given(data=st.data(), dtype=st.sampled_from(DTYPES))
+def test_properties_on_any_floats(data, dtype):
+    """For any floats (subnormals, huge, +-inf, NaN): log_sigmoid(x) is -softplus(-x) to
+    the bit, softplus(x) >= max(x, 0), softplus(x) - softplus(-x) = x, and the two
+    backward passes at g = 1 add up to sigmoid(x) + sigmoid(-x) = 1."""
+    width = 64 if dtype == np.float64 else 32
+    x = data.draw(hnp.arrays(dtype, st.integers(1, 40), elements=st.floats(width=width)))
+    sp, ls = smk.softplus(x), smk.log_sigmoid(x)
+    np.testing.assert_array_equal(ls, -smk.softplus(-x))
+    fin = np.isfinite(x)
+    assert np.all(sp[fin] >= np.maximum(x[fin], 0)) and np.all(sp[fin] >= 0)
+    assert np.all(np.isnan(sp[np.isnan(x)]))
+    eps = float(np.finfo(dtype).eps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = sp - smk.softplus(-x)
+    np.testing.assert_allclose(diff[fin], x[fin], rtol=4 * eps, atol=2 * eps)
+    one = np.ones_like(x)
+    total = smk.softplus_backward(x, one) + smk.log_sigmoid_backward(x, one)
+    np.testing.assert_allclose(total[~np.isnan(x)], 1.0, rtol=2 * eps)

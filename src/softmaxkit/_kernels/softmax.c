@@ -1,6 +1,8 @@
 /*
  * softmax.c: softmax, log_softmax, logsumexp and their backward passes, plus the
- * elementwise sigmoid family (softplus and log_sigmoid in elementwise_body.h). See softmax.h for the contract and row conventions.
+ * elementwise sigmoid family (softplus, log_sigmoid, the sigmoid focal loss and the
+ * multi-class hinge: elementwise_body.h). See softmax.h for the contract and row
+ * conventions.
  *
  * Each forward is three short passes over a row: max (and min), exp-and-sum,
  * finish. A row of up to a few hundred thousand elements stays in L2 between
