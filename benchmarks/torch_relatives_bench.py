@@ -5,6 +5,8 @@ entmax package: forward + backward time.
     python benchmarks/torch_relatives_bench.py            # (1024, 1000) float32, 1 thread
     python benchmarks/torch_relatives_bench.py --quick    # (128, 1000): a check, not numbers
     python benchmarks/torch_relatives_bench.py --threads 2 --dtype float64
+    python benchmarks/torch_relatives_bench.py --rows 8192 --only softplus logsigmoid \
+        multi_margin_loss sigmoid_focal_loss   # the elementwise functions and the hinge
 
 Each row times ``loss.backward()`` (or ``y.backward(ones)``) after the forward on a
 fresh leaf, best of ``--repeat``, in milliseconds, and prints the reference's time
@@ -98,6 +100,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="1/8 of the rows, 2 repeats: a check")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="time only the functions whose name starts with one of these")
     args = parser.parse_args(argv)
     import softmaxkit
 
@@ -110,6 +114,8 @@ def main(argv=None):
     print("| function | softmaxkit.torch | reference | speed-up |")
     print("|---|---|---|---|")
     for name, ours, ref, ref_name, fn_args in rows(n, args.cols, dtype):
+        if args.only and not any(name.startswith(o) for o in args.only):
+            continue
         a = _time(ours, fn_args[0], fn_args[1:], repeat)
         b = _time(ref, fn_args[0], fn_args[1:], repeat)
         print(f"| `{name}` | {a:.2f} | {b:.2f} ({ref_name}) | {b / a:.2f}x |")

@@ -68,6 +68,15 @@ def _calls(dtype):
         ("log_sigmoid", S.log_sigmoid, [x.ravel(), out((n,)), n, 1]),
         ("softplus", S.softplus, [x.ravel(), out((n,)), n, 1]),
         ("sigmoid_backward", S.sigmoid_backward, [s, g.ravel(), out((n,)), n, 1]),
+        ("softplus_scaled", S.softplus_scaled, [x.ravel(), out((n,)), n, 2.0, 20.0, 1]),
+        ("softplus_backward", S.softplus_backward, [x.ravel(), g.ravel(), out((n,)), n, 0.5, 3.0, 1]),
+        ("log_sigmoid_backward", S.log_sigmoid_backward, [x.ravel(), g.ravel(), out((n,)), n, 1]),
+        ("sigmoid_focal", S.sigmoid_focal, [x.ravel(), q.ravel(), out((n,)), n, 0.25, 2.0, 1]),
+        ("sigmoid_focal gamma 1.5", S.sigmoid_focal, [x.ravel(), q.ravel(), out((n,)), n, -1.0, 1.5, 1]),
+        ("sigmoid_focal_backward", S.sigmoid_focal_backward,
+         [x.ravel(), q.ravel(), g.ravel(), out((n,)), n, 0.25, 2.0, 1]),
+        ("multi_margin", S.multi_margin, [x, t, out((r,), np.float64), r, c, 1.0, 2, 1]),
+        ("multi_margin_backward", S.multi_margin_backward, [x, t, gs, out(x.shape), r, c, 0.5, 1, 1]),
         ("ce_hard forward", L.ce_hard,
          [x, t, w, 2, True, 0.1, out((r,), np.float64), out((r,), np.float64), None, 1.0, None, r, c, 1]),
         ("ce_hard forward-backward", L.ce_hard,
@@ -101,7 +110,7 @@ def _run(kernel, args, place):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_kernel_gives_the_same_bits_on_misaligned_buffers(dtype):
     calls = _calls(dtype)
-    assert len(calls) == 13  # every entry point of both modules, both label kinds
+    assert len(calls) == 21  # every entry point of both modules, both label kinds
     for name, kernel, args in calls:
         want, _ = _run(kernel, args, lambda a: a)
         got, ins = _run(kernel, args, misaligned)

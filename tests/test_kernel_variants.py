@@ -27,7 +27,8 @@ X86_VARIANTS = ("avx512", "avx2", "avx_fma", "avx", "sse2")
 MODULES = {"_softmax": S, "_losses": L, "_sampling": D, "_entmax": E}
 
 # The accuracy claims: mpmath oracles, "no worse than SciPy and PyTorch", the float32
-# sums, the loss kernels against their NumPy twins, and the 16-bit kernels.
+# sums, the loss kernels against their NumPy twins, the 16-bit kernels, and the
+# elementwise kernels (softplus, log_sigmoid, focal, hinge) against mpmath and twins.
 ACCURACY_TESTS = [
     "tests/test_softmax_examples.py::test_oracle_float64",
     "tests/test_softmax_examples.py::test_logsumexp_keeps_dominated_terms",
@@ -38,6 +39,7 @@ ACCURACY_TESTS = [
     "tests/test_losses.py::test_hard_kernel_matches_twin",
     "tests/test_losses.py::test_soft_kernel_matches_twin",
     "tests/test_kernel_seam.py",
+    "tests/test_kernel_elementwise.py",
     "tests/test_kernel_half.py",
     "tests/test_kernel_variants.py::test_target_gradient_does_not_cancel_with_huge_weights",
     # sampling: chi-square against float64 probabilities, equality with the sorting

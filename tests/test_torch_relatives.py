@@ -208,7 +208,7 @@ def test_values_and_gradients_match_the_reference(name, ours, theirs, make, tol)
     torch.testing.assert_close(second(g1), second(r1), rtol=100 * tol, atol=100 * tol)
 
 
-SEAM = {"softplus": "_np_softplus", "logsigmoid": "_np_log_sigmoid", "multi_margin_loss": "_np_rows",
+SEAM = {"softplus": "_np_softplus", "logsigmoid": "_np_log_sigmoid", "multi_margin_loss": "_np_margin_rows",
         "sigmoid_focal_loss": "_np_sigmoid_focal", "focal_loss": "_np_ce_rows", "poly1_cross_entropy": "_np_ce_rows",
         "entmax": "_np_entmax"}
 
@@ -271,6 +271,14 @@ OPCHECK = {
     "sigmoid_focal_loss": lambda g: (torch.randn(4, 5, generator=g, requires_grad=True),
                                      torch.rand(4, 5, generator=g), 0.25, 2.0),
     "entmax": lambda g: (torch.randn(4, 5, generator=g, dtype=F64, requires_grad=True), 1.5, 0),
+    # the backward kernel ops (no autograd of their own: create_graph takes torch ops)
+    "softplus_backward": lambda g: (torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g), 2.0, 3.0),
+    "log_sigmoid_backward": lambda g: (torch.randn(4, 5, generator=g, dtype=F64),
+                                       torch.randn(4, 5, generator=g, dtype=F64)),
+    "multi_margin_rows_backward": lambda g: (torch.randn(4, generator=g, dtype=F64), torch.randn(4, 5, generator=g),
+                                             torch.tensor([0, 4, 2, 2]), 1, 0.5),
+    "sigmoid_focal_loss_backward": lambda g: (torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g),
+                                              torch.rand(4, 5, generator=g), 0.25, 1.5),
 }
 
 
@@ -329,7 +337,7 @@ def _count(monkeypatch, seam):
 
 def test_fall_through_bfloat16_and_float16(monkeypatch):
     """16-bit tensors take torch's function (or the torch-ops composite), not the ops."""
-    seams = {s: _count(monkeypatch, s) for s in ["_np_softplus", "_np_log_sigmoid", "_np_rows",
+    seams = {s: _count(monkeypatch, s) for s in ["_np_softplus", "_np_log_sigmoid", "_np_margin_rows",
                                                  "_np_sigmoid_focal", "_np_entmax", "_np_ce_rows"]}
     g = gen(4)
     x64 = 3 * torch.randn(6, 5, generator=g, dtype=F64)
@@ -352,7 +360,7 @@ def test_fall_through_bfloat16_and_float16(monkeypatch):
             assert ours.dtype == dt
             torch.testing.assert_close(ours.to(F64), ref, rtol=3e-2, atol=3e-2)
     n64 = {k: len(v) for k, v in seams.items()}
-    assert n64 == {"_np_softplus": 0, "_np_log_sigmoid": 0, "_np_rows": 0, "_np_sigmoid_focal": 0,
+    assert n64 == {"_np_softplus": 0, "_np_log_sigmoid": 0, "_np_margin_rows": 0, "_np_sigmoid_focal": 0,
                    "_np_entmax": 6, "_np_ce_rows": 4}  # only the float64 references above
 
 
@@ -504,7 +512,7 @@ def test_fullgraph_compile(monkeypatch, caplog):
     warning, no graph break, and every seam ran inside the compiled graph."""
     import logging
     import warnings
-    seams = ["_np_softplus", "_np_log_sigmoid", "_np_rows", "_np_sigmoid_focal", "_np_entmax", "_np_ce_rows"]
+    seams = ["_np_softplus", "_np_log_sigmoid", "_np_margin_rows", "_np_sigmoid_focal", "_np_entmax", "_np_ce_rows"]
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     torch.manual_seed(0)
@@ -586,7 +594,7 @@ def test_torchs_opinfo_samples_match_or_pass_through(monkeypatch):
     common = pytest.importorskip("torch.testing._internal.common_methods_invocations")
     ours = {"nn.functional.softplus": smt.softplus, "nn.functional.logsigmoid": smt.logsigmoid,
             "nn.functional.multi_margin_loss": smt.multi_margin_loss}
-    calls = {s: _count(monkeypatch, s) for s in ["_np_softplus", "_np_log_sigmoid", "_np_rows"]}
+    calls = {s: _count(monkeypatch, s) for s in ["_np_softplus", "_np_log_sigmoid", "_np_margin_rows"]}
     counts = {}
     g = gen(13)
     for op in [op for op in common.op_db if op.name in ours]:
@@ -723,3 +731,92 @@ def test_benchmark_script_runs(capsys):
         softmaxkit.set_num_threads(smk_threads)
     lines = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("| `") for line in lines) >= 7
+
+
+# ------------------------------------------------------------------ dtypes and the kernel backward ops
+
+KERNEL_SEAMS = ["_np_softplus", "_np_softplus_backward", "_np_log_sigmoid", "_np_log_sigmoid_backward",
+                "_np_sigmoid_focal", "_np_sigmoid_focal_backward", "_np_margin_rows", "_np_margin_backward"]
+
+
+def _spy(monkeypatch):
+    """Records (seam, dtype of its first array, dtypes of the others) per call."""
+    import numpy as np
+
+    seen = []
+    for name in KERNEL_SEAMS:
+        real = getattr(rel, name)
+
+        def spy(*a, _real=real, _name=name):
+            arrays = [v.dtype for v in a if isinstance(v, np.ndarray)]
+            seen.append((_name, arrays[0], arrays[1:]))
+            return _real(*a)
+        monkeypatch.setattr(rel, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_no_widening_and_plain_backward_runs_the_kernel_ops(monkeypatch, dtype):
+    """float32 stays float32 from the op to the kernel and back, forward and backward;
+    a plain backward runs each backward kernel op once, with the same gradient as torch."""
+    import numpy as np
+
+    seen = _spy(monkeypatch)
+    g = gen(3)
+    x = torch.randn(6, 5, generator=g, dtype=dtype) * 4
+    t = (torch.rand(6, 5, generator=g) > 0.5).to(dtype)
+    lab = torch.randint(0, 5, (6,), generator=g)
+    cases = [(lambda z: smt.softplus(z, 2.0, 3.0).sum(), lambda z: F.softplus(z, 2.0, 3.0).sum()),
+             (lambda z: smt.logsigmoid(z).sum(), lambda z: F.logsigmoid(z).sum()),
+             (lambda z: smt.sigmoid_focal_loss(z, t, reduction="mean"),
+              lambda z: torchvision_sigmoid_focal_loss(z, t, reduction="mean")),
+             (lambda z: smt.multi_margin_loss(z, lab, p=2), lambda z: F.multi_margin_loss(z, lab, p=2))]
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-14)
+    for ours, ref in cases:
+        a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        la, lb = ours(a), ref(b)
+        assert la.dtype == dtype
+        la.backward()
+        lb.backward()
+        assert a.grad.dtype == dtype
+        torch.testing.assert_close(la, lb, **tol)
+        torch.testing.assert_close(a.grad, b.grad, **tol)
+    assert sorted({s for s, _, _ in seen}) == sorted(KERNEL_SEAMS)
+    assert len(seen) == len(KERNEL_SEAMS)  # one call each
+    want = np.float32 if dtype == torch.float32 else np.float64
+    for name, first, rest in seen:
+        assert first == want, name
+        # the hinge's per-row upstream gradient is float64 (its rows are), labels int64
+        assert all(d in (want, np.float64, np.int64) for d in rest), name
+        if name != "_np_margin_backward":
+            assert all(d in (want, np.int64) for d in rest), name
+
+
+def test_create_graph_takes_the_torch_formula_and_is_exact(monkeypatch):
+    """Under create_graph the backward runs in torch ops (no kernel backward op), so the
+    second derivative is torch's (the hinge's: its formula's, torch has none)."""
+    seen = _spy(monkeypatch)
+    g = gen(4)
+    x = torch.randn(4, 3, generator=g, dtype=F64) * 3
+    t = (torch.rand(4, 3, generator=g) > 0.5).to(F64)
+    lab = torch.randint(0, 3, (4,), generator=g)
+
+    def hinge2(z):  # torch has no double backward for multi_margin_loss: the formula
+        h = (1 - z.gather(1, lab[:, None]) + z).clamp(min=0)
+        return (h.pow(2) * (1 - F.one_hot(lab, 3).to(F64))).sum(1) / 3
+
+    cases = [(lambda z: smt.softplus(z, 2.0), lambda z: F.softplus(z, 2.0)),
+             (smt.logsigmoid, F.logsigmoid),
+             (lambda z: smt.sigmoid_focal_loss(z, t), lambda z: torchvision_sigmoid_focal_loss(z, t)),
+             (lambda z: smt.multi_margin_loss(z, lab, p=2, reduction="none"), hinge2)]
+
+    for ours, ref in cases:
+        a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        (ga,) = torch.autograd.grad(ours(a).pow(2).sum(), a, create_graph=True)
+        assert not [s for s, _, _ in seen if s.endswith("backward")]  # the torch formula ran
+        (gb,) = torch.autograd.grad(ref(b).pow(2).sum(), b, create_graph=True)
+        (hb,) = torch.autograd.grad(gb.sin().sum(), b)
+        (ha,) = torch.autograd.grad(ga.sin().sum(), a)
+        torch.testing.assert_close(ga, gb, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(ha, hb, rtol=1e-10, atol=1e-12)
+        seen.clear()  # (ha's pass may run the kernel ops: a first derivative of ours(a))

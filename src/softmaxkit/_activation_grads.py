@@ -27,18 +27,18 @@ __all__ = ["logsumexp_backward", "log_sigmoid_backward", "softplus_backward", "s
 
 
 def _same_shape(x: Any, g: Any) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+    """x and grad_output as flat C-contiguous arrays of one kernel dtype (float32 when
+    both compute in float32, else float64), and the result dtype."""
     x_arr, x_res = as_float_array(x, "x")
     g_arr, g_res = as_float_array(g, "grad_output")
     if x_arr.shape != g_arr.shape:
         raise ValueError(f"grad_output has shape {g_arr.shape}, but x has shape {x_arr.shape}")
-    return x_arr.astype(np.float64), g_arr.astype(np.float64), np.result_type(x_res, g_res)
+    work = np.result_type(x_arr.dtype, g_arr.dtype)
+    return x_arr.astype(work, copy=False), g_arr.astype(work, copy=False), np.result_type(x_res, g_res)
 
 
-def _sigmoid64(x: np.ndarray) -> np.ndarray:
-    flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-    out = np.empty_like(flat)
-    _kernels.sigmoid_flat(flat, out)
-    return out.reshape(x.shape)
+def _flat(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).reshape(-1)
 
 
 def _unwrap(y: np.ndarray, dtype: np.dtype) -> Any:
@@ -46,8 +46,16 @@ def _unwrap(y: np.ndarray, dtype: np.dtype) -> Any:
     return y[()] if y.ndim == 0 else y
 
 
+def _input_backward(kernel: Any, x: Any, grad_output: Any, **kw: float) -> Any:
+    x_arr, g_arr, dtype = _same_shape(x, grad_output)
+    dx = np.empty(x_arr.size, dtype=x_arr.dtype)
+    kernel(_flat(x_arr), _flat(g_arr), dx, **kw)
+    return _unwrap(dx.reshape(x_arr.shape), dtype)
+
+
 def log_sigmoid_backward(x: ArrayLike, grad_output: ArrayLike) -> FloatArray:
-    r"""Gradient of :func:`log_sigmoid` at ``x``: ``grad_output * sigmoid(-x)``.
+    r"""Gradient of :func:`log_sigmoid` at ``x``: ``grad_output * sigmoid(-x)``,
+    on the C kernel (float32 stays float32).
 
     Examples
     --------
@@ -57,16 +65,16 @@ def log_sigmoid_backward(x: ArrayLike, grad_output: ArrayLike) -> FloatArray:
     >>> float(smk.log_sigmoid_backward(-1000.0, 1.0))  # log_sigmoid(x) ~ x there
     1.0
     """
-    x64, g64, dtype = _same_shape(x, grad_output)
-    return _unwrap(g64 * _sigmoid64(-x64), dtype)
+    return _input_backward(_kernels.log_sigmoid_backward_flat, x, grad_output)
 
 
-def _check_beta_threshold(beta: Any, threshold: Any) -> tuple[float, float | None]:
+def _check_beta_threshold(beta: Any, threshold: Any) -> tuple[float, float]:
+    """(beta, threshold) for the kernels; threshold None is +inf (never)."""
     b = check_real(beta, "beta")
     if not (np.isfinite(b) and b > 0):
         raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
     if threshold is None:
-        return b, None
+        return b, np.inf
     th = check_real(threshold, "threshold")
     if np.isnan(th):
         raise ValueError(f"threshold must be a number or None, got {threshold!r}")
@@ -78,7 +86,9 @@ def softplus_scaled(x: ArrayLike, *, beta: float = 1.0, threshold: float | None 
     :math:`\beta x > \mathrm{threshold}` (``threshold=None``: never; the exact value is
     computed everywhere, PyTorch's default is 20).
 
-    ``smk.softplus(x, beta=..., threshold=...)`` calls it.
+    ``smk.softplus(x, beta=..., threshold=...)`` calls it. One pass of the C kernel
+    in the input's dtype (float32 stays float32; ``beta x`` is rounded to it, as
+    PyTorch does).
 
     Examples
     --------
@@ -88,21 +98,17 @@ def softplus_scaled(x: ArrayLike, *, beta: float = 1.0, threshold: float | None 
     """
     b, th = _check_beta_threshold(beta, threshold)
     arr, dtype = as_float_array(x, "x")
-    bx = np.asarray(arr, dtype=np.float64) * b
-    flat = bx.reshape(-1)
-    sp = np.empty_like(flat)
-    _kernels.softplus_flat(flat, sp)
-    y = sp.reshape(bx.shape) / b
-    if th is not None:
-        y = np.where(bx > th, arr, y)
-    return _unwrap(np.asarray(y), dtype)
+    flat = _flat(arr)
+    y = np.empty_like(flat)
+    _kernels.softplus_scaled_flat(flat, y, beta=b, threshold=th)
+    return _unwrap(y.reshape(arr.shape), dtype)
 
 
 def softplus_backward(x: ArrayLike, grad_output: ArrayLike, *, beta: float = 1.0,
                       threshold: float | None = None) -> FloatArray:
     r"""Gradient of softplus at ``x``: ``grad_output * sigmoid(beta x)``, and
     ``grad_output`` where :math:`\beta x > \mathrm{threshold}` (PyTorch's
-    ``softplus_backward``).
+    ``softplus_backward``), on the C kernel.
 
     Examples
     --------
@@ -111,11 +117,7 @@ def softplus_backward(x: ArrayLike, grad_output: ArrayLike, *, beta: float = 1.0
     1.0
     """
     b, th = _check_beta_threshold(beta, threshold)
-    x64, g64, dtype = _same_shape(x, grad_output)
-    d = _sigmoid64(b * x64)
-    if th is not None:
-        d = np.where(b * x64 > th, 1.0, d)
-    return _unwrap(g64 * d, dtype)
+    return _input_backward(_kernels.softplus_backward_flat, x, grad_output, beta=b, threshold=th)
 
 
 def logsumexp_backward(x: ArrayLike, grad_output: ArrayLike, axis: Axis = -1, *,

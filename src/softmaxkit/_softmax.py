@@ -345,6 +345,9 @@ def sigmoid(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
 def log_sigmoid(x: ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
     r"""``log(sigmoid(x)) = -softplus(-x)``, elementwise, finite for every finite x.
 
+    Computed as ``min(x, 0) - log1p(exp(-|x|))`` in one vectorised C pass in the
+    input's dtype.
+
     Examples
     --------
     >>> import softmaxkit as smk
@@ -358,9 +361,9 @@ def softplus(x: ArrayLike, *, beta: float = 1.0, threshold: float | None = None,
              out: np.ndarray | None = None) -> FloatArray:
     r"""``log(1 + exp(x))``, elementwise, without overflow or cancellation.
 
-    Piecewise as scikit-learn's loss module: ``exp(x)`` below -37,
-    ``log1p(exp(x))`` up to -2, ``log(1 + exp(x))`` up to 18, ``x + exp(-x)`` up
-    to 33.3, then ``x``.
+    Computed as ``max(x, 0) + log1p(exp(-|x|))`` in one vectorised C pass in the
+    input's dtype (float32 stays float32): ``exp(x)`` to within an ulp or two for
+    very negative x (subnormal results included), ``x`` for large x.
 
     Examples
     --------

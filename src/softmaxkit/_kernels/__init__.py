@@ -33,6 +33,13 @@ __all__ = [
     "sigmoid_flat",
     "log_sigmoid_flat",
     "softplus_flat",
+    "softplus_scaled_flat",
+    "softplus_backward_flat",
+    "log_sigmoid_backward_flat",
+    "sigmoid_focal_flat",
+    "sigmoid_focal_backward_flat",
+    "multi_margin_rows",
+    "multi_margin_backward_rows",
     "ce_hard_rows",
     "ce_hard_grad_lse_rows",
     "ce_soft_rows",
@@ -121,8 +128,57 @@ def log_sigmoid_flat(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = N
 
 
 def softplus_flat(x: np.ndarray, out: np.ndarray, *, nthreads: int | None = None) -> None:
-    """out = log(1 + exp(x)), piecewise without overflow."""
+    """out = log(1 + exp(x)) = max(x, 0) + log1p(exp(-abs(x)))."""
     _softmax_ext.softplus(x, out, x.size, _nt(nthreads))
+
+
+def softplus_scaled_flat(x: np.ndarray, out: np.ndarray, *, beta: float, threshold: float,
+                         nthreads: int | None = None) -> None:
+    """out = log(1 + exp(beta x)) / beta, and x where beta x > threshold (inf: never)."""
+    _softmax_ext.softplus_scaled(x, out, x.size, beta, threshold, _nt(nthreads))
+
+
+def softplus_backward_flat(x: np.ndarray, g: np.ndarray, out: np.ndarray, *, beta: float = 1.0,
+                           threshold: float = float("inf"), nthreads: int | None = None) -> None:
+    """out = g * sigmoid(beta x), and g where beta x > threshold; x, g, out flat (n,)."""
+    _softmax_ext.softplus_backward(x, g, out, x.size, beta, threshold, _nt(nthreads))
+
+
+def log_sigmoid_backward_flat(x: np.ndarray, g: np.ndarray, out: np.ndarray, *,
+                              nthreads: int | None = None) -> None:
+    """out = g * sigmoid(-x); x, g, out flat (n,)."""
+    _softmax_ext.log_sigmoid_backward(x, g, out, x.size, _nt(nthreads))
+
+
+def sigmoid_focal_flat(x: np.ndarray, t: np.ndarray, out: np.ndarray, *, alpha: float, gamma: float,
+                       nthreads: int | None = None) -> None:
+    """out = torchvision's sigmoid focal loss per element (alpha < 0: no weighting)."""
+    _softmax_ext.sigmoid_focal(x, t, out, x.size, alpha, gamma, _nt(nthreads))
+
+
+def sigmoid_focal_backward_flat(x: np.ndarray, t: np.ndarray, g: np.ndarray, out: np.ndarray, *,
+                                alpha: float, gamma: float, nthreads: int | None = None) -> None:
+    """out = g * d(sigmoid focal loss)/dx per element; x, t, g, out flat (n,)."""
+    _softmax_ext.sigmoid_focal_backward(x, t, g, out, x.size, alpha, gamma, _nt(nthreads))
+
+
+def multi_margin_rows(x: np.ndarray, target: np.ndarray, *, margin: float, p: int,
+                      nthreads: int | None = None) -> np.ndarray:
+    """Unweighted per-row multi-class hinge of x (rows, C), float64 (rows,); target
+    (rows,) int64 in [0, C) (another label gives a NaN row); p 1 or 2."""
+    rows, cols = x.shape
+    loss = np.empty(rows, dtype=np.float64)
+    _softmax_ext.multi_margin(x, target, loss, rows, cols, margin, p, _nt(nthreads))
+    return loss
+
+
+def multi_margin_backward_rows(x: np.ndarray, target: np.ndarray, g: np.ndarray, *, margin: float, p: int,
+                               nthreads: int | None = None) -> np.ndarray:
+    """g[i] * d multi_margin_rows[i] / dx, (rows, C) in x's dtype; g (rows,) float64."""
+    rows, cols = x.shape
+    out = np.empty_like(x)
+    _softmax_ext.multi_margin_backward(x, target, g, out, rows, cols, margin, p, _nt(nthreads))
+    return out
 
 
 def sigmoid_backward_flat(s: np.ndarray, g: np.ndarray, out: np.ndarray, *,

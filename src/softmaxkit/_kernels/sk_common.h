@@ -213,30 +213,62 @@ static inline float sk_exp_nonpos_f32(float x)
     return x < -87.0f ? 0.0f : p * sk_pow2_f32(n);
 }
 
+/*
+ * log(1 + u) for u in [0, 1], vectorisable (no libm call), under an ulp: the
+ * argument of softplus and log_sigmoid, u = exp(-|x|). fdlibm's log1p scheme without
+ * its branches: above sqrt(2) - 1, 1 + u = 2 (1 + f) with f = (u - 1) / 2 (exact,
+ * Sterbenz), so |f| <= 0.293 either way; then with s = f / (2 + f),
+ * log(1 + f) = 2 atanh(s) = f - f^2/2 + s (f^2/2 + R), R = sum_k 2 s^(2k) / (2k + 1),
+ * |s| <= 0.1716. R's Taylor series is cut where the next term is below 1e-18 (float64,
+ * ten terms) or 1e-10 (float32, five) of the result. Tiny u (subnormals included)
+ * return u itself: f^2/2 and s R vanish. NaN stays NaN.
+ */
+static inline double sk_log1p_unit_f64(double u)
+{
+    const double LN2_HI = 6.93147180369123816490e-01; /* as sk_exp_reduce_f64 */
+    const double LN2_LO = 1.90821492927058770002e-10;
+    double k = u > 0.41421356237309503 ? 1.0 : 0.0;
+    double f = k != 0.0 ? (u - 1.0) * 0.5 : u;
+    double s = f / (2.0 + f);
+    double z = s * s;
+    double r = 2.0 / 21.0;
+    r = r * z + 2.0 / 19.0;
+    r = r * z + 2.0 / 17.0;
+    r = r * z + 2.0 / 15.0;
+    r = r * z + 2.0 / 13.0;
+    r = r * z + 2.0 / 11.0;
+    r = r * z + 2.0 / 9.0;
+    r = r * z + 2.0 / 7.0;
+    r = r * z + 2.0 / 5.0;
+    r = r * z + 2.0 / 3.0;
+    r = r * z;
+    double hfsq = 0.5 * f * f;
+    return k * LN2_HI - ((hfsq - (s * (hfsq + r) + k * LN2_LO)) - f);
+}
+
+static inline float sk_log1p_unit_f32(float u)
+{
+    const float LN2_HI = 0.693359375f; /* as sk_exp_reduce_f32 */
+    const float LN2_LO = -2.12194440e-4f;
+    float k = u > 0.414213562f ? 1.0f : 0.0f;
+    float f = k != 0.0f ? (u - 1.0f) * 0.5f : u;
+    float s = f / (2.0f + f);
+    float z = s * s;
+    float r = 2.0f / 11.0f;
+    r = r * z + 2.0f / 9.0f;
+    r = r * z + 2.0f / 7.0f;
+    r = r * z + 2.0f / 5.0f;
+    r = r * z + 2.0f / 3.0f;
+    r = r * z;
+    float hfsq = 0.5f * f * f;
+    return k * LN2_HI - ((hfsq - (s * (hfsq + r) + k * LN2_LO)) - f);
+}
+
 /* The row scans shared by the kernel files, written once per dtype:
  * sk_row_max_f64/_f32 and sk_row_range_f64/_f32. */
 #define SK_DTYPE 64
 #include "sk_rows_body.h"
 #define SK_DTYPE 32
 #include "sk_rows_body.h"
-
-/*
- * log(1 + exp(x)) without overflow or cancellation, piecewise as scikit-learn's
- * _loss module does (cut-offs -37, -2, 18, 33.3): below -37 exp(x) is below half
- * an ulp of 1, so log1p(exp(x)) == exp(x); above 33.3, exp(-x) is below half an ulp
- * of x, so the answer is x.
- */
-static inline double sk_log1pexp(double x)
-{
-    if (x <= -37.0)
-        return exp(x);
-    if (x <= -2.0)
-        return log1p(exp(x));
-    if (x <= 18.0)
-        return log(1.0 + exp(x));
-    if (x <= 33.3)
-        return x + exp(-x);
-    return x; /* also +inf and NaN */
-}
 
 #endif /* SK_COMMON_H */

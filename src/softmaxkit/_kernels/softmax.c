@@ -1,6 +1,8 @@
 /*
  * softmax.c: softmax, log_softmax, logsumexp and their backward passes, plus the
- * elementwise sigmoid family. See softmax.h for the contract and row conventions.
+ * elementwise sigmoid family (softplus, log_sigmoid, the sigmoid focal loss and the
+ * multi-class hinge: elementwise_body.h). See softmax.h for the contract and row
+ * conventions.
  *
  * Each forward is three short passes over a row: max (and min), exp-and-sum,
  * finish. A row of up to a few hundred thousand elements stays in L2 between
@@ -137,6 +139,10 @@ SK_INLINE double exp_store_sum_f32(const float *x, float *y, size_t n, float m, 
 #include "softmax_body.h"
 #define SK_DTYPE 32
 #include "softmax_body.h"
+#define SK_DTYPE 64
+#include "elementwise_body.h"
+#define SK_DTYPE 32
+#include "elementwise_body.h"
 
 /* bfloat16 and float16: softmax and log_softmax, computed in float32. */
 #define SK_HALF_SOFTMAX
@@ -169,4 +175,18 @@ const sk_softmax_kernels SK_ISA_TABLE(sk_softmax_kernels) = {
     .softplus_f32 = softplus_f32,
     .sigmoid_backward_f64 = sigmoid_backward_f64,
     .sigmoid_backward_f32 = sigmoid_backward_f32,
+    .softplus_scaled_f64 = softplus_scaled_f64,
+    .softplus_scaled_f32 = softplus_scaled_f32,
+    .softplus_backward_f64 = softplus_backward_f64,
+    .softplus_backward_f32 = softplus_backward_f32,
+    .log_sigmoid_backward_f64 = log_sigmoid_backward_f64,
+    .log_sigmoid_backward_f32 = log_sigmoid_backward_f32,
+    .sigmoid_focal_f64 = sigmoid_focal_f64,
+    .sigmoid_focal_f32 = sigmoid_focal_f32,
+    .sigmoid_focal_backward_f64 = sigmoid_focal_backward_f64,
+    .sigmoid_focal_backward_f32 = sigmoid_focal_backward_f32,
+    .multi_margin_f64 = multi_margin_f64,
+    .multi_margin_f32 = multi_margin_f32,
+    .multi_margin_backward_f64 = multi_margin_backward_f64,
+    .multi_margin_backward_f32 = multi_margin_backward_f32,
 };

@@ -66,6 +66,44 @@ typedef struct sk_softmax_kernels {
      * IN s (n), IN g (n), OUT dx (n); dx may alias g */
     void (*sigmoid_backward_f64)(const double *s, const double *g, double *dx, size_t n, int nthreads);
     void (*sigmoid_backward_f32)(const float *s, const float *g, float *dx, size_t n, int nthreads);
+    /* PyTorch's softplus: log(1 + exp(beta x)) / beta, and x where beta x > threshold.
+     * IN x (n), OUT y (n), IN beta (> 0, finite), threshold (+inf: none); y may alias x */
+    void (*softplus_scaled_f64)(const double *x, double *y, size_t n, double beta, double threshold, int nthreads);
+    void (*softplus_scaled_f32)(const float *x, float *y, size_t n, float beta, float threshold, int nthreads);
+    /* Backward of softplus_scaled from its input: dx = g * sigmoid(beta x), and g where
+     * beta x > threshold.  IN x (n), IN g (n), OUT dx (n); dx may alias g */
+    void (*softplus_backward_f64)(const double *x, const double *g, double *dx, size_t n, double beta,
+                                  double threshold, int nthreads);
+    void (*softplus_backward_f32)(const float *x, const float *g, float *dx, size_t n, float beta,
+                                  float threshold, int nthreads);
+    /* Backward of log_sigmoid from its input: dx = g * sigmoid(-x).
+     * IN x (n), IN g (n), OUT dx (n); dx may alias g */
+    void (*log_sigmoid_backward_f64)(const double *x, const double *g, double *dx, size_t n, int nthreads);
+    void (*log_sigmoid_backward_f32)(const float *x, const float *g, float *dx, size_t n, int nthreads);
+    /* torchvision's sigmoid focal loss per element (elementwise_body.h):
+     * loss = a_t ce (1 - p_t)^gamma, and its backward dx = g * d loss / dx.
+     * IN x (n), IN t (n), [IN g (n)], OUT loss / dx (n), IN alpha (<= 1; < 0: no
+     * weighting), gamma (>= 0, finite); dx may alias g */
+    void (*sigmoid_focal_f64)(const double *x, const double *t, double *loss, size_t n, double alpha,
+                              double gamma, int nthreads);
+    void (*sigmoid_focal_f32)(const float *x, const float *t, float *loss, size_t n, float alpha,
+                              float gamma, int nthreads);
+    void (*sigmoid_focal_backward_f64)(const double *x, const double *t, const double *g, double *dx, size_t n,
+                                       double alpha, double gamma, int nthreads);
+    void (*sigmoid_focal_backward_f32)(const float *x, const float *t, const float *g, float *dx, size_t n,
+                                       float alpha, float gamma, int nthreads);
+    /* torch's multi_margin_loss per row, unweighted (elementwise_body.h):
+     * loss[i] = sum_{j != y} max(0, margin - x_y + x_j)^p / cols, p 1 or 2, and its
+     * backward dx = g[i] * d loss[i] / dx; a label outside [0, cols) gives NaN.
+     * IN x (rows, cols), IN target (rows), OUT loss (rows) / IN g (rows), OUT dx (rows, cols) */
+    void (*multi_margin_f64)(const double *x, const int64_t *target, double *loss, size_t rows, size_t cols,
+                             double margin, int p, int nthreads);
+    void (*multi_margin_f32)(const float *x, const int64_t *target, double *loss, size_t rows, size_t cols,
+                             float margin, int p, int nthreads);
+    void (*multi_margin_backward_f64)(const double *x, const int64_t *target, const double *g, double *dx,
+                                      size_t rows, size_t cols, double margin, int p, int nthreads);
+    void (*multi_margin_backward_f32)(const float *x, const int64_t *target, const double *g, float *dx,
+                                      size_t rows, size_t cols, float margin, int p, int nthreads);
 } sk_softmax_kernels;
 
 #endif

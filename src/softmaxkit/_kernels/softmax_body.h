@@ -206,7 +206,8 @@ static void SK_FN(log_softmax_backward)(const SK_T *lp, const SK_T *g, SK_T *dx,
                 SK_FN(log_softmax_backward_row)(lp + (size_t)i * cols, g + (size_t)i * cols, dx + (size_t)i * cols, cols));
 }
 
-/* ------------------------------------------------------- sigmoid and friends */
+/* ------------------------------------------------------- sigmoid (softplus and
+ * log_sigmoid: elementwise_body.h) */
 
 /* sigma(x) = 1 / (1 + exp(-x)). For x -> -inf, exp(-x) overflows to inf and the
  * quotient is the correct 0; for large negative finite x the result keeps its
@@ -217,20 +218,6 @@ static void SK_FN(sigmoid_block)(const SK_T *x, SK_T *y, size_t n)
     SK_SIMD
     for (size_t j = 0; j < n; j++)
         y[j] = 1 / (1 + SK_FN(sk_exp)(-x[j]));
-}
-
-/* log sigma(x) = -softplus(-x), through float64 (scalar libm).  IN x (n), OUT y (n) */
-static void SK_FN(log_sigmoid_block)(const SK_T *x, SK_T *y, size_t n)
-{
-    for (size_t j = 0; j < n; j++)
-        y[j] = (SK_T)-sk_log1pexp(-(double)x[j]);
-}
-
-/* softplus(x) = log(1 + exp(x)), through float64.  IN x (n), OUT y (n) */
-static void SK_FN(softplus_block)(const SK_T *x, SK_T *y, size_t n)
-{
-    for (size_t j = 0; j < n; j++)
-        y[j] = (SK_T)sk_log1pexp((double)x[j]);
 }
 
 /* IN s (n), IN g (n), OUT dx (n) */
@@ -245,16 +232,6 @@ static void SK_FN(sigmoid_backward_block)(const SK_T *s, const SK_T *g, SK_T *dx
 static void SK_FN(sigmoid)(const SK_T *x, SK_T *y, size_t n, int nthreads)
 {
     SK_ELEMENTWISE(SK_FN(sigmoid_block), x, y, n, nthreads);
-}
-
-static void SK_FN(log_sigmoid)(const SK_T *x, SK_T *y, size_t n, int nthreads)
-{
-    SK_ELEMENTWISE(SK_FN(log_sigmoid_block), x, y, n, nthreads);
-}
-
-static void SK_FN(softplus)(const SK_T *x, SK_T *y, size_t n, int nthreads)
-{
-    SK_ELEMENTWISE(SK_FN(softplus_block), x, y, n, nthreads);
 }
 
 /* IN s (n), IN g (n), OUT dx (n); dx may alias g */

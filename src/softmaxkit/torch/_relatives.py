@@ -19,12 +19,16 @@ a) On CPU float32/float64 tensors each function runs softmaxkit's NumPy/C code a
    poly1_cross_entropy are functions of the row's cross-entropy, so they compose
    over _ops' fused ``cross_entropy_rows`` op instead of having ops of their own;
    gumbel_softmax's softmax is ``softmaxkit::softmax``.
-b) Losses come back per row (per element) in float64 and are reduced here in torch
-   ops, so ``reduction="none"`` with any upstream gradient is exact.
-c) Every registered backward is written in torch ops, so it is differentiable again:
-   ``create_graph=True``, gradient penalties and gradgradcheck see exact second
+b) Nothing is widened: float32 tensors run the float32 kernels. Per-row losses (the
+   hinge) come back in float64, per-element ones (softplus, logsigmoid, the sigmoid
+   focal loss) in the input's dtype, and are reduced here in torch ops.
+c) Every registered backward has the formula in torch ops, so it is differentiable
+   again: ``create_graph=True``, gradient penalties and gradgradcheck see exact second
    derivatives (entmax's backward is a function of the output, whose own grad_fn
-   carries the chain rule).
+   carries the chain rule). A plain backward (grad mode off inside it, the usual
+   case) runs the formula's C kernel instead, as a custom op of its own
+   (``softmaxkit::softplus_backward``, ``log_sigmoid_backward``,
+   ``sigmoid_focal_loss_backward``, ``multi_margin_rows_backward``): one pass.
 d) Everything else (other devices, bfloat16/float16, targets that require grad,
    options the kernels do not take, torch.func transforms) goes to torch's own
    function or to a composite of torch ops with the same formula.
@@ -43,9 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import _activation_grads, _entmax, _softmax
-from .._losses import _focal
-from .._validation import check_alpha, check_ignore_index, check_reduction
+from .. import _activation_grads, _entmax, _kernels, _softmax
+from .._validation import check_alpha, check_ignore_index, check_reduction, hard_target
 from . import _functional as _f
 from ._ops import _from_np, _np
 
@@ -97,19 +100,48 @@ def _np_softplus(x: np.ndarray, beta: float, threshold: float) -> np.ndarray:
     return np.asarray(_activation_grads.softplus_scaled(x, beta=beta, threshold=threshold))
 
 
+def _np_softplus_backward(x: np.ndarray, g: np.ndarray, beta: float, threshold: float) -> np.ndarray:
+    return np.asarray(_activation_grads.softplus_backward(x, g, beta=beta, threshold=threshold))
+
+
 def _np_log_sigmoid(x: np.ndarray) -> np.ndarray:
     return np.asarray(_softmax.log_sigmoid(x))
 
 
-def _np_rows(fn, x: np.ndarray, **kw) -> np.ndarray:
-    """A multi-class loss of softmaxkit's core per row, float64 (n,)."""
-    return np.asarray(fn(np.asarray(x, dtype=np.float64), **kw, reduction="none"), dtype=np.float64)
+def _np_log_sigmoid_backward(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    return np.asarray(_activation_grads.log_sigmoid_backward(x, g))
+
+
+def _np_margin_rows(x: np.ndarray, t: np.ndarray, p: int, margin: float) -> np.ndarray:
+    """The unweighted multi-class hinge per row of (n, C) x in its dtype, float64 (n,),
+    one C pass; a class index outside [0, C) raises ValueError naming it."""
+    labels = hard_target(t, x.shape[1], (x.shape[0],), None)
+    return _kernels.multi_margin_rows(np.ascontiguousarray(x), labels, margin=margin, p=p)
+
+
+def _np_margin_backward(x: np.ndarray, t: np.ndarray, g: np.ndarray, p: int, margin: float) -> np.ndarray:
+    """``g[i] * d row_i / dx`` of :func:`_np_margin_rows`, x's dtype (labels checked forward)."""
+    return _kernels.multi_margin_backward_rows(np.ascontiguousarray(x), np.ascontiguousarray(t, dtype=np.int64),
+                                               np.ascontiguousarray(g, dtype=np.float64), margin=margin, p=p)
 
 
 def _np_sigmoid_focal(x: np.ndarray, t: np.ndarray, alpha: float, gamma: float) -> np.ndarray:
-    out = _focal.sigmoid_focal_loss(np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64),
-                                    alpha=alpha, gamma=gamma, reduction="none")
-    return np.asarray(out, dtype=np.float64)
+    """torchvision's sigmoid focal loss per element in x's dtype, one C pass (x and t
+    of one float dtype, checked by the caller)."""
+    xf, tf = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(t).reshape(-1)
+    out = np.empty_like(xf)
+    _kernels.sigmoid_focal_flat(xf, tf, out, alpha=alpha, gamma=gamma)
+    return out.reshape(x.shape)
+
+
+def _np_sigmoid_focal_backward(x: np.ndarray, t: np.ndarray, g: np.ndarray, alpha: float,
+                               gamma: float) -> np.ndarray:
+    """``g * d loss / dx`` of :func:`_np_sigmoid_focal`, one C pass."""
+    xf, tf = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(t).reshape(-1)
+    gf = np.ascontiguousarray(g, dtype=x.dtype).reshape(-1)
+    out = np.empty_like(xf)
+    _kernels.sigmoid_focal_backward_flat(xf, tf, gf, out, alpha=alpha, gamma=gamma)
+    return out.reshape(x.shape)
 
 
 def _np_entmax(x: np.ndarray, alpha: float, dim: int) -> np.ndarray:
@@ -135,10 +167,25 @@ def _softplus_setup(ctx, inputs, output):
     ctx.options = inputs[1:]
 
 
+@torch.library.custom_op("softmaxkit::softplus_backward", mutates_args=(), device_types="cpu")
+def _softplus_backward_op(grad_output: Tensor, input: Tensor, beta: float, threshold: float) -> Tensor:
+    """``grad_output * sigmoid(beta x)``, ``grad_output`` past the threshold (one C pass)."""
+    return _from_np(_np_softplus_backward(_np(input), _np(grad_output), beta, threshold))
+
+
+@_softplus_backward_op.register_fake
+def _(grad_output, input, beta, threshold):
+    return input.new_empty(input.shape)
+
+
 def _softplus_bwd(ctx, g):
-    """d/dx = sigmoid(beta x), 1 past the threshold (torch's softplus_backward)."""
+    """d/dx = sigmoid(beta x), 1 past the threshold (torch's softplus_backward): the
+    kernel op, or under ``create_graph`` (grad mode on in the backward) the same
+    formula in torch ops, so that it is differentiable again."""
     (x,) = ctx.saved_tensors
     beta, threshold = ctx.options
+    if not torch.is_grad_enabled():
+        return _softplus_backward_op(g, x, beta, threshold), None, None
     bx = x * beta
     return g * torch.where(bx > threshold, torch.ones_like(bx), torch.sigmoid(bx)), None, None
 
@@ -161,8 +208,22 @@ def _log_sigmoid_setup(ctx, inputs, output):
     ctx.save_for_backward(inputs[0])
 
 
+@torch.library.custom_op("softmaxkit::log_sigmoid_backward", mutates_args=(), device_types="cpu")
+def _log_sigmoid_backward_op(grad_output: Tensor, input: Tensor) -> Tensor:
+    """``grad_output * sigmoid(-x)`` (one C pass)."""
+    return _from_np(_np_log_sigmoid_backward(_np(input), _np(grad_output)))
+
+
+@_log_sigmoid_backward_op.register_fake
+def _(grad_output, input):
+    return input.new_empty(input.shape)
+
+
 def _log_sigmoid_bwd(ctx, g):
+    """d/dx = sigmoid(-x): the kernel op, or the torch-ops formula under create_graph."""
     (x,) = ctx.saved_tensors
+    if not torch.is_grad_enabled():
+        return _log_sigmoid_backward_op(g, x)
     return g * torch.sigmoid(-x)
 
 
@@ -176,8 +237,9 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
               \text{ and } x \text{ where } \beta x > \text{threshold}
 
     elementwise. CPU float32/float64 tensors with a finite ``beta > 0`` run
-    ``torch.ops.softmaxkit.softplus`` (softmaxkit's softplus kernel in float64,
-    rounded once to the input's dtype); anything else calls torch's function.
+    ``torch.ops.softmaxkit.softplus`` (softmaxkit's vectorised softplus kernel in the
+    input's dtype, ``beta x`` rounded to it as torch does; its backward is one kernel
+    pass too); anything else calls torch's function.
 
     Examples
     --------
@@ -195,7 +257,8 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 def logsigmoid(input: Tensor) -> Tensor:
     r"""Drop-in :func:`torch.nn.functional.logsigmoid`: :math:`\log \sigma(x) = -\operatorname{softplus}(-x)`.
 
-    CPU float32/float64 tensors run ``torch.ops.softmaxkit.log_sigmoid``; anything
+    CPU float32/float64 tensors run ``torch.ops.softmaxkit.log_sigmoid`` (one
+    vectorised kernel pass in the input's dtype, forward and backward); anything
     else calls torch's function.
 
     Examples
@@ -216,13 +279,24 @@ def logsigmoid(input: Tensor) -> Tensor:
 @torch.library.custom_op("softmaxkit::multi_margin_rows", mutates_args=(), device_types="cpu")
 def _multi_margin_rows(input: Tensor, target: Tensor, p: int, margin: float) -> Tensor:
     """Unweighted per-row hinge ``sum_{i != y} max(0, margin - x_y + x_i)^p / C``, float64 (n,)."""
-    return _from_np(_np_rows(_focal.multi_margin_loss, _np(input), target=_np(target), p=p,
-                             margin=margin))
+    return _from_np(_np_margin_rows(_np(input), _np(target), p, margin))
 
 
 @_multi_margin_rows.register_fake
 def _(input, target, p, margin):
     return input.new_empty((input.shape[0],), dtype=torch.float64)
+
+
+@torch.library.custom_op("softmaxkit::multi_margin_rows_backward", mutates_args=(), device_types="cpu")
+def _multi_margin_rows_backward(grad_output: Tensor, input: Tensor, target: Tensor, p: int,
+                                margin: float) -> Tensor:
+    """``grad_output[i] * d row_i / dx`` (grad_output float64 (n,)), input's dtype (one C pass)."""
+    return _from_np(_np_margin_backward(_np(input), _np(target), _np(grad_output), p, margin))
+
+
+@_multi_margin_rows_backward.register_fake
+def _(grad_output, input, target, p, margin):
+    return input.new_empty(input.shape)
 
 
 def _onehot(x: Tensor, t: Tensor) -> Tensor:
@@ -240,6 +314,9 @@ def _margin_bwd(ctx, g):
     and x_y gets minus their sum; torch ops in x, so p = 2 has its second derivative."""
     x, t = ctx.saved_tensors
     p, margin = ctx.options
+    if not torch.is_grad_enabled():  # a plain backward: the kernel op
+        return _multi_margin_rows_backward(g.to(torch.float64), x, t, p, margin), None, None, None
+    # create_graph: the same in torch ops, differentiable again
     c = x.shape[1]
     h = margin - x.gather(1, t.unsqueeze(1)) + x
     onehot = _onehot(x, t)
@@ -261,8 +338,9 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
 
     for (N, C) or (C,) ``input`` and int64 class indices (N,) or (); ``p`` is 1 or 2;
     "mean" divides by N (not by the weights, as torch). CPU float32/float64 inputs
-    run ``torch.ops.softmaxkit.multi_margin_rows`` (softmaxkit.multi_margin_loss per
-    row, float64); the class weight multiplies each row in torch ops (any sign, and
+    run ``torch.ops.softmaxkit.multi_margin_rows`` (one C pass over the rows in the
+    input's dtype, each row's sum in float64; the backward is one pass too; a NaN
+    logit makes its row NaN, where torch's ``max(0, NaN)`` drops it); the class weight multiplies each row in torch ops (any sign, and
     it may require grad). Anything else calls torch's function. A class index outside
     ``[0, C)`` raises ValueError naming it. The gradient at a hinge's kink is 0, as
     torch's.
@@ -303,13 +381,25 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
 
 @torch.library.custom_op("softmaxkit::sigmoid_focal_loss", mutates_args=(), device_types="cpu")
 def _sigmoid_focal_op(input: Tensor, target: Tensor, alpha: float, gamma: float) -> Tensor:
-    """torchvision's elementwise sigmoid focal loss, float64, input's shape."""
+    """torchvision's elementwise sigmoid focal loss, input's dtype and shape (one C pass)."""
     return _from_np(_np_sigmoid_focal(_np(input), _np(target), alpha, gamma))
 
 
 @_sigmoid_focal_op.register_fake
 def _(input, target, alpha, gamma):
-    return input.new_empty(input.shape, dtype=torch.float64)
+    return input.new_empty(input.shape)
+
+
+@torch.library.custom_op("softmaxkit::sigmoid_focal_loss_backward", mutates_args=(), device_types="cpu")
+def _sigmoid_focal_backward_op(grad_output: Tensor, input: Tensor, target: Tensor, alpha: float,
+                               gamma: float) -> Tensor:
+    """``grad_output * d loss / dx`` of the sigmoid focal loss (one C pass, input's dtype)."""
+    return _from_np(_np_sigmoid_focal_backward(_np(input), _np(target), _np(grad_output), alpha, gamma))
+
+
+@_sigmoid_focal_backward_op.register_fake
+def _(grad_output, input, target, alpha, gamma):
+    return input.new_empty(input.shape)
 
 
 def _sf_setup(ctx, inputs, output):
@@ -323,6 +413,9 @@ def _sf_bwd(ctx, g):
     from log-sigmoids so nothing cancels; the second term is 0 where m = 0."""
     x, t = ctx.saved_tensors
     alpha, gamma = ctx.options
+    if not torch.is_grad_enabled():  # a plain backward: the kernel op
+        return _sigmoid_focal_backward_op(g.to(x.dtype), x, t, alpha, gamma), None, None, None
+    # create_graph: the same in torch ops, differentiable again
     s, s_neg = torch.sigmoid(x), torch.sigmoid(-x)
     ce = -t * F.logsigmoid(x) - (1 - t) * F.logsigmoid(-x)
     m = t * s_neg + (1 - t) * s
@@ -361,8 +454,9 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
     elementwise (``alpha=-1``: no weighting); "mean" averages over all elements.
     ``alpha`` must be in [0, 1] or -1 (ValueError otherwise, as torchvision).
     CPU float32/float64 tensors with ``gamma >= 0`` and a target that needs no
-    gradient run ``torch.ops.softmaxkit.sigmoid_focal_loss`` (softmaxkit's, float64,
-    ``1 - p_t`` formed from :math:`\sigma(\pm x)` so large logits do not cancel);
+    gradient run ``torch.ops.softmaxkit.sigmoid_focal_loss`` (one vectorised C pass in
+    the input's dtype, forward and backward; ``1 - p_t`` and the cross-entropy formed
+    from :math:`\sigma(\pm x)` and :math:`\log\sigma(\pm x)` so large logits do not cancel);
     anything else runs torchvision's formula in torch ops (torchvision itself is not
     needed).
 
