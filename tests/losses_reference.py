@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["row_p_nlp", "ce_hard_ref", "ce_soft_ref"]
+__all__ = ["row_p_nlp", "ce_hard_ref", "ce_soft_ref", "torchvision_sigmoid_focal_loss"]
 
 
 def row_p_nlp(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,3 +105,30 @@ def ce_soft_ref(x, q, weight=None, eps=0.0, gscale=None):
         return loss, None
     grad = g[:, None] * (v.sum(axis=1, keepdims=True) * p - v)
     return loss, grad.astype(x.dtype)
+
+
+def torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
+    """torchvision/ops/focal_loss.py (0.28.0), line for line (the logging call left out):
+    the oracle of the sigmoid focal loss tests (torchvision's PyPI wheel links CUDA torch
+    and does not import with the CPU build, so it is not a test dependency)."""
+    import torch
+    import torch.nn.functional as F
+
+    if not (0 <= alpha <= 1) and alpha != -1:
+        raise ValueError(f"Invalid alpha value: {alpha}. alpha must be in the range [0,1] or -1 for ignore.")
+    p = torch.sigmoid(inputs)
+    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce_loss * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+        loss = alpha_t * loss
+    if reduction == "none":
+        pass
+    elif reduction == "mean":
+        loss = loss.mean()
+    elif reduction == "sum":
+        loss = loss.sum()
+    else:
+        raise ValueError(f"Invalid Value for arg 'reduction': '{reduction} \n Supported reduction modes: 'none', 'mean', 'sum'")
+    return loss

@@ -556,6 +556,7 @@ def test_default_chunk_keeps_extra_memory_within_the_share_of_the_logits(rng, mo
     # set to 0 the tracemalloc peak beyond the gradients must stay within 3% of the
     # logits plus the O(N) per-row numbers.
     monkeypatch.setattr(_linear_ce, "CHUNK_FLOOR_BYTES", 0)
+    monkeypatch.setattr(_linear_ce, "CHUNK_MIN_ROWS", 1)
     n, h, v = 2048, 8, 4096
     hidden, weight, bias, target = problem(rng, n=n, h=h, v=v)
     p = _linear_ce._prepare(hidden, weight, target, bias, None, None, 0.0, "mean", None,
@@ -574,16 +575,23 @@ def test_default_chunk_keeps_extra_memory_within_the_share_of_the_logits(rng, mo
     assert extra <= 0.03 * logits_bytes + 64 * n * 8, (extra, 0.03 * logits_bytes)
 
 
-def test_chunk_rule_from_the_shape():
+def test_chunk_rule_from_the_shape(monkeypatch):
     mib = 2**20
-    # small logits: the 32 MiB floor; 4096 x 32768 float32 -> ~252 rows, evened to 241
-    c = _linear_ce._chunk_rows(4096, 32768, 1024, 4, 1, None)
-    assert c * 32768 * 4 <= 32 * mib and c == 241
-    # large logits: 3% of 8192 x 262144 float32 (8 GiB) = 245.8 MiB
-    c = _linear_ce._chunk_rows(8192, 262144, 2048, 4, 1, None)
-    assert 200 <= c and c * 262144 * 4 <= 0.03 * 8192 * 262144 * 4
-    # two buffers (the options' path) halve it; whole batch when it fits
+    # small V: the 32 MiB floor; 4096 x 16384 float32 -> ~508 rows, evened to 456
+    c = _linear_ce._chunk_rows(4096, 16384, 1024, 4, 1, None)
+    assert c * 16384 * 4 <= 32 * mib and c == 456
+    # large logits: 3% of 8192 x 262144 float32 (8 GiB) = 245.8 MiB, raised to the
+    # 256-row minimum (8192 / 256 = 32 even chunks)
+    assert _linear_ce._chunk_rows(8192, 262144, 2048, 4, 1, None) == 256
+    # where the memory bound allows fewer rows the minimum applies: 1024 x 262144
+    # float32 (32 MiB is 32 rows) and two buffers at 4096 x 32768 (~126 rows)
+    assert _linear_ce._chunk_rows(1024, 262144, 512, 4, 1, None) == 256
+    assert _linear_ce._chunk_rows(4096, 32768, 1024, 4, 2, None) == 256
+    # without the minimum: the memory bound alone (the old rule)
+    monkeypatch.setattr(_linear_ce, "CHUNK_MIN_ROWS", 1)
+    assert _linear_ce._chunk_rows(1024, 262144, 512, 4, 1, None) == 31  # 32 MiB / (1 MiB + H + 64)
     assert _linear_ce._chunk_rows(4096, 32768, 1024, 4, 2, None) < 130
+    # whole batch when it fits; an explicit chunk_size wins
     assert _linear_ce._chunk_rows(100, 1000, 10, 8, 1, None) == 100
     assert _linear_ce._chunk_rows(100, 1000, 10, 8, 1, 7) == 7
 

@@ -4,6 +4,7 @@ functions, or hand-written torch references where torch has none) on random inpu
 finite differences, worked examples, edge cases and errors."""
 import numpy as np
 from fd import fd_grad
+from losses_reference import torchvision_sigmoid_focal_loss
 import pytest
 
 import softmaxkit as smk
@@ -68,21 +69,6 @@ def test_focal_loss_edges():
 
 # ---------------------------------------------------------------- sigmoid focal loss
 
-def torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
-    """torchvision.ops.sigmoid_focal_loss, copied from torchvision 0.19
-    (torchvision/ops/focal_loss.py): torchvision is not a test dependency."""
-    p = torch.sigmoid(inputs)
-    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce_loss * ((1 - p_t) ** gamma)
-    if alpha >= 0:
-        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-        loss = alpha_t * loss
-    if reduction == "mean":
-        loss = loss.mean()
-    elif reduction == "sum":
-        loss = loss.sum()
-    return loss
 
 
 @pytest.mark.parametrize("alpha, gamma", [(0.25, 2.0), (-1.0, 0.0), (0.5, 0.5), (0.9, 3.0)])

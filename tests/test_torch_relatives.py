@@ -20,6 +20,7 @@ smt = pytest.importorskip("softmaxkit.torch")
 
 from softmaxkit.torch import _ops  # noqa: E402
 from softmaxkit.torch import _relatives as rel  # noqa: E402
+from losses_reference import torchvision_sigmoid_focal_loss  # noqa: E402
 
 F64 = torch.float64
 
@@ -29,28 +30,6 @@ def gen(seed):
 
 
 # ------------------------------------------------------------------ references
-
-
-def torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
-    """torchvision/ops/focal_loss.py (0.28.0), line for line (the logging call left out)."""
-    if not (0 <= alpha <= 1) and alpha != -1:
-        raise ValueError(f"Invalid alpha value: {alpha}. alpha must be in the range [0,1] or -1 for ignore.")
-    p = torch.sigmoid(inputs)
-    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce_loss * ((1 - p_t) ** gamma)
-    if alpha >= 0:
-        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-        loss = alpha_t * loss
-    if reduction == "none":
-        pass
-    elif reduction == "mean":
-        loss = loss.mean()
-    elif reduction == "sum":
-        loss = loss.sum()
-    else:
-        raise ValueError(f"Invalid Value for arg 'reduction': '{reduction} \n Supported reduction modes: 'none', 'mean', 'sum'")
-    return loss
 
 
 def _ce_terms(x, t, ignore_index):

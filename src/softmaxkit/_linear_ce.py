@@ -105,6 +105,13 @@ __all__ = [
 # of grad_weight per chunk start to cost; 32 MiB is 256 rows at V=32768 float32.
 CHUNK_FLOOR_BYTES = 32 * 2**20
 CHUNK_FRACTION = 0.03
+# ... but never fewer rows than this (or the batch): each chunk's products re-pack
+# all of W (OpenBLAS has no packed-weight GEMM), an overhead of about 1/rows that the
+# memory bound alone drives to 2.3x the GEMMs at N=1024, V=262144 (32-row chunks).
+# Measured (float32, 2 threads, 2026-11-22, docs/linear_cross_entropy.md): 256 rows
+# is 1.11x the GEMMs there (256 MiB = 25% of the logits; the unfused path holds
+# 150%), 128 rows 1.24x. Where the memory bound allows more rows it applies as is.
+CHUNK_MIN_ROWS = 256
 
 # Threads of the cross-entropy kernel between the chunk's products (design note e).
 CE_THREADS = 1
@@ -227,7 +234,8 @@ def _check_outputs(outputs: Any) -> frozenset:
 
 
 def _chunk_rows(n: int, v: int, hdim: int, itemsize: int, nbuf: int, chunk_size: Any) -> int:
-    """Rows per chunk: ``chunk_size``, or the most whose buffers fit the budget."""
+    """Rows per chunk: ``chunk_size``, or the most whose buffers fit the budget but at
+    least ``CHUNK_MIN_ROWS`` (or the batch)."""
     if chunk_size is not None:
         if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, numbers.Integral):
             raise TypeError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
@@ -238,7 +246,7 @@ def _chunk_rows(n: int, v: int, hdim: int, itemsize: int, nbuf: int, chunk_size:
         return 1
     budget = max(CHUNK_FLOOR_BYTES, CHUNK_FRACTION * n * v * itemsize)
     per_row = (nbuf * v + hdim) * itemsize + 64  # the buffers, gh scratch, O(1) per row
-    rows = max(1, min(n, int(budget // per_row)))
+    rows = max(1, min(n, max(int(budget // per_row), CHUNK_MIN_ROWS)))
     pieces = -(-n // rows)  # even chunks: 1000 rows at 400 a chunk -> 3 x 334, not 400+400+200
     return max(1, -(-n // pieces))
 
