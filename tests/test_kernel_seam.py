@@ -89,14 +89,18 @@ def _calls(dtype):
 
 
 def _run(kernel, args, place):
-    """Runs kernel with every array argument placed by `place`; returns the outputs
-    and the inputs as passed (to check they were not modified)."""
+    """Runs kernel with every array argument placed by `place`: ("out", shape, dtype)
+    makes an output filled with NaN (-7 for integers), ("work", n) a scratch buffer.
+    Returns the outputs and the (placed, original) inputs (to check the inputs were
+    not modified). Shared with test_sampling_kernels."""
     real, outs, ins = [], [], []
     for a in args:
         if isinstance(a, tuple) and a and a[0] == "out":
-            o = place(np.full(a[1], np.nan, dtype=a[2]))
+            o = place(np.full(a[1], np.nan if np.dtype(a[2]).kind == "f" else -7, dtype=a[2]))
             outs.append(o)
             real.append(o)
+        elif isinstance(a, tuple) and a and a[0] == "work":
+            real.append(place(np.zeros(a[1])))
         elif isinstance(a, np.ndarray):
             i = place(a.copy())
             ins.append((i, a))

@@ -14,7 +14,7 @@ import pytest
 import softmaxkit as smk
 from softmaxkit._kernels import _entmax as E
 from softmaxkit._kernels import _sampling as D
-from test_kernel_seam import misaligned
+from test_kernel_seam import _run, misaligned
 
 DTYPES = [np.float64, np.float32]
 
@@ -25,28 +25,6 @@ def _rows(dtype, rows=5, cols=301):
     x[1, ::4] = -np.inf
     x[3, 7] = np.inf
     return x
-
-
-def _run(kernel, args, place):
-    """Runs kernel with every array argument placed by `place`: ("out", shape, dtype)
-    makes an output filled with NaN (-7 for integers), ("work", n) a scratch buffer.
-    Returns the outputs and the (placed, original) inputs."""
-    real, outs, ins = [], [], []
-    for a in args:
-        if isinstance(a, tuple) and a[0] == "out":
-            o = place(np.full(a[1], np.nan if np.dtype(a[2]).kind == "f" else -7, dtype=a[2]))
-            outs.append(o)
-            real.append(o)
-        elif isinstance(a, tuple) and a[0] == "work":
-            real.append(place(np.zeros(a[1])))
-        elif isinstance(a, np.ndarray):
-            i = place(a.copy())
-            ins.append((i, a))
-            real.append(i)
-        else:
-            real.append(a)
-    kernel(*real)
-    return outs, ins
 
 
 def _calls(dtype):
