@@ -124,24 +124,43 @@ def _extra_memory(fn, grads_bytes: int) -> int:
     return max(0, peak - grads_bytes)
 
 
-def measure(n, h, v, *, rounds, dtype, smk, torch, chunk=None, log=print) -> dict:
+def measure(n, h, v, *, rounds, dtype, smk, torch, chunk=None, log=print,
+            skip=(), traced_last=False) -> dict:
+    """Best-of-``rounds`` times of every variant not in ``skip``, and the extra memory of
+    the fused and unfused paths: measured in separate untimed calls, or, with
+    ``traced_last``, under tracemalloc in the last timed round (its hooks cost
+    microseconds per allocation, nothing next to seconds of GEMMs; it saves two calls a
+    point on the grid's large points)."""
     hidden, weight, target = _problem(n, h, v, dtype)
     fns, scratch = _variants(hidden, weight, target, smk, torch, chunk)
-    best = {k: float("inf") for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    del scratch
+    fns = {k: f for k, f in fns.items() if k not in skip}
     itemsize = np.dtype(dtype).itemsize
     grads = (n * h + v * h) * itemsize
     logits = n * v * itemsize
-    row = {"N": n, "H": h, "V": v, "chunk": chunk, **best,
-           "gemms": min(best["gemms_numpy"], best["gemms_scipy"]),
+    best = {k: float("inf") for k in fns}
+    extra: dict[str, float] = {}
+    for r in range(rounds):
+        for k, f in fns.items():
+            traced = traced_last and r == rounds - 1 and k in ("fused", "unfused")
+            if traced:
+                tracemalloc.start()
+                before = tracemalloc.get_traced_memory()[0]
+            t0 = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t0)
+            if traced:
+                extra[k] = max(0, tracemalloc.get_traced_memory()[1] - before - grads) / MiB
+                tracemalloc.stop()
+    del scratch
+    for k in ("fused", "unfused"):
+        if k in fns and k not in extra:
+            extra[k] = _extra_memory(fns[k], grads) / MiB
+    gemms = [best[k] for k in ("gemms_numpy", "gemms_scipy") if k in best]
+    row = {"N": n, "H": h, "V": v, "chunk": chunk, **best, "skipped": tuple(skip),
+           "gemms": min(gemms),
            "logits_MiB": logits / MiB,
-           "fused_extra_MiB": _extra_memory(fns["fused"], grads) / MiB,
-           "unfused_extra_MiB": _extra_memory(fns["unfused"], grads) / MiB,
+           "fused_extra_MiB": extra["fused"],
+           "unfused_extra_MiB": extra.get("unfused", float("nan")),
            "bound_MiB": max(32 * MiB, 0.03 * logits) / MiB}
     log(_fmt_row(row), flush=True)
     return row
@@ -154,11 +173,17 @@ HEADER = ("| N, H, V | GEMMs alone | fused | unfused | torch | fused extra memor
 def _fmt_row(r: dict) -> str:
     """One row in the README's (and the issue's) format: times as ratios to the GEMMs."""
     g = r["gemms"]
-    tor = f"{r['torch'] / g:.2f}x" if "torch" in r else "n/a"
+    def col(k: str) -> str:
+        if k in r:
+            return f"{r[k] / g:.2f}x"
+        return "does not fit" if k in r.get("skipped", ()) else "n/a"
+
+    tor, unf = col("torch"), col("unfused")
+    unf_mem = (f"{r['unfused_extra_MiB']:.0f} MiB" if "unfused" in r else "")
     share = 100 * r["fused_extra_MiB"] / r["logits_MiB"]
     return (f"| {r['N']}, {r['H']}, {r['V']} | 1.00x ({g:.3f} s) | {r['fused'] / g:.2f}x | "
-            f"{r['unfused'] / g:.2f}x | {tor} | {r['fused_extra_MiB']:.0f} MiB = {share:.0f}% "
-            f"of the logits ({r['bound_MiB']:.0f}) | {r['unfused_extra_MiB']:.0f} MiB |")
+            f"{unf} | {tor} | {r['fused_extra_MiB']:.0f} MiB = {share:.0f}% "
+            f"of the logits ({r['bound_MiB']:.0f}) | {unf_mem} |")
 
 
 def _ints(text: str, name: str) -> tuple[int, ...]:
@@ -191,6 +216,11 @@ def main(argv=None) -> int:
     ap.add_argument("--curve", action="store_true",
                     help="also time chunk sizes 64..2048 at each point (the trade-off curve)")
     ap.add_argument("--no-torch", action="store_true", help="leave out torch's column")
+    ap.add_argument("--gemms", choices=["both", "scipy"], default="both",
+                    help="time the GEMMs with NumPy's and SciPy's BLAS and keep the faster "
+                         "(both), or with SciPy's alone, the BLAS the fused path runs on")
+    ap.add_argument("--traced-last", action="store_true",
+                    help="measure memory in the last timed round instead of two extra calls")
     args = ap.parse_args(argv)
     if args.rounds < 1 or args.threads < 1:
         ap.error("--rounds and --threads must be >= 1")
@@ -234,11 +264,17 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     per_unit = None  # seconds per N*H*V unit of a whole point, from the first one run
     for n, h, v in points:
-        # the unfused path holds the logits and their gradient; torch about as much
+        # the unfused path holds the logits and their gradient; torch about as much; the
+        # GEMMs alone and the fused path need the logits once
+        skip = set() if args.gemms == "both" else {"gemms_numpy"}
         need = (2 * n * v + 3 * (n * h + v * h)) * dtype.itemsize
         if need > 0.8 * _avail_bytes():
-            skipped.append((n, h, v, f"needs ~{need / 2**30:.1f} GiB, more than 80% of free memory"))
-            continue
+            skip |= {"unfused", "torch"}
+            need = (n * v + 3 * (n * h + v * h)) * dtype.itemsize
+            if need > 0.8 * _avail_bytes():
+                skipped.append((n, h, v, f"needs ~{need / 2**30:.1f} GiB, more than 80% of "
+                                         f"free memory"))
+                continue
         if args.budget is not None and per_unit is not None:
             left = args.budget - (time.perf_counter() - start)
             estimate = per_unit * n * h * v
@@ -247,7 +283,8 @@ def main(argv=None) -> int:
                                          f"the budget left"))
                 continue
         t0 = time.perf_counter()
-        measure(n, h, v, rounds=args.rounds, dtype=dtype, smk=smk, torch=torch)
+        measure(n, h, v, rounds=args.rounds, dtype=dtype, smk=smk, torch=torch, skip=skip,
+                traced_last=args.traced_last)
         if args.curve:
             for c in (64, 128, 256, 512, 1024, 2048):
                 if c < n:

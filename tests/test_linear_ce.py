@@ -626,6 +626,28 @@ def test_benchmark_runs_a_sub_grid_within_a_budget(capsys):
         bench.main(["--v", "0"])
 
 
+def test_benchmark_traced_last_round_and_scipy_gemms(capsys):
+    bench = _benchmark_module()
+    assert bench.main(["--points", "64,8,300", "--rounds", "2", "--no-torch", "--threads", "1",
+                       "--gemms", "scipy", "--traced-last"]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64, 8, 300")]
+    assert len(row) == 1 and "MiB = " in row[0]
+    # the memory measured inside the timed round is the same as in a separate call
+    import softmaxkit
+
+    r = bench.measure(64, 8, 3000, rounds=1, dtype=np.float64, smk=softmaxkit, torch=None,
+                      skip={"gemms_numpy"}, traced_last=True, log=lambda *a, **k: None)
+    s = bench.measure(64, 8, 3000, rounds=1, dtype=np.float64, smk=softmaxkit, torch=None,
+                      log=lambda *a, **k: None)
+    assert "gemms_numpy" not in r and "gemms_numpy" in s
+    assert r["unfused_extra_MiB"] == pytest.approx(s["unfused_extra_MiB"], rel=0.05)
+    assert r["fused_extra_MiB"] == pytest.approx(s["fused_extra_MiB"], rel=0.05)
+    # a variant left out for memory reads "does not fit", one never available "n/a"
+    no_unfused = {k: v for k, v in r.items() if k != "unfused"}
+    text = bench._fmt_row({**no_unfused, "skipped": ("unfused",)})
+    assert "does not fit" in text and "n/a" in text
+
+
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 def test_both_grad_hidden_layouts_and_temperature_as_alpha(dtype, tol):
     # chunks below and above GH_BLOCK_ROWS take the two layouts of grad_hidden's product
