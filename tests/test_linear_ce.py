@@ -643,6 +643,16 @@ def test_benchmark_traced_last_round_and_scipy_gemms(capsys):
     assert r["unfused_extra_MiB"] == pytest.approx(s["unfused_extra_MiB"], rel=0.05)
     assert r["fused_extra_MiB"] == pytest.approx(s["fused_extra_MiB"], rel=0.05)
     # a variant left out for memory reads "does not fit", one never available "n/a"
+    # where the logits do not fit twice, the GEMMs alone run over row blocks: the same
+    # products, grad_weight accumulated
+    bench.BLOCK_ROWS = 100
+    hidden, weight, target = bench._problem(250, 8, 300, np.float64)
+    fns, (z, gh, gw) = bench._variants(hidden, weight, target, softmaxkit, None, None, True)
+    assert set(fns) == {"gemms_scipy", "fused"}
+    fns["gemms_scipy"]()
+    logits = hidden @ weight.T
+    np.testing.assert_allclose(gh, logits @ weight, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, logits.T @ hidden, rtol=1e-12, atol=1e-12)
     no_unfused = {k: v for k, v in r.items() if k != "unfused"}
     text = bench._fmt_row({**no_unfused, "skipped": ("unfused",)})
     assert "does not fit" in text and "n/a" in text
