@@ -287,10 +287,11 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     per_unit = None  # seconds per N*H*V unit of a whole point, from the first one run
     for n, h, v in points:
-        # the unfused path holds the logits and their gradient; torch about as much; the
-        # GEMMs alone and the fused path need the logits once
+        # the unfused path holds the logits and their gradient while the GEMMs' own
+        # (N, V) scratch is alive (three times the logits; the 8192 x 512 x 262144
+        # point, estimated at two, was OOM-killed at 24 GB); torch about as much
         skip = set() if args.gemms == "both" else {"gemms_numpy"}
-        need = (2 * n * v + 3 * (n * h + v * h)) * dtype.itemsize
+        need = (3 * n * v + 3 * (n * h + v * h)) * dtype.itemsize
         if need > 0.8 * _avail_bytes():
             skip |= {"unfused", "torch", "gemms_numpy"}
             need = (min(n, BLOCK_ROWS) * v + 3 * (n * h + v * h)) * dtype.itemsize
