@@ -173,3 +173,18 @@ def test_rounds_option(tmp_path):
     assert len(keys) == len(set(keys))  # one row per measurement, not one per round
     with pytest.raises(SystemExit):
         run.main(["--quick", "--rounds", "0"])
+
+
+def test_torch_16bit_section_prints_the_kernel_columns(monkeypatch, capsys):
+    # benchmarks/torch_bench.py's bf16 section at toy shapes: the public API, torch and
+    # the C entry points into preallocated outputs, every row with its ratios
+    pytest.importorskip("torch")
+    from benchmarks import torch_bench
+
+    monkeypatch.setattr(torch_bench, "SHAPES", [(16, 40), (3, 70)])
+    torch_bench.main(["--sections", "bf16", "--repeat", "1", "--threads", "2"])
+    out = capsys.readouterr().out
+    rows = [r for r in out.splitlines() if r.startswith("| bfloat16") or r.startswith("| float16")]
+    assert len(rows) == 8
+    assert all(len(r.strip("|").split("|")) == 10 for r in rows)
+    assert "| kernels | kernels/copy |" in out

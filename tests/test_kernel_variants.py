@@ -1,7 +1,7 @@
 """The SIMD variants of the C kernels (src/softmaxkit/_kernels/sk_isa.h, docs/kernels.md).
 
 Each kernel file (softmax, losses, sampling, entmax) is compiled once per variant (on
-x86-64: avx512, avx2, avx_fma, avx, sse2); each extension runs the best one the CPU
+x86-64: avx512bf16, avx512, avx2, avx_fma, avx, sse2); each extension runs the best one the CPU
 supports, or the one named by the environment variable SOFTMAXKIT_SIMD, read at
 import. Every variant must meet the accuracy claims, so the accuracy tests run again,
 in a subprocess, under each variant this CPU runs (the variant of this process is covered by the run itself).
@@ -23,7 +23,7 @@ from softmaxkit._kernels import _sampling as D
 from softmaxkit._kernels import _softmax as S
 
 ROOT = Path(__file__).resolve().parent.parent
-X86_VARIANTS = ("avx512", "avx2", "avx_fma", "avx", "sse2")
+X86_VARIANTS = ("avx512bf16", "avx512", "avx2", "avx_fma", "avx", "sse2")
 MODULES = {"_softmax": S, "_losses": L, "_sampling": D, "_entmax": E}
 
 # The accuracy claims: mpmath oracles, "no worse than SciPy and PyTorch", the float32

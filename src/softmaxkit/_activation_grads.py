@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _kernels
 from ._typing import ArrayLike, Axis, FloatArray
-from ._validation import Rows, as_float_array, check_real, normalize_axes
+from ._validation import Rows, as_float_array, check_beta_threshold, normalize_axes
 
 __all__ = ["logsumexp_backward", "log_sigmoid_backward", "softplus_backward", "softplus_scaled"]
 # softplus_scaled is the beta/threshold path of smk.softplus (not exported on its own).
@@ -68,19 +68,6 @@ def log_sigmoid_backward(x: ArrayLike, grad_output: ArrayLike) -> FloatArray:
     return _input_backward(_kernels.log_sigmoid_backward_flat, x, grad_output)
 
 
-def _check_beta_threshold(beta: Any, threshold: Any) -> tuple[float, float]:
-    """(beta, threshold) for the kernels; threshold None is +inf (never)."""
-    b = check_real(beta, "beta")
-    if not (np.isfinite(b) and b > 0):
-        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
-    if threshold is None:
-        return b, np.inf
-    th = check_real(threshold, "threshold")
-    if np.isnan(th):
-        raise ValueError(f"threshold must be a number or None, got {threshold!r}")
-    return b, th
-
-
 def softplus_scaled(x: ArrayLike, *, beta: float = 1.0, threshold: float | None = None) -> FloatArray:
     r"""PyTorch's softplus: :math:`\log(1 + e^{\beta x}) / \beta`, and ``x`` where
     :math:`\beta x > \mathrm{threshold}` (``threshold=None``: never; the exact value is
@@ -96,7 +83,7 @@ def softplus_scaled(x: ArrayLike, *, beta: float = 1.0, threshold: float | None 
     >>> float(smk.softplus(1.0, beta=2.0))  # log(1 + e^2) / 2
     1.0634640055214863
     """
-    b, th = _check_beta_threshold(beta, threshold)
+    b, th = check_beta_threshold(beta, threshold)
     arr, dtype = as_float_array(x, "x")
     flat = _flat(arr)
     y = np.empty_like(flat)
@@ -116,7 +103,7 @@ def softplus_backward(x: ArrayLike, grad_output: ArrayLike, *, beta: float = 1.0
     >>> float(smk.softplus_backward(0.0, 2.0))
     1.0
     """
-    b, th = _check_beta_threshold(beta, threshold)
+    b, th = check_beta_threshold(beta, threshold)
     return _input_backward(_kernels.softplus_backward_flat, x, grad_output, beta=b, threshold=th)
 
 

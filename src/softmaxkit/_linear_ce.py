@@ -83,6 +83,7 @@ from . import _config, _kernels, _reduction
 from ._validation import (
     check_bool,
     check_ignore_index,
+    check_names,
     check_reduction,
     check_smoothing,
     check_softcap,
@@ -220,19 +221,6 @@ def _float_matrix(x: Any, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
-def _check_outputs(outputs: Any) -> frozenset:
-    if isinstance(outputs, str):
-        outputs = (outputs,)
-    try:
-        items = tuple(outputs)
-    except TypeError:
-        raise TypeError(f"outputs must be a tuple of names from {OUTPUTS}, got {outputs!r}") from None
-    for o in items:
-        if o not in OUTPUTS:
-            raise ValueError(f"outputs must be names from {OUTPUTS}, got {o!r}")
-    return frozenset(items)
-
-
 def _chunk_rows(n: int, v: int, hdim: int, itemsize: int, nbuf: int, chunk_size: Any) -> int:
     """Rows per chunk: ``chunk_size``, or the most whose buffers fit the budget but at
     least ``CHUNK_MIN_ROWS`` (or the batch)."""
@@ -306,7 +294,7 @@ def _prepare(hidden, weight, target, bias, class_weight, ignore_index, label_smo
     zl = check_z_loss(z_loss)
     cap = check_softcap(softcap)
     temp = check_temperature(temperature)
-    outs = _check_outputs(outputs)
+    outs = check_names(outputs, "outputs", OUTPUTS)
     ignore = check_ignore_index(ignore_index)
 
     t = target if isinstance(target, np.ndarray) else np.asarray(target)

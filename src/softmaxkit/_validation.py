@@ -255,6 +255,35 @@ def check_choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def check_names(value: Any, name: str, allowed: tuple[str, ...]) -> frozenset[str]:
+    """A name from ``allowed``, or an iterable of them, as a frozenset (the fused
+    head's ``outputs=``)."""
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of names from {allowed}, got {value!r}") from None
+    for o in items:
+        if o not in allowed:
+            raise ValueError(f"{name} must be names from {allowed}, got {o!r}")
+    return frozenset(items)
+
+
+def check_beta_threshold(beta: Any, threshold: Any) -> tuple[float, float]:
+    """PyTorch's softplus options as floats: ``beta`` finite and > 0, ``threshold`` a
+    number (not NaN), None meaning +inf (never)."""
+    b = check_real(beta, "beta")
+    if not (math.isfinite(b) and b > 0):
+        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
+    if threshold is None:
+        return b, math.inf
+    th = check_real(threshold, "threshold")
+    if math.isnan(th):
+        raise ValueError(f"threshold must be a number or None, got {threshold!r}")
+    return b, th
+
+
 def check_temperature(temperature: Any, name: str = "temperature") -> float:
     """A temperature as a float: finite, > 0, and with a finite reciprocal."""
     t = check_real(temperature, name)

@@ -2,16 +2,26 @@
  * half_body.h: softmax, log_softmax and integer-label cross-entropy for 16-bit
  * logits, bfloat16 and float16, written once and included per format after
  * `#define SK_HALF 1` (bfloat16, names _bf16) or `#define SK_HALF 2` (float16,
- * names _f16). Values travel as their bits (uint16_t); every element is widened to
- * float32 on load (exactly), all arithmetic is float32 with sums in float32 blocks
- * added in float64 (as the float32 kernels do), and results are rounded once to
- * 16 bits on store (nearest even, sk_half.h). So each result is the 16-bit rounding
- * of a float32 result, within 1 ulp of the 16-bit rounding of the exact value.
+ * names _f16). Values travel as their bits (uint16_t).
+ *
+ * Every kernel has one shape: widen a block of the row to float32 (exactly;
+ * sk_half.h, with the CPU's conversion instructions where the variant has them),
+ * do float32 arithmetic on it, with sums in float32 blocks added in float64 (as the
+ * float32 kernels do), and narrow each result once to 16 bits (nearest even). The
+ * block is the row itself when the caller gives `work` (the row kernels' float32
+ * scratch), else SK_F32_BLOCK values on the stack.
+ *
+ * So each result is the 16-bit rounding of a float32 result, within 1 ulp of the
+ * 16-bit rounding of the exact value. The exps are the float32 kernels' (about 1
+ * float32 ulp; under AVX-512 the same polynomial with the scale by vscalefps, which
+ * keeps results below float32's normal range exact where sk_exp_nonpos_f32 flushes
+ * them to 0): a cheaper exp would do for most results, but not for a gradient with
+ * label smoothing, p_j c - b, whose cancellation magnifies the exp's error.
  *
  * Unlike the float32 kernels, these never store an intermediate in the 16-bit
  * output (the exps of softmax, the exps of the gradient): a second rounding to 16
- * bits would cost up to a whole ulp. The final pass recomputes the exp instead, which
- * costs compute, not memory traffic, on 2-byte data.
+ * bits would cost up to a whole ulp. They keep the exps in `work` instead, or
+ * recompute them.
  *
  * Needs softmax.h's conventions (NaN rows, +inf entries share the mass) and, for the
  * loss, losses.h's and nonfinite_p (losses.c). Requires SK_HALF_LOSS to define the
@@ -21,20 +31,23 @@
 #define SK_HFN(name) SK_CAT(name, bf16)
 #define SK_LD(v) sk_bf16_to_f32(v)
 #define SK_ST(f) sk_f32_to_bf16(f)
+#define SK_WIDEN sk_bf16_widen
+#define SK_NARROW sk_bf16_narrow
 #elif SK_HALF == 2
 #define SK_HFN(name) SK_CAT(name, f16)
 #define SK_LD(v) sk_f16_to_f32(v)
 #define SK_ST(f) sk_f32_to_f16(f)
+#define SK_WIDEN sk_f16_widen
+#define SK_NARROW sk_f16_narrow
 #else
 #error "define SK_HALF as 1 (bfloat16) or 2 (float16)"
 #endif
 
 /* The row kernels' scratch: `work` is NULL, or float32 space of `cols` values for
- * each thread of the call (the Python seam allocates it), where the exps of a row
- * are kept from the sum's pass to the final one instead of being computed again:
- * the final pass then reads float32 values from cache, one exp per element fewer
- * (softmax: 5.3 -> 3.4 ms on a (256, 32000) bfloat16 block, one thread). The
- * values are the same floats either way, so the results are the same bits. */
+ * each thread of the call (the Python seam allocates it), where a row is widened
+ * once and its exps are kept from the sum's pass to the final one instead of being
+ * computed again. The values are the same floats either way, so the results are
+ * the same bits. */
 #ifndef SK_HALF_THREAD_ID
 #ifdef _OPENMP
 #include <omp.h>
@@ -44,63 +57,228 @@
 #endif
 #endif
 
-/* The max of a row as a float, and its min in *lo, ignoring NaN.  IN x (n), OUT lo */
-static inline float SK_HFN(h_row_range)(const uint16_t *x, size_t n, float *lo)
+
+#ifndef SK_HALF_BODY_COMMON
+#define SK_HALF_BODY_COMMON
+
+#define SK_HB SK_F32_BLOCK
+
+/* The max of v (n) and its min in *lo, ignoring NaN.  IN v (n) */
+static inline float h_range_f32(const float *v, size_t n, float *lo)
 {
     float m = -INFINITY, l = INFINITY;
     SK_SIMD_MAXMIN(m, l)
     for (size_t j = 0; j < n; j++) {
-        float v = SK_LD(x[j]);
-        m = v > m ? v : m;
-        l = v < l ? v : l;
+        m = v[j] > m ? v[j] : m;
+        l = v[j] < l ? v[j] : l;
     }
     *lo = l;
     return m;
 }
 
-/* sum_j exp((x_j - m) inv_t) less the max's own 1 (see softmax_body.h's exp_sum_m1),
- * float32 over blocks of SK_F32_BLOCK, the blocks in float64.  IN x (n) */
-SK_INLINE double SK_HFN(h_exp_sum_m1)(const uint16_t *x, size_t n, float m, float inv_t, int exact)
+#if defined(__AVX512F__)
+/*
+ * The same two helpers with AVX-512 intrinsics: exp(a) = 2^n e^r by the same
+ * Cody-Waite reduction and degree-7 polynomial as sk_exp_f32 (about 1 float32 ulp),
+ * with the scale 2^n applied by vscalefps, which rounds once and is exact down to
+ * the subnormals: no clamps, flush or second scale (-inf is clamped to -200, whose
+ * exp rounds to 0; NaN goes through). Half the portable loop's instructions.
+ */
+static inline __m512 h_exp_avx512(__m512 a)
 {
-    double s = 0.0, count = 0.0;
+    a = _mm512_max_ps(_mm512_set1_ps(-200.0f), a); /* the NaN operand second: NaN stays */
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(a, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), a);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+SK_INLINE double h_exp_sum_m1_f32(const float *v, float *e, size_t n, float m, float inv_t, int exact,
+                                  double *count)
+{
+    (void)exact; /* vscalefps is exact in both cases */
+    const __m512 vm = _mm512_set1_ps(m), vt = _mm512_set1_ps(inv_t);
+    double s = 0.0, c = 0.0;
+    for (size_t b = 0, len; b < n; b += len) {
+        len = n - b < SK_F32_BLOCK ? n - b : SK_F32_BLOCK;
+        __m512 sb = _mm512_setzero_ps();
+        int cb = 0;
+        for (size_t j = b; j < b + len; j += 16) {
+            __mmask16 in = b + len - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (b + len - j)) - 1u);
+            __m512 x = _mm512_maskz_loadu_ps(in, v + j);
+            __m512 a = h_exp_avx512(_mm512_mul_ps(_mm512_sub_ps(x, vm), vt));
+            _mm512_mask_storeu_ps(e + j, in, a);
+            __mmask16 top = _mm512_mask_cmp_ps_mask(in, x, vm, _CMP_EQ_OQ);
+            sb = _mm512_mask_add_ps(sb, in & (__mmask16)~top, sb, a);
+            cb += __builtin_popcount((unsigned)top);
+        }
+        s += (double)_mm512_reduce_add_ps(sb);
+        c += (double)cb;
+    }
+    *count += c;
+    return s;
+}
+
+static inline void h_exp_shifted_f32(const float *restrict v, float *restrict e, size_t n, float l)
+{
+    const __m512 vl = _mm512_set1_ps(l);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 in = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
+        __m512 x = _mm512_maskz_loadu_ps(in, v + j);
+        _mm512_mask_storeu_ps(e + j, in, h_exp_avx512(_mm512_sub_ps(x, vl)));
+    }
+}
+
+#else /* portable */
+
+/* e_j = exp((v_j - m) inv_t) (e may be v), and their sum less the max's own 1 (see
+ * softmax_body.h's exp_sum_m1): float32 over blocks of SK_F32_BLOCK, the blocks in
+ * float64; `count` accumulates how many v_j equal m.  IN v (n), OUT e (n) */
+SK_INLINE double h_exp_sum_m1_f32(const float *v, float *e, size_t n, float m, float inv_t, int exact,
+                                  double *count)
+{
+    double s = 0.0, c = 0.0;
     for (size_t b = 0, len; b < n; b += len) {
         len = n - b < SK_F32_BLOCK ? n - b : SK_F32_BLOCK;
         float sb = 0.0f, cb = 0.0f;
-        SK_SIMD_REDUCE(+, sb, cb)
-        for (size_t j = b; j < b + len; j++) {
-            float v = SK_LD(x[j]);
-            float a = (v - m) * inv_t;
-            float e = exact ? sk_exp_f32(a) : sk_exp_nonpos_f32(a);
-            sb += v == m ? 0.0f : e;
-            cb += v == m ? 1.0f : 0.0f;
+        if (exact) {
+            SK_SIMD_REDUCE(+, sb, cb)
+            for (size_t j = b; j < b + len; j++) {
+                float x = v[j], a = sk_exp_f32((x - m) * inv_t);
+                e[j] = a;
+                sb += x == m ? 0.0f : a;
+                cb += x == m ? 1.0f : 0.0f;
+            }
+        } else {
+            SK_SIMD_REDUCE(+, sb, cb)
+            for (size_t j = b; j < b + len; j++) {
+                float x = v[j], a = sk_exp_nonpos_f32((x - m) * inv_t);
+                e[j] = a;
+                sb += x == m ? 0.0f : a;
+                cb += x == m ? 1.0f : 0.0f;
+            }
         }
         s += (double)sb;
-        count += (double)cb;
+        c += (double)cb;
+    }
+    *count += c;
+    return s;
+}
+
+/* e_j = exp(v_j - l) for a row's logsumexp l (v_j - l <= 0 up to l's rounding): one
+ * scale, and where some v_j - l is below -87 (whose exp the one scale flushes to 0)
+ * the block again with both scales, so results below float32's normal range stay
+ * exact.  IN v (n), OUT e (n), not v */
+static inline void h_exp_shifted_f32(const float *restrict v, float *restrict e, size_t n, float l)
+{
+    float lo = INFINITY;
+    SK_SIMD_REDUCE(min, lo)
+    for (size_t j = 0; j < n; j++) {
+        float a = v[j] - l;
+        lo = a < lo ? a : lo;
+        e[j] = sk_exp_nonpos_f32(a);
+    }
+    if (lo < -87.0f) {
+        SK_SIMD
+        for (size_t j = 0; j < n; j++)
+            e[j] = sk_exp_f32(v[j] - l);
+    }
+}
+
+#endif /* __AVX512F__ */
+
+#endif /* SK_HALF_BODY_COMMON */
+
+/* The max of a row as a float, and its min in *lo, ignoring NaN; with `dst`, the
+ * row widened into it.  IN x (n), OUT dst (n) or NULL, OUT lo */
+static inline float SK_HFN(h_row_range)(const uint16_t *x, size_t n, float *dst, float *lo)
+{
+    if (dst) {
+        SK_WIDEN(x, dst, n);
+        return h_range_f32(dst, n, lo);
+    }
+    float m = -INFINITY, l = INFINITY, buf[SK_HB];
+    for (size_t b = 0, len; b < n; b += len) {
+        len = n - b < SK_HB ? n - b : SK_HB;
+        SK_WIDEN(x + b, buf, len);
+        float lb, mb = h_range_f32(buf, len, &lb);
+        m = mb > m ? mb : m;
+        l = lb < l ? lb : l;
+    }
+    *lo = l;
+    return m;
+}
+
+/* Cache hints for the 16-bit values [j, j + len) of a row, a line at a time: read
+ * (the next row's input) or write (this row's output). */
+static inline void SK_HFN(h_prefetch)(const uint16_t *p, size_t j, size_t len, int write)
+{
+    if (!p)
+        return;
+    const char *c = (const char *)(p + j), *end = (const char *)(p + j + len);
+    for (; c < end; c += 64) {
+        if (write)
+            __builtin_prefetch(c, 1, 3);
+        else
+            __builtin_prefetch(c, 0, 3);
+    }
+}
+
+/* sum_j exp((x_j - m) inv_t) less the max's 1 over a row; with `wide`, the row
+ * widened already (h_row_range's dst), whose values become the exps.
+ *
+ * This is the pass that computes, between one that reads the row from memory and
+ * one that writes the result: each block also hints the same columns of the next
+ * row (`next`, read) and of the output (`out`, write) into the cache, so that those
+ * passes find their lines in L2 rather than waiting for memory (one thread's
+ * softmax of a (512, 32000) bfloat16 block: 10.3 -> ? ms).
+ * IN x (n), IN/OUT wide (n) or NULL, next (n) and out (n): NULL or hints only */
+static inline double SK_HFN(h_exp_sum_m1)(const uint16_t *x, float *wide, size_t n, float m, float inv_t,
+                                          int exact, const uint16_t *next, const uint16_t *out)
+{
+    double count = 0.0, s = 0.0;
+    float buf[SK_HB];
+    for (size_t b = 0, len; b < n; b += len) {
+        len = n - b < SK_HB ? n - b : SK_HB;
+        SK_HFN(h_prefetch)(next, b, len, 0);
+        SK_HFN(h_prefetch)(out, b, len, 1);
+        if (wide) {
+            s += h_exp_sum_m1_f32(wide + b, wide + b, len, m, inv_t, exact, &count);
+        } else {
+            SK_WIDEN(x + b, buf, len);
+            s += h_exp_sum_m1_f32(buf, buf, len, m, inv_t, exact, &count);
+        }
     }
     return s + (count - 1.0);
 }
 
-/* h_exp_sum_m1 that also stores each exp in st.  IN x (n), OUT st (n) float32 */
-SK_INLINE double SK_HFN(h_exp_store_sum_m1)(const uint16_t *x, float *st, size_t n, float m, float inv_t,
-                                            int exact)
+/* y_j = 16-bit rounding of exp((x_j - m) inv_t) c - b w_j (w NULL: - b), from the
+ * exps in `wide` (h_exp_sum_m1's), or recomputed block by block.
+ * IN x (n), IN wide (n) or NULL, IN w (n) or NULL, OUT y (n) (may be x) */
+static inline void SK_HFN(h_exp_out)(const uint16_t *x, const float *wide, size_t n, float m, float inv_t,
+                                     int exact, float c, float b, const float *w, uint16_t *y)
 {
-    double s = 0.0, count = 0.0;
-    for (size_t b = 0, len; b < n; b += len) {
-        len = n - b < SK_F32_BLOCK ? n - b : SK_F32_BLOCK;
-        float sb = 0.0f, cb = 0.0f;
-        SK_SIMD_REDUCE(+, sb, cb)
-        for (size_t j = b; j < b + len; j++) {
-            float v = SK_LD(x[j]);
-            float a = (v - m) * inv_t;
-            float e = exact ? sk_exp_f32(a) : sk_exp_nonpos_f32(a);
-            st[j] = e;
-            sb += v == m ? 0.0f : e;
-            cb += v == m ? 1.0f : 0.0f;
-        }
-        s += (double)sb;
-        count += (double)cb;
+    if (wide) {
+        SK_NARROW(wide, c, b, w, y, n);
+        return;
     }
-    return s + (count - 1.0);
+    float buf[SK_HB];
+    double unused = 0.0;
+    for (size_t i = 0, len; i < n; i += len) {
+        len = n - i < SK_HB ? n - i : SK_HB;
+        SK_WIDEN(x + i, buf, len);
+        h_exp_sum_m1_f32(buf, buf, len, m, inv_t, exact, &unused);
+        SK_NARROW(buf, c, b, w ? w + i : NULL, y + i, len);
+    }
 }
 
 #ifdef SK_HALF_SOFTMAX
@@ -124,37 +302,22 @@ static void SK_HFN(h_nonfinite_row)(const uint16_t *x, uint16_t *y, size_t n, in
         y[j] = SK_LD(x[j]) == INFINITY ? hit : miss;
 }
 
-/* IN x (n), OUT y (n), work (n) float32 scratch or NULL */
-static void SK_HFN(h_softmax_row)(const uint16_t *x, uint16_t *y, size_t n, float inv_t, float *work)
+/* IN x (n), OUT y (n), work (n) float32 scratch or NULL, next: the next row or NULL
+ * (a cache hint) */
+static void SK_HFN(h_softmax_row)(const uint16_t *x, uint16_t *y, size_t n, float inv_t, float *work,
+                                  const uint16_t *next)
 {
-    float lo, m = SK_HFN(h_row_range)(x, n, &lo);
+    float lo, m = SK_HFN(h_row_range)(x, n, work, &lo);
     if (!isfinite(m)) {
         SK_HFN(h_nonfinite_row)(x, y, n, 0);
         return;
     }
     int exact = !((lo - m) * inv_t >= SK_EXP_NORMAL_F32);
-    if (work) {
-        float rw = (float)(1.0 / (1.0 + (exact ? SK_HFN(h_exp_store_sum_m1)(x, work, n, m, inv_t, 1)
-                                               : SK_HFN(h_exp_store_sum_m1)(x, work, n, m, inv_t, 0))));
-        SK_SIMD
-        for (size_t j = 0; j < n; j++)
-            y[j] = SK_ST(work[j] * rw);
-        return;
-    }
     /* times 1/s, not / s: a division per element was a third of this pass; the
      * float32 product is within 1.5 float32 ulps of the quotient, far inside the
      * 16-bit rounding (it flips a 16-bit result only next to a tie). */
-    float r = (float)(1.0 / (1.0 + (exact ? SK_HFN(h_exp_sum_m1)(x, n, m, inv_t, 1)
-                                          : SK_HFN(h_exp_sum_m1)(x, n, m, inv_t, 0))));
-    if (exact) {
-        SK_SIMD
-        for (size_t j = 0; j < n; j++)
-            y[j] = SK_ST(sk_exp_f32((SK_LD(x[j]) - m) * inv_t) * r);
-    } else {
-        SK_SIMD
-        for (size_t j = 0; j < n; j++)
-            y[j] = SK_ST(sk_exp_nonpos_f32((SK_LD(x[j]) - m) * inv_t) * r);
-    }
+    float r = (float)(1.0 / (1.0 + SK_HFN(h_exp_sum_m1)(x, work, n, m, inv_t, exact, next, y)));
+    SK_HFN(h_exp_out)(x, work, n, m, inv_t, exact, r, 0.0f, NULL, y);
 }
 
 /* y = softmax(x * inv_t) per row.  IN x (rows, cols), OUT y (rows, cols), 16-bit;
@@ -164,28 +327,38 @@ static void SK_HFN(softmax)(const uint16_t *x, uint16_t *y, size_t rows, size_t 
 {
     SK_FOR_ROWS(rows, cols, nthreads,
                 SK_HFN(h_softmax_row)(x + (size_t)i * cols, y + (size_t)i * cols, cols, inv_t,
-                                      work ? work + (size_t)SK_HALF_THREAD_ID() * cols : NULL));
+                                      work ? work + (size_t)SK_HALF_THREAD_ID() * cols : NULL,
+                                      (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL));
 }
 
-/* IN x (n), OUT y (n) */
-static void SK_HFN(h_log_softmax_row)(const uint16_t *x, uint16_t *y, size_t n, float inv_t)
+/* IN x (n), OUT y (n), next: the next row or NULL (a cache hint) */
+static void SK_HFN(h_log_softmax_row)(const uint16_t *x, uint16_t *y, size_t n, float inv_t,
+                                      const uint16_t *next)
 {
-    float lo, m = SK_HFN(h_row_range)(x, n, &lo);
+    float lo, m = SK_HFN(h_row_range)(x, n, NULL, &lo);
     if (!isfinite(m)) {
         SK_HFN(h_nonfinite_row)(x, y, n, 1);
         return;
     }
-    float ls = (float)log1p((lo - m) * inv_t >= SK_EXP_NORMAL_F32 ? SK_HFN(h_exp_sum_m1)(x, n, m, inv_t, 0)
-                                                                  : SK_HFN(h_exp_sum_m1)(x, n, m, inv_t, 1));
-    SK_SIMD
-    for (size_t j = 0; j < n; j++)
-        y[j] = SK_ST((SK_LD(x[j]) - m) * inv_t - ls);
+    int exact = !((lo - m) * inv_t >= SK_EXP_NORMAL_F32);
+    float ls = (float)log1p(SK_HFN(h_exp_sum_m1)(x, NULL, n, m, inv_t, exact, next, y));
+    float buf[SK_HB];
+    for (size_t b = 0, len; b < n; b += len) {
+        len = n - b < SK_HB ? n - b : SK_HB;
+        SK_WIDEN(x + b, buf, len);
+        SK_SIMD
+        for (size_t j = 0; j < len; j++)
+            buf[j] = (buf[j] - m) * inv_t - ls;
+        SK_NARROW(buf, 1.0f, 0.0f, NULL, y + b, len);
+    }
 }
 
 /* y = log_softmax(x * inv_t) per row.  IN x (rows, cols), OUT y (rows, cols), 16-bit */
 static void SK_HFN(log_softmax)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads)
 {
-    SK_FOR_ROWS(rows, cols, nthreads, SK_HFN(h_log_softmax_row)(x + (size_t)i * cols, y + (size_t)i * cols, cols, inv_t));
+    SK_FOR_ROWS(rows, cols, nthreads,
+                SK_HFN(h_log_softmax_row)(x + (size_t)i * cols, y + (size_t)i * cols, cols, inv_t,
+                                          (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL));
 }
 
 #endif /* SK_HALF_SOFTMAX */
@@ -223,16 +396,16 @@ static double SK_HFN(h_ce_hard_nonfinite_row)(const uint16_t *x, int64_t t, cons
 }
 
 /* One row, as losses_body.h's ce_hard_row, the gradient written in one pass from
- * recomputed exps: grad_j = exp(x_j - m) c - b w_j, rounded once, and the target
- * entry (less the hard part) again in float64.
+ * the exps kept in `work` (or recomputed): grad_j = exp(x_j - m) c - b w_j, rounded
+ * once, and the target entry (less the hard part) again in float64.
  * IN x (n), IN w (n) float32 or NULL, OUT roww (1), OUT grad (n) or NULL,
  * work (n) float32 scratch or NULL, OUT lse (1) or NULL: the row's logsumexp (NaN
  * with a NaN in the row), +inf where the row took another path (ignored, a bad
- * label, a non-finite max) */
+ * label, a non-finite max); next: the next row or NULL (a cache hint) */
 static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w, size_t n,
                                     int64_t ignore_index, int has_ignore, double eps,
                                     double wsum, double *roww, double gs, uint16_t *grad, float *work,
-                                    double *lse)
+                                    double *lse, const uint16_t *next)
 {
     *roww = 0.0;
     if (lse)
@@ -248,7 +421,8 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
         return NAN;
     }
     *roww = w ? (double)w[t] : 1.0;
-    float lo, m = SK_HFN(h_row_range)(x, n, &lo);
+    work = grad ? work : NULL;
+    float lo, m = SK_HFN(h_row_range)(x, n, work, &lo);
     if (!isfinite(m))
         return SK_HFN(h_ce_hard_nonfinite_row)(x, t, w, n, eps, wsum, gs, grad);
     float xt = SK_LD(x[t]); /* read before the gradient pass: grad may be x itself */
@@ -258,11 +432,10 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
         SK_SIMD_REDUCE(+, d)
         for (size_t j = 0; j < n; j++) {
             double wj = w ? (double)w[j] : 1.0;
-            d += wj != 0.0 ? wj * (double)(SK_LD(x[j]) - m) : 0.0;
+            d += wj != 0.0 ? wj * (double)((work ? work[j] : SK_LD(x[j])) - m) : 0.0;
         }
     }
-    work = grad ? work : NULL;
-    double sm1 = work ? SK_HFN(h_exp_store_sum_m1)(x, work, n, m, 1.0f, 0) : SK_HFN(h_exp_sum_m1)(x, n, m, 1.0f, 0);
+    double sm1 = SK_HFN(h_exp_sum_m1)(x, work, n, m, 1.0f, 0, next, grad);
     double ls = log1p(sm1);
     if (lse)
         *lse = (double)m + ls;
@@ -271,23 +444,7 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
         loss += cs * (wsum * ls - d);
     if (grad) {
         float c = (float)(gs * (hard + cs * wsum) / (1.0 + sm1)), b = (float)(gs * cs);
-        if (work && w && b != 0.0f) {
-            SK_SIMD
-            for (size_t j = 0; j < n; j++)
-                grad[j] = SK_ST(work[j] * c - b * w[j]);
-        } else if (work) {
-            SK_SIMD
-            for (size_t j = 0; j < n; j++)
-                grad[j] = SK_ST(work[j] * c - b);
-        } else if (w && b != 0.0f) { /* two loops: GCC 12 ran the one with `w ? w[j] : 1` scalar */
-            SK_SIMD
-            for (size_t j = 0; j < n; j++)
-                grad[j] = SK_ST(sk_exp_nonpos_f32(SK_LD(x[j]) - m) * c - b * w[j]);
-        } else {
-            SK_SIMD
-            for (size_t j = 0; j < n; j++)
-                grad[j] = SK_ST(sk_exp_nonpos_f32(SK_LD(x[j]) - m) * c - b);
-        }
+        SK_HFN(h_exp_out)(x, work, n, m, 1.0f, 0, c, b, b != 0.0f ? w : NULL, grad);
         /* The target entry in float64, in one rounding (see losses_body.h's ce_hard_row). */
         double et = (double)sk_exp_nonpos_f32(xt - m);
         grad[t] = SK_ST((float)(et * (gs * (hard + cs * wsum) / (1.0 + sm1)) - gs * cs * (w ? (double)w[t] : 1.0)
@@ -317,7 +474,8 @@ static void SK_HFN(ce_hard)(const uint16_t *x, const int64_t *target, const floa
                                                 gscale ? gscale[i] : gscale_c,
                                                 grad ? grad + (size_t)i * cols : NULL,
                                                 work ? work + (size_t)SK_HALF_THREAD_ID() * cols : NULL,
-                                                lse ? lse + i : NULL));
+                                                lse ? lse + i : NULL,
+                                                (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL));
 }
 
 /* The gradient of one row from its logsumexp (ce_hard's lse): one pass,
@@ -337,22 +495,20 @@ static void SK_HFN(h_ce_hard_grad_lse_row)(const uint16_t *x, int64_t t, const f
     }
     if (!isfinite(lse) || t < 0 || (uint64_t)t >= (uint64_t)n) {
         double roww;
-        SK_HFN(h_ce_hard_row)(x, t, w, n, ignore_index, has_ignore, eps, wsum, &roww, gs, grad, NULL, NULL);
+        SK_HFN(h_ce_hard_row)(x, t, w, n, ignore_index, has_ignore, eps, wsum, &roww, gs, grad, NULL, NULL, NULL);
         return;
     }
     double wt = w ? (double)w[t] : 1.0, cs = eps / (double)n, hard = (1.0 - eps) * wt;
     float xt = SK_LD(x[t]); /* read before the gradient pass: grad may be x itself */
     float l = (float)lse, c = (float)(gs * (hard + cs * wsum)), b = (float)(gs * cs);
-    /* sk_exp_f32, not sk_exp_nonpos_f32: x_j - lse may lie below -87 where x_j - max
-     * does not, and c may lift the product back into the normal range */
-    if (w && b != 0.0f) {
-        SK_SIMD
-        for (size_t j = 0; j < n; j++)
-            grad[j] = SK_ST(sk_exp_f32(SK_LD(x[j]) - l) * c - b * w[j]);
-    } else {
-        SK_SIMD
-        for (size_t j = 0; j < n; j++)
-            grad[j] = SK_ST(sk_exp_f32(SK_LD(x[j]) - l) * c - b);
+    /* x_j - lse may lie below -87 where x_j - max does not, and c may lift the
+     * product back into the normal range: h_exp_shifted_f32 keeps those exact */
+    float buf[SK_HB], e[SK_HB];
+    for (size_t i = 0, len; i < n; i += len) {
+        len = n - i < SK_HB ? n - i : SK_HB;
+        SK_WIDEN(x + i, buf, len);
+        h_exp_shifted_f32(buf, e, len, l);
+        SK_NARROW(e, c, b, b != 0.0f && w ? w + i : NULL, grad + i, len);
     }
     grad[t] = SK_ST((float)(exp((double)xt - lse) * (gs * (hard + cs * wsum)) - gs * cs * wt - gs * hard));
 }
@@ -380,4 +536,6 @@ static void SK_HFN(ce_hard_grad_lse)(const uint16_t *x, const int64_t *target, c
 #undef SK_HFN
 #undef SK_LD
 #undef SK_ST
+#undef SK_WIDEN
+#undef SK_NARROW
 #undef SK_HALF

@@ -6,12 +6,14 @@
  * kernels as one table named after the variant: sk_softmax_kernels_avx512, ...
  * On x86-64 with a compiler that knows the ISA levels (SK_X86_DISPATCH):
  *
- *     name      flags                 runs on
- *     avx512    -march=x86-64-v4      AVX-512 F/BW/CD/DQ/VL (and x86-64-v3)
- *     avx2      -march=x86-64-v3      AVX2, FMA, BMI1/2, F16C, MOVBE, LZCNT
- *     avx_fma   -mavx -mfma           AVX and FMA without AVX2 (some virtual machines)
- *     avx       -mavx                 AVX
- *     sse2      (none)                every x86-64 CPU
+ *     name        flags                              runs on
+ *     avx512bf16  -march=x86-64-v4 -mavx512bf16      avx512 and AVX512-BF16 (when the
+ *                                                    compiler has it: SK_X86_BF16)
+ *     avx512      -march=x86-64-v4                   AVX-512 F/BW/CD/DQ/VL (and x86-64-v3)
+ *     avx2        -march=x86-64-v3                   AVX2, FMA, BMI1/2, F16C, MOVBE, LZCNT
+ *     avx_fma     -mavx -mfma                        AVX and FMA without AVX2 (some VMs)
+ *     avx         -mavx                              AVX
+ *     sse2        (none)                             every x86-64 CPU
  *
  * elsewhere one variant, `baseline`, built with the default flags. At import, each
  * extension module takes the first variant of the list the CPU runs, or the one the
@@ -29,8 +31,13 @@
 
 #include <string.h>
 
-#if defined(SK_X86_DISPATCH)
+#if defined(SK_X86_DISPATCH) && defined(SK_X86_BF16)
+#define SK_ISA_LIST(X, arg)                                                              \
+    X(arg, avx512bf16) X(arg, avx512) X(arg, avx2) X(arg, avx_fma) X(arg, avx) X(arg, sse2)
+#define SK_ISA_FIRST_ 1 /* index of avx512 */
+#elif defined(SK_X86_DISPATCH)
 #define SK_ISA_LIST(X, arg) X(arg, avx512) X(arg, avx2) X(arg, avx_fma) X(arg, avx) X(arg, sse2)
+#define SK_ISA_FIRST_ 0
 #else
 #define SK_ISA_LIST(X, arg) X(arg, baseline)
 #endif
@@ -58,7 +65,11 @@ static inline int sk_isa_supported(int i)
 {
 #if defined(SK_X86_DISPATCH)
     __builtin_cpu_init();
-    switch (i) {
+#if defined(SK_X86_BF16)
+    if (i == 0)
+        return __builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("avx512bf16");
+#endif
+    switch (i - SK_ISA_FIRST_) {
     case 0: return __builtin_cpu_supports("x86-64-v4");
     case 1: return __builtin_cpu_supports("x86-64-v3");
     case 2: return __builtin_cpu_supports("avx") && __builtin_cpu_supports("fma");

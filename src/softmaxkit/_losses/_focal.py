@@ -301,36 +301,23 @@ def _sigmoid_focal(logits, targets, alpha, gamma, reduction, want_loss, want_gra
     t_arr = real_array(targets, "targets")
     if t_arr.shape != x_arr.shape:
         raise ValueError(f"targets has shape {t_arr.shape}, but logits has shape {x_arr.shape}")
-    x = np.asarray(x_arr, dtype=np.float64)
-    t = np.asarray(t_arr, dtype=np.float64)
-    sp_pos = _softplus(x)  # log(1 + e^x)
-    sp_neg = _softplus(-x)  # log(1 + e^-x)
-    s = np.exp(-sp_neg)  # sigmoid(x), and 1 - s = sigmoid(-x), both without cancellation
-    one_minus_s = np.exp(-sp_pos)
-    ce = t * sp_neg + (1.0 - t) * sp_pos  # = softplus(x) - t x, exact for hard t
-    m = t * one_minus_s + (1.0 - t) * s
-    a_t = alpha * t + (1.0 - alpha) * (1.0 - t) if alpha >= 0 else np.ones_like(t)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mg = m**gamma
-        loss = a_t * ce * mg if want_loss else None
-        grad = None
-        if want_grad:
-            dm = np.where(m > 0, gamma * ce * m ** (gamma - 1.0), 0.0) * (2.0 * t - 1.0) * s * one_minus_s
-            grad = a_t * ((s - t) * mg - dm)
-    value = None
+    # one pass of the elementwise C kernels (forward, and backward with the
+    # reduction's scale as the upstream gradient), in the compute dtype
+    shape = x_arr.shape
+    x = np.ascontiguousarray(x_arr).reshape(-1)
+    t = np.ascontiguousarray(t_arr, dtype=x.dtype).reshape(-1)
     n = float(x.size)
-    if loss is not None:
-        value = _reduction.reduce(loss.reshape(-1), reduction, n, result_dtype, x.shape)
-    if grad is not None:
-        grad = (grad * _reduction.mean_scale(reduction, n)).astype(result_dtype)
+    value = grad = None
+    if want_loss:
+        loss = np.empty_like(x)
+        _kernels.sigmoid_focal_flat(x, t, loss, alpha=alpha, gamma=gamma)
+        value = _reduction.reduce(loss, reduction, n, result_dtype, shape)
+    if want_grad:
+        g = np.full_like(x, _reduction.mean_scale(reduction, n))
+        out = np.empty_like(x)
+        _kernels.sigmoid_focal_backward_flat(x, t, g, out, alpha=alpha, gamma=gamma)
+        grad = out.reshape(shape).astype(result_dtype, copy=False)
     return value, grad
-
-
-def _softplus(x: np.ndarray) -> np.ndarray:
-    flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-    out = np.empty_like(flat)
-    _kernels.softplus_flat(flat, out)
-    return out.reshape(np.shape(x))
 
 
 _SF_DOC = """

@@ -50,6 +50,7 @@ from ._linear import (
 )
 from ._linear_legacy import linear_cross_entropy
 from ._modules import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, NLLLoss
+from . import _relatives
 from ._relatives import (
     LogSigmoid,
     MultiMarginLoss,
@@ -85,18 +86,6 @@ __all__ = [
     "LinearCrossEntropyOutput",
     "vocab_parallel_cross_entropy",
     "vocab_parallel_linear_cross_entropy",
-    # softmax's relatives (issue 12)
-    "softplus",
-    "logsigmoid",
-    "multi_margin_loss",
-    "sigmoid_focal_loss",
-    "gumbel_softmax",
-    "focal_loss",
-    "poly1_cross_entropy",
-    "sparsemax",
-    "entmax15",
-    "entmax_bisect",
-    "Softplus",
-    "LogSigmoid",
-    "MultiMarginLoss",
 ]
+# softmax's relatives: their module's list (issue 12)
+__all__ += _relatives.__all__

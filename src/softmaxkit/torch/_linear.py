@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from .. import _linear_ce, _reduction
+from .._validation import check_names
 
 __all__ = [
     "fused_linear_cross_entropy",
@@ -465,7 +466,7 @@ def _opts(ignore_index, label_smoothing, reduction, z_loss, softcap, temperature
     if ignore_index is not None and isinstance(ignore_index, torch.Tensor):
         ignore_index = int(ignore_index)
     outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
-    _linear_ce._check_outputs(outputs)
+    check_names(outputs, "outputs", _linear_ce.OUTPUTS)
     return _Opts(ignore_index, label_smoothing, reduction, z_loss, softcap, temperature,
                  outputs, chunk_size)
 
