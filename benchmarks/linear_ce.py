@@ -146,14 +146,13 @@ def _extra_memory(fn, grads_bytes: int) -> int:
 
 
 def measure(n, h, v, *, rounds, dtype, smk, torch, chunk=None, log=print,
-            skip=(), traced_last=False) -> dict:
+            skip=(), traced_last=False, blocked=False) -> dict:
     """Best-of-``rounds`` times of every variant not in ``skip``, and the extra memory of
     the fused and unfused paths: measured in separate untimed calls, or, with
     ``traced_last``, under tracemalloc in the last timed round (its hooks cost
     microseconds per allocation, nothing next to seconds of GEMMs; it saves two calls a
     point on the grid's large points)."""
     hidden, weight, target = _problem(n, h, v, dtype)
-    blocked = "unfused" in skip  # the logits do not fit twice: GEMMs in row blocks
     fns, scratch = _variants(hidden, weight, target, smk, torch, chunk, blocked)
     fns = {k: f for k, f in fns.items() if k not in skip}
     itemsize = np.dtype(dtype).itemsize
@@ -198,7 +197,9 @@ def _fmt_row(r: dict) -> str:
     def col(k: str) -> str:
         if k in r:
             return f"{r[k] / g:.2f}x"
-        return "does not fit" if k in r.get("skipped", ()) else "n/a"
+        if k in r.get("skipped", ()):
+            return "does not fit" if r.get("blocked") else "not run"
+        return "n/a"
 
     tor, unf = col("torch"), col("unfused")
     unf_mem = (f"{r['unfused_extra_MiB']:.0f} MiB" if "unfused" in r else "")
@@ -239,6 +240,7 @@ def main(argv=None) -> int:
     ap.add_argument("--curve", action="store_true",
                     help="also time chunk sizes 64..2048 at each point (the trade-off curve)")
     ap.add_argument("--no-torch", action="store_true", help="leave out torch's column")
+    ap.add_argument("--no-unfused", action="store_true", help="leave out the unfused column")
     ap.add_argument("--gemms", choices=["both", "scipy"], default="both",
                     help="time the GEMMs with NumPy's and SciPy's BLAS and keep the faster "
                          "(both), or with SciPy's alone, the BLAS the fused path runs on")
@@ -291,9 +293,13 @@ def main(argv=None) -> int:
         # (N, V) scratch is alive (three times the logits; the 8192 x 512 x 262144
         # point, estimated at two, was OOM-killed at 24 GB); torch about as much
         skip = set() if args.gemms == "both" else {"gemms_numpy"}
+        if args.no_unfused:
+            skip.add("unfused")
+        blocked = False  # the logits do not fit twice: GEMMs alone in row blocks
         need = (3 * n * v + 3 * (n * h + v * h)) * dtype.itemsize
         if need > 0.8 * _avail_bytes():
             skip |= {"unfused", "torch", "gemms_numpy"}
+            blocked = True
             need = (min(n, BLOCK_ROWS) * v + 3 * (n * h + v * h)) * dtype.itemsize
             if need > 0.8 * _avail_bytes():
                 skipped.append((n, h, v, f"needs ~{need / 2**30:.1f} GiB, more than 80% of "
@@ -308,7 +314,7 @@ def main(argv=None) -> int:
                 continue
         t0 = time.perf_counter()
         measure(n, h, v, rounds=args.rounds, dtype=dtype, smk=smk, torch=torch, skip=skip,
-                traced_last=args.traced_last)
+                traced_last=args.traced_last, blocked=blocked)
         if args.curve:
             for c in (64, 128, 256, 512, 1024, 2048):
                 if c < n:

@@ -654,8 +654,9 @@ def test_benchmark_traced_last_round_and_scipy_gemms(capsys):
     np.testing.assert_allclose(gh, logits @ weight, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gw, logits.T @ hidden, rtol=1e-12, atol=1e-12)
     no_unfused = {k: v for k, v in r.items() if k != "unfused"}
-    text = bench._fmt_row({**no_unfused, "skipped": ("unfused",)})
+    text = bench._fmt_row({**no_unfused, "skipped": ("unfused",), "blocked": True})
     assert "does not fit" in text and "n/a" in text
+    assert "not run" in bench._fmt_row({**no_unfused, "skipped": ("unfused",)})
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
