@@ -150,22 +150,12 @@ SK_INLINE double h_exp_sum_m1_f32(const float *v, float *e, size_t n, float m, f
     for (size_t b = 0, len; b < n; b += len) {
         len = n - b < SK_F32_BLOCK ? n - b : SK_F32_BLOCK;
         float sb = 0.0f, cb = 0.0f;
-        if (exact) {
-            SK_SIMD_REDUCE(+, sb, cb)
-            for (size_t j = b; j < b + len; j++) {
-                float x = v[j], a = sk_exp_f32((x - m) * inv_t);
-                e[j] = a;
-                sb += x == m ? 0.0f : a;
-                cb += x == m ? 1.0f : 0.0f;
-            }
-        } else {
-            SK_SIMD_REDUCE(+, sb, cb)
-            for (size_t j = b; j < b + len; j++) {
-                float x = v[j], a = sk_exp_nonpos_f32((x - m) * inv_t);
-                e[j] = a;
-                sb += x == m ? 0.0f : a;
-                cb += x == m ? 1.0f : 0.0f;
-            }
+        SK_SIMD_REDUCE(+, sb, cb)
+        for (size_t j = b; j < b + len; j++) { /* -O3 unswitches the loop on `exact` */
+            float x = v[j], a = exact ? sk_exp_f32((x - m) * inv_t) : sk_exp_nonpos_f32((x - m) * inv_t);
+            e[j] = a;
+            sb += x == m ? 0.0f : a;
+            cb += x == m ? 1.0f : 0.0f;
         }
         s += (double)sb;
         c += (double)cb;

@@ -69,6 +69,21 @@ static inline uint16_t sk_f32_to_f16(float f)
  * bfloat16 is a shift, which the compiler vectorises as well as any instruction.
  */
 
+/* The portable part of sk_bf16_narrow / sk_f16_narrow: values j..n-1 (two loops:
+ * GCC 12 ran the one with `w ? w[i] : 1` scalar). */
+#define SK_NARROW_REST(round16)                                                          \
+    do {                                                                                 \
+        if (w) {                                                                         \
+            SK_SIMD                                                                      \
+            for (size_t i = j; i < n; i++)                                               \
+                y[i] = round16(src[i] * c - b * w[i]);                                   \
+        } else {                                                                         \
+            SK_SIMD                                                                      \
+            for (size_t i = j; i < n; i++)                                               \
+                y[i] = round16(src[i] * c - b);                                          \
+        }                                                                                \
+    } while (0)
+
 /* IN x (n) bfloat16 bits, OUT y (n) */
 static inline void sk_bf16_widen(const uint16_t *x, float *y, size_t n)
 {
@@ -118,15 +133,7 @@ static inline void sk_bf16_narrow(const float *src, float c, float b, const floa
         }
     }
 #endif
-    if (w) {
-        SK_SIMD
-        for (size_t i = j; i < n; i++)
-            y[i] = sk_f32_to_bf16(src[i] * c - b * w[i]);
-    } else {
-        SK_SIMD
-        for (size_t i = j; i < n; i++)
-            y[i] = sk_f32_to_bf16(src[i] * c - b);
-    }
+    SK_NARROW_REST(sk_f32_to_bf16);
 }
 
 /* As sk_bf16_narrow, to float16 bits (vcvtps2ph handles subnormals, inf and NaN). */
@@ -148,15 +155,7 @@ static inline void sk_f16_narrow(const float *src, float c, float b, const float
         _mm_storeu_si128((__m128i *)(y + j), _mm256_cvtps_ph(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
 #endif
-    if (w) {
-        SK_SIMD
-        for (size_t i = j; i < n; i++)
-            y[i] = sk_f32_to_f16(src[i] * c - b * w[i]);
-    } else {
-        SK_SIMD
-        for (size_t i = j; i < n; i++)
-            y[i] = sk_f32_to_f16(src[i] * c - b);
-    }
+    SK_NARROW_REST(sk_f32_to_f16);
 }
 
 #endif
