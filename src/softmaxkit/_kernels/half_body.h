@@ -186,6 +186,21 @@ static inline void h_exp_shifted_f32(const float *restrict v, float *restrict e,
 
 #endif /* __AVX512F__ */
 
+/* Cache hints for the 16-bit values [j, j + len) of a row, a line at a time: read
+ * (the next row's input) or write (this row's output). */
+static inline void h_prefetch16(const uint16_t *p, size_t j, size_t len, int write)
+{
+    if (!p)
+        return;
+    const char *c = (const char *)(p + j), *end = (const char *)(p + j + len);
+    for (; c < end; c += 64) {
+        if (write)
+            __builtin_prefetch(c, 1, 3);
+        else
+            __builtin_prefetch(c, 0, 3);
+    }
+}
+
 #endif /* SK_HALF_BODY_COMMON */
 
 /* The max of a row as a float, and its min in *lo, ignoring NaN; with `dst`, the
@@ -208,29 +223,14 @@ static inline float SK_HFN(h_row_range)(const uint16_t *x, size_t n, float *dst,
     return m;
 }
 
-/* Cache hints for the 16-bit values [j, j + len) of a row, a line at a time: read
- * (the next row's input) or write (this row's output). */
-static inline void SK_HFN(h_prefetch)(const uint16_t *p, size_t j, size_t len, int write)
-{
-    if (!p)
-        return;
-    const char *c = (const char *)(p + j), *end = (const char *)(p + j + len);
-    for (; c < end; c += 64) {
-        if (write)
-            __builtin_prefetch(c, 1, 3);
-        else
-            __builtin_prefetch(c, 0, 3);
-    }
-}
-
 /* sum_j exp((x_j - m) inv_t) less the max's 1 over a row; with `wide`, the row
  * widened already (h_row_range's dst), whose values become the exps.
  *
  * This is the pass that computes, between one that reads the row from memory and
  * one that writes the result: each block also hints the same columns of the next
  * row (`next`, read) and of the output (`out`, write) into the cache, so that those
- * passes find their lines in L2 rather than waiting for memory (one thread's
- * softmax of a (512, 32000) bfloat16 block: 10.3 -> ? ms).
+ * passes find their lines in L2 rather than waiting for memory (docs/torch.md has
+ * the measurements).
  * IN x (n), IN/OUT wide (n) or NULL, next (n) and out (n): NULL or hints only */
 static inline double SK_HFN(h_exp_sum_m1)(const uint16_t *x, float *wide, size_t n, float m, float inv_t,
                                           int exact, const uint16_t *next, const uint16_t *out)
@@ -239,8 +239,8 @@ static inline double SK_HFN(h_exp_sum_m1)(const uint16_t *x, float *wide, size_t
     float buf[SK_HB];
     for (size_t b = 0, len; b < n; b += len) {
         len = n - b < SK_HB ? n - b : SK_HB;
-        SK_HFN(h_prefetch)(next, b, len, 0);
-        SK_HFN(h_prefetch)(out, b, len, 1);
+        h_prefetch16(next, b, len, 0);
+        h_prefetch16(out, b, len, 1);
         if (wide) {
             s += h_exp_sum_m1_f32(wide + b, wide + b, len, m, inv_t, exact, &count);
         } else {
