@@ -368,3 +368,144 @@ def test_results_below_float32_normal_range_keep_their_bits(fmt, grad):
     assert ulp_distance(y, want).max() <= 1
     if fmt == "bf16":  # bfloat16 subnormals reach 2^-133; float16 has none this small
         assert (widen(y, fmt)[tiny & (np.abs(p) >= 2.0**-133)] != 0).all()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_streamed_output_gives_the_same_bits(fmt):
+    # Calls whose output reaches HALF_STREAM_BYTES write it with non-temporal stores
+    # (AVX-512 variants; a row's head up to a 64-byte line and its tail as plain
+    # stores): the same bits as the same rows run in blocks below the threshold, for
+    # every output pass, with an output that starts off a 64-byte line (a 2-byte
+    # aligned view, which the seam passes as it is) and rows that start anywhere.
+    cols = 1030
+    rows = S.HALF_STREAM_BYTES // (2 * cols) + 3
+    assert rows * cols * 2 >= S.HALF_STREAM_BYTES
+    rng = np.random.default_rng(12)
+    x = narrow((rng.normal(size=(rows, cols)) * 3).astype(np.float32), fmt)
+    x[5, 3] = narrow(np.float32(np.nan), fmt)[()]
+    t = rng.integers(0, cols, size=rows).astype(np.int64)
+    w = rng.uniform(0.5, 2, size=cols).astype(np.float32)
+    raw = np.empty(rows * cols + 64, x.dtype)
+    y = raw[3:3 + rows * cols].reshape(rows, cols)  # 6 bytes past the allocation
+    assert y.flags.aligned and y.ctypes.data % 64 != 0
+    blocks = [slice(i, i + 5000) for i in range(0, rows, 5000)]
+
+    def run(fn, out, *args):
+        """fn on the whole array (streamed) and on blocks of rows (not); returns both."""
+        fn(x, out, rows, cols, *args)
+        whole = out.copy()
+        for b in blocks:
+            xb = x[b]
+            fn(xb, out[b], xb.shape[0], cols, *args)
+        return whole, out
+
+    work = np.empty(2 * cols, np.float32)
+    for name, fn, args in [
+        ("softmax", S.softmax, (0.7, 2, work)),
+        ("softmax recomputed", S.softmax, (1.0, 2)),
+        ("log_softmax", S.log_softmax, (1.3, 2)),
+    ]:
+        whole, blocked = run(fn, y, *args)
+        np.testing.assert_array_equal(bits(whole), bits(blocked), err_msg=name)
+
+    for w_, eps in [(None, 0.0), (w, 0.1)]:
+        for with_work in (True, False):
+            lw = np.empty(rows)
+            whole = np.empty_like(y)
+            L.ce_hard(x, t, w_, 0, False, eps, lw, np.empty(rows), None, 0.25, whole, rows, cols, 2,
+                      work if with_work else None, np.empty(rows))
+            for b in blocks:
+                xb = x[b]
+                r = xb.shape[0]
+                L.ce_hard(xb, t[b], w_, 0, False, eps, np.empty(r), np.empty(r), None, 0.25, y[b], r, cols, 2,
+                          work if with_work else None, np.empty(r))
+            np.testing.assert_array_equal(bits(whole), bits(y), err_msg=f"ce_hard {w_ is None} {eps} {with_work}")
+        lse = np.empty(rows)
+        L.ce_hard(x, t, w_, 0, False, eps, np.empty(rows), np.empty(rows), None, 1.0, None, rows, cols, 2, None, lse)
+        whole = np.empty_like(y)
+        L.ce_hard_grad_lse(x, t, w_, 0, False, eps, lse, None, 0.25, whole, rows, cols, 2)
+        for b in blocks:
+            xb = x[b]
+            L.ce_hard_grad_lse(xb, t[b], w_, 0, False, eps, lse[b], None, 0.25, y[b], xb.shape[0], cols, 2)
+        np.testing.assert_array_equal(bits(whole), bits(y), err_msg=f"ce_hard_grad_lse {w_ is None} {eps}")
+
+
+# ------------------------------------------------------------------ the cheaper exp
+
+
+def _fit_exp2(deg: int = 5) -> np.ndarray:
+    """How h_exp2_fast's coefficients were found: 2^f on [-1/2, 1/2] fitted in
+    relative error by least squares on Chebyshev nodes, reweighted towards the
+    largest errors until the fit is near minimax."""
+    f = 0.5 * np.cos(np.pi * (np.arange(4000) + 0.5) / 4000)
+    y = 2.0 ** f
+    a = np.vander(f, deg + 1, increasing=True) / y[:, None]
+    wt = np.ones_like(f)
+    for _ in range(200):
+        c, *_ = np.linalg.lstsq(a * wt[:, None], wt, rcond=None)
+        err = np.abs(a @ c - 1.0)
+        wt = wt * (1 + 50 * err / err.max())
+        wt /= wt.mean()
+    return c.astype(np.float32)
+
+
+def _exp2_fast_coefficients() -> np.ndarray:
+    """The coefficients as half_body.h writes them (hex floats, highest degree first)."""
+    import pathlib
+    import re
+
+    src = (pathlib.Path(__file__).parents[1] / "src/softmaxkit/_kernels/half_body.h").read_text()
+    body = src[src.index("static inline __m512 h_exp2_fast"):]
+    body = body[:body.index("return")]
+    hexes = re.findall(r"_mm512_set1_ps\((0x[0-9a-f.]+p[-+]?\d+)f\)", body)
+    return np.float32([float.fromhex(h) for h in hexes[::-1]])  # constant term first
+
+
+def _horner_f32(c: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """The polynomial evaluated as the kernel does: float32 FMAs (emulated in float64,
+    whose product of two float32 is exact)."""
+    p = np.full_like(f, c[-1])
+    for k in range(len(c) - 2, -1, -1):
+        p = (p.astype(np.float64) * f + c[k]).astype(np.float32)
+    return p
+
+
+def test_cheaper_exp_polynomial_error():
+    c = _exp2_fast_coefficients()
+    assert len(c) == 6
+    f = np.linspace(-0.5, 0.5, 400_001).astype(np.float32)
+    for coef in (c, _fit_exp2()):
+        rel = np.abs(_horner_f32(coef, f).astype(np.float64) / 2.0 ** f.astype(np.float64) - 1.0)
+        assert rel.max() < 2.0 ** -21.9, np.log2(rel.max())
+    # the transcription is the fit, to a few float32 ulps per coefficient
+    np.testing.assert_allclose(c, _fit_exp2(), rtol=2e-6, atol=0)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_softmax_with_the_cheaper_exp_is_almost_always_the_rounded_float32(fmt):
+    # softmax (and the gradient from lse without smoothing) take h_exp2_fast's exps
+    # under AVX-512: within 1 ulp of the 16-bit rounding of the float32 result, and
+    # that rounding itself for all but a few in 10^4 values
+    rng = np.random.default_rng(21)
+    x = narrow((rng.normal(size=(256, 1000)) * 3).astype(np.float32), fmt)
+    r, c = x.shape
+    for inv_t in (1.0, 0.3):
+        want = narrow(_f32_softmax(widen(x, fmt), inv_t, False), fmt)
+        y = np.empty_like(x)
+        S.softmax(x, y, r, c, inv_t, 1, np.empty(c, np.float32))
+        d = ulp_distance(y, want)
+        assert d.max() <= 1
+        assert (d > 0).mean() < 1e-3, (d > 0).mean()
+    t = rng.integers(0, c, size=r).astype(np.int64)
+    lse = np.empty(r)
+    L.ce_hard(x, t, None, 0, False, 0.0, np.empty(r), np.empty(r), None, 1.0, None, r, c, 1, None, lse)
+    g = np.empty_like(x)
+    L.ce_hard_grad_lse(x, t, None, 0, False, 0.0, lse, None, 0.5, g, r, c, 1)
+    x32 = widen(x, fmt)
+    g32 = np.empty_like(x32)
+    S.softmax(x32, g32, r, c, 1.0, 1)
+    g32 *= np.float32(0.5)
+    g32[np.arange(r), t] -= np.float32(0.5)
+    d = ulp_distance(g, narrow(g32, fmt))
+    assert d.max() <= 1
+    assert (d > 0).mean() < 1e-3, (d > 0).mean()

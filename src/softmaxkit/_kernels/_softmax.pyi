@@ -16,6 +16,10 @@ _F = TypeVar("_F", npt.NDArray[np.float32], npt.NDArray[np.float64])
 _FH = TypeVar("_FH", npt.NDArray[np.float32], npt.NDArray[np.float64], npt.NDArray[np.uint16],
               npt.NDArray[np.float16])
 
+# 16-bit calls whose output holds at least this many bytes store it around the
+# caches (non-temporal stores; sk_half.h).
+HALF_STREAM_BYTES: int
+
 # work: None, or for 16-bit x float32 scratch of cols values per thread (min(nthreads,
 # rows), at least 1) where each row's exps are kept between passes.
 def softmax(x: _FH, out: _FH, rows: int, cols: int, inv_t: float, nthreads: int,

@@ -78,11 +78,11 @@ static inline float h_range_f32(const float *v, size_t n, float *lo)
 
 #if defined(__AVX512F__)
 /*
- * The same two helpers with AVX-512 intrinsics: exp(a) = 2^n e^r by the same
- * Cody-Waite reduction and degree-7 polynomial as sk_exp_f32 (about 1 float32 ulp),
- * with the scale 2^n applied by vscalefps, which rounds once and is exact down to
- * the subnormals: no clamps, flush or second scale (-inf is clamped to -200, whose
- * exp rounds to 0; NaN goes through). Half the portable loop's instructions.
+ * exp(a) with AVX-512 intrinsics: 2^n e^r by the same Cody-Waite reduction and
+ * degree-7 polynomial as sk_exp_f32 (about 1 float32 ulp), with the scale 2^n
+ * applied by vscalefps, which rounds once and is exact down to the subnormals: no
+ * clamps, flush or second scale (-inf is clamped to -200, whose exp rounds to 0; NaN
+ * goes through).
  */
 static inline __m512 h_exp_avx512(__m512 a)
 {
@@ -102,41 +102,79 @@ static inline __m512 h_exp_avx512(__m512 a)
     return _mm512_scalef_ps(p, n);
 }
 
-SK_INLINE double h_exp_sum_m1_f32(const float *v, float *e, size_t n, float m, float inv_t, int exact,
-                                  double *count)
+/*
+ * 2^t, for results that only go into 16-bit outputs (without the cancellation of a
+ * smoothed gradient, p c - b): t = n + f, |f| <= 1/2, 2^f by a degree-5 polynomial
+ * (relative error 2^-22, fitted to 2^f in relative error; tests/test_kernel_half.py
+ * has the fit), scaled by vscalefps. With t = (x - m) log2(e) rounded to float32,
+ * its rounding (|t| 2^-24) adds at most 2^-17 more at |t| = 128: far below the
+ * 16-bit formats' half ulps (2^-9, 2^-12), so the 16-bit result is within 1 ulp of
+ * the 16-bit rounding of the float32 one (almost always the same). Four operations
+ * fewer than h_exp_avx512: no second reduction constant, two FMAs fewer.
+ * -inf (and anything below -200) gives 0, NaN stays NaN.
+ */
+static inline __m512 h_exp2_fast(__m512 t)
 {
-    (void)exact; /* vscalefps is exact in both cases */
-    const __m512 vm = _mm512_set1_ps(m), vt = _mm512_set1_ps(inv_t);
-    double s = 0.0, c = 0.0;
-    for (size_t b = 0, len; b < n; b += len) {
-        len = n - b < SK_F32_BLOCK ? n - b : SK_F32_BLOCK;
-        __m512 sb = _mm512_setzero_ps();
-        int cb = 0;
-        for (size_t j = b; j < b + len; j += 16) {
-            __mmask16 in = b + len - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (b + len - j)) - 1u);
-            __m512 x = _mm512_maskz_loadu_ps(in, v + j);
-            __m512 a = h_exp_avx512(_mm512_mul_ps(_mm512_sub_ps(x, vm), vt));
-            _mm512_mask_storeu_ps(e + j, in, a);
-            __mmask16 top = _mm512_mask_cmp_ps_mask(in, x, vm, _CMP_EQ_OQ);
-            sb = _mm512_mask_add_ps(sb, in & (__mmask16)~top, sb, a);
-            cb += __builtin_popcount((unsigned)top);
-        }
-        s += (double)_mm512_reduce_add_ps(sb);
-        c += (double)cb;
-    }
-    *count += c;
-    return s;
+    t = _mm512_max_ps(_mm512_set1_ps(-200.0f), t); /* the NaN operand second: NaN stays */
+    __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(0x1.5c08e8p-10f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0x1.3d0c52p-7f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0x1.c6b6e4p-5f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0x1.ebf918p-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0x1.62e428p-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0x1.000002p+0f));
+    return _mm512_scalef_ps(p, n);
 }
 
-static inline void h_exp_shifted_f32(const float *restrict v, float *restrict e, size_t n, float l)
+/* Lanes [0, len) of a vector, len < 16 or more. */
+static inline __mmask16 h_lanes(size_t len)
 {
-    const __m512 vl = _mm512_set1_ps(l);
-    for (size_t j = 0; j < n; j += 16) {
-        __mmask16 in = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
-        __m512 x = _mm512_maskz_loadu_ps(in, v + j);
-        _mm512_mask_storeu_ps(e + j, in, h_exp_avx512(_mm512_sub_ps(x, vl)));
-    }
+    return len >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << len) - 1u);
 }
+
+/*
+ * y[J] = the 16-bit rounding of EXPR, a __m512 of the 16 values at J under the
+ * lane mask K, for J over [0, n): the output pass of every row kernel (SK_HFN(h_vround) is the
+ * including format's). With
+ * `stream`, whole 64-byte lines of y go around the caches (vmovntdq; the row's
+ * unaligned head and its tail as plain stores), fenced at the end of the row.
+ */
+#ifndef H_AHEAD
+#define H_AHEAD 256
+#endif
+#define H_VOUT(y, n, stream, next, J, K, EXPR)                                                    \
+    do {                                                                                    \
+        size_t J = 0;                                                                       \
+        __mmask16 K = (__mmask16)0xffff;                                                    \
+        if ((stream) && ((uintptr_t)(y) & 1u) == 0) {                                       \
+            size_t head_ = ((64u - ((uintptr_t)(y) & 63u)) & 63u) / 2u;                     \
+            head_ = head_ < (n) ? head_ : (n);                                              \
+            for (; J < head_; J += 16) {                                                    \
+                K = h_lanes(head_ - J);                                                     \
+                _mm256_mask_storeu_epi16((y) + J, K, SK_HFN(h_vround)(EXPR));               \
+            }                                                                               \
+            J = head_;                                                                      \
+            K = (__mmask16)0xffff;                                                          \
+            for (; J + 32 <= (n); J += 32) {                                                \
+                __m256i lo_ = SK_HFN(h_vround)(EXPR);                                       \
+                J += 16;                                                                    \
+                __m256i hi_ = SK_HFN(h_vround)(EXPR);                                       \
+                J -= 16;                                                                    \
+                _mm512_stream_si512((__m512i *)(void *)((y) + J),                           \
+                                    _mm512_inserti64x4(_mm512_castsi256_si512(lo_), hi_, 1)); \
+            }                                                                               \
+        }                                                                                   \
+        for (; J < (n); J += 16) {                                                          \
+            K = h_lanes((n) - J);                                                           \
+            __builtin_prefetch((y) + J + H_AHEAD, 1, 3);                                    \
+            if (next)                                                                       \
+                __builtin_prefetch((next) + J, 0, 3);                                       \
+            _mm256_mask_storeu_epi16((y) + J, K, SK_HFN(h_vround)(EXPR));                   \
+        }                                                                                   \
+        if (stream)                                                                         \
+            _mm_sfence();                                                                   \
+    } while (0)
 
 #else /* portable */
 
@@ -186,6 +224,12 @@ static inline void h_exp_shifted_f32(const float *restrict v, float *restrict e,
 
 #endif /* __AVX512F__ */
 
+/* Whether a call streams its output pass (SK_HALF_STREAM_BYTES, sk_half.h). */
+static inline int h_stream(size_t rows, size_t cols)
+{
+    return (double)rows * (double)cols * 2.0 >= (double)SK_HALF_STREAM_BYTES;
+}
+
 /* Cache hints for the 16-bit values [j, j + len) of a row, a line at a time: read
  * (the next row's input) or write (this row's output). */
 static inline void h_prefetch16(const uint16_t *p, size_t j, size_t len, int write)
@@ -202,6 +246,179 @@ static inline void h_prefetch16(const uint16_t *p, size_t j, size_t len, int wri
 }
 
 #endif /* SK_HALF_BODY_COMMON */
+
+/*
+ * The passes over one row, as the row kernels below use them:
+ *   h_row_range      the max and min (with `dst`, the portable one widens the row
+ *                    into it on the way);
+ *   h_exp_sum_m1     the exps and their sum (kept in `wide` when given);
+ *   h_exp_out        y = 16-bit rounding of exp((x - m) inv_t) c - b w, from `wide`
+ *                    or recomputed;
+ *   h_exp_shift_out  the same with m = a logsumexp (the gradient from lse);
+ *   h_log_out        y = 16-bit rounding of (x - m) inv_t - ls.
+ * Written twice: with AVX-512 intrinsics, which read the 16-bit values straight
+ * into registers (one pass of each kind, no float32 copy of the row), and portably,
+ * widening blocks into float32 and narrowing them with sk_half.h. Both round each
+ * result once from the same float32 arithmetic, up to FMA contraction.
+ */
+#if defined(__AVX512F__)
+
+/* The lanes k of p widened to float32 (the others 0).  IN p (16, lanes k) */
+static inline __m512 SK_HFN(h_vld)(const uint16_t *p, __mmask16 k)
+{
+#if SK_HALF == 1
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, p)), 16));
+#else
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p));
+#endif
+}
+
+/* The 16-bit roundings (nearest even, NaN quiet) of s, as sk_f32_to_bf16 /
+ * sk_f32_to_f16 give them. */
+static inline __m256i SK_HFN(h_vround)(__m512 s)
+{
+#if SK_HALF == 2
+    return _mm512_cvtps_ph(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+#if defined(__AVX512BF16__)
+    /* vcvtneps2bf16 reads float32 subnormals as zero: a vector holding one
+     * (vfpclassps class 0x20) takes the integer rounding below. */
+    if (!_mm512_fpclass_ps_mask(s, 0x20))
+        return (__m256i)_mm512_cvtneps_pbh(s);
+#endif
+    __m512i u = _mm512_castps_si512(s), hi = _mm512_srli_epi32(u, 16);
+    __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)),
+                                 _mm512_and_si512(hi, _mm512_set1_epi32(1)));
+    r = _mm512_srli_epi32(r, 16); /* carries into the exponent: inf */
+    __mmask16 nan = _mm512_cmp_ps_mask(s, s, _CMP_UNORD_Q);
+    r = _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(r);
+#endif
+}
+
+/* The max of a row as a float, and its min in *lo, ignoring NaN (vmaxps returns
+ * its second operand, the running max, where the first is NaN). dst is not used.
+ * IN x (n), OUT lo */
+static inline float SK_HFN(h_row_range)(const uint16_t *x, size_t n, float *dst, float *lo)
+{
+    (void)dst;
+    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0, l0 = _mm512_set1_ps(INFINITY), l1 = l0;
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m512 a = SK_HFN(h_vld)(x + j, 0xffff), b = SK_HFN(h_vld)(x + j + 16, 0xffff);
+        m0 = _mm512_max_ps(a, m0);
+        m1 = _mm512_max_ps(b, m1);
+        l0 = _mm512_min_ps(a, l0);
+        l1 = _mm512_min_ps(b, l1);
+    }
+    for (; j < n; j += 16) {
+        __mmask16 k = h_lanes(n - j);
+        __m512 a = SK_HFN(h_vld)(x + j, k);
+        m0 = _mm512_mask_max_ps(m0, k, a, m0);
+        l0 = _mm512_mask_min_ps(l0, k, a, l0);
+    }
+    *lo = _mm512_reduce_min_ps(_mm512_min_ps(l0, l1));
+    return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+}
+
+/* sum_j exp((x_j - m) inv_t) less the max's 1 over a row (float32 blocks of SK_HB
+ * values, the blocks in float64, the entries equal to m counted instead of added);
+ * with `wide`, the exps kept there for h_exp_out; `fast`: h_exp2_fast's exps, for a
+ * sum and exps that only scale 16-bit outputs (softmax). Each block also hints the
+ * same columns of the next row (`next`, read) and of the output (`out`, write) into
+ * the cache. IN x (n), OUT wide (n) or NULL, next (n) and out (n): NULL or hints only */
+SK_INLINE double SK_HFN(h_exp_sum_m1)(const uint16_t *x, float *wide, size_t n, float m, float inv_t,
+                                      int exact, int fast, const uint16_t *next, const uint16_t *out)
+{
+    (void)exact; /* vscalefps is exact in both cases */
+    const __m512 vm = _mm512_set1_ps(m), vt = _mm512_set1_ps(inv_t);
+    const __m512 vk = _mm512_set1_ps((float)((double)inv_t * 1.4426950408889634));
+#define H_EXP_(xv) (fast ? h_exp2_fast(_mm512_mul_ps(_mm512_sub_ps(xv, vm), vk)) \
+                         : h_exp_avx512(_mm512_mul_ps(_mm512_sub_ps(xv, vm), vt)))
+    double s = 0.0;
+    size_t count = 0;
+    for (size_t b = 0, len; b < n; b += len) {
+        len = n - b < SK_HB ? n - b : SK_HB;
+        h_prefetch16(next, b, len, 0);
+        h_prefetch16(out, b, len, 1);
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+        size_t j = b, end = b + len;
+        for (; j + 32 <= end; j += 32) {
+            __m512 xa = SK_HFN(h_vld)(x + j, 0xffff), xb = SK_HFN(h_vld)(x + j + 16, 0xffff);
+            __m512 ea = H_EXP_(xa), eb = H_EXP_(xb);
+            if (wide) {
+                _mm512_storeu_ps(wide + j, ea);
+                _mm512_storeu_ps(wide + j + 16, eb);
+            }
+            __mmask16 ta = _mm512_cmp_ps_mask(xa, vm, _CMP_EQ_OQ), tb = _mm512_cmp_ps_mask(xb, vm, _CMP_EQ_OQ);
+            s0 = _mm512_mask_add_ps(s0, (__mmask16)~ta, s0, ea);
+            s1 = _mm512_mask_add_ps(s1, (__mmask16)~tb, s1, eb);
+            count += (size_t)__builtin_popcount((unsigned)ta) + (size_t)__builtin_popcount((unsigned)tb);
+        }
+        for (; j < end; j += 16) {
+            __mmask16 k = h_lanes(end - j);
+            __m512 xa = SK_HFN(h_vld)(x + j, k);
+            __m512 ea = H_EXP_(xa);
+            if (wide)
+                _mm512_mask_storeu_ps(wide + j, k, ea);
+            __mmask16 ta = _mm512_mask_cmp_ps_mask(k, xa, vm, _CMP_EQ_OQ);
+            s0 = _mm512_mask_add_ps(s0, k & (__mmask16)~ta, s0, ea);
+            count += (size_t)__builtin_popcount((unsigned)ta);
+        }
+        s += (double)_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    }
+#undef H_EXP_
+    return s + ((double)count - 1.0);
+}
+
+/* y_j = 16-bit rounding of exp((x_j - m) inv_t) c - b w_j (w NULL: - b), from the
+ * exps in `wide` (h_exp_sum_m1's), or recomputed (`fast`: as h_exp_sum_m1's).
+ * IN x (n), IN wide (n) or NULL, IN w (n) or NULL, OUT y (n) (may be x) */
+SK_INLINE void SK_HFN(h_exp_out)(const uint16_t *x, const float *wide, size_t n, float m, float inv_t,
+                                 int exact, int fast, float c, float b, const float *w, uint16_t *y, int stream,
+                                 const uint16_t *next)
+{
+    (void)exact;
+    const __m512 vm = _mm512_set1_ps(m), vt = _mm512_set1_ps(inv_t), vc = _mm512_set1_ps(c);
+    const __m512 vb = _mm512_set1_ps(b), vk = _mm512_set1_ps((float)((double)inv_t * 1.4426950408889634));
+#define H_EXP_(J, K)                                                                                     \
+    (fast ? h_exp2_fast(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + (J), K), vm), vk))                 \
+          : h_exp_avx512(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + (J), K), vm), vt)))
+    if (wide && w)
+        H_VOUT(y, n, stream, next, j, k,
+               _mm512_fnmadd_ps(vb, _mm512_maskz_loadu_ps(k, w + j), _mm512_mul_ps(_mm512_maskz_loadu_ps(k, wide + j), vc)));
+    else if (wide)
+        H_VOUT(y, n, stream, next, j, k, _mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, wide + j), vc, vb));
+    else if (w)
+        H_VOUT(y, n, stream, next, j, k, _mm512_fnmadd_ps(vb, _mm512_maskz_loadu_ps(k, w + j), _mm512_mul_ps(H_EXP_(j, k), vc)));
+    else
+        H_VOUT(y, n, stream, next, j, k, _mm512_fmsub_ps(H_EXP_(j, k), vc, vb));
+#undef H_EXP_
+}
+
+/* y_j = 16-bit rounding of exp(x_j - l) c - b w_j for a row's logsumexp l (w NULL:
+ * - b); vscalefps keeps the exps below float32's normal range exact; without b,
+ * h_exp2_fast's exps (no cancellation).
+ * IN x (n), IN w (n) or NULL, OUT y (n) (may be x) */
+static inline void SK_HFN(h_exp_shift_out)(const uint16_t *x, size_t n, float l, float c, float b, const float *w,
+                                           uint16_t *y, int stream, const uint16_t *next)
+{
+    if (b == 0.0f) /* each call with constant `fast`, so that the loop has one exp */
+        SK_HFN(h_exp_out)(x, NULL, n, l, 1.0f, 1, 1, c, b, w, y, stream, next);
+    else
+        SK_HFN(h_exp_out)(x, NULL, n, l, 1.0f, 1, 0, c, b, w, y, stream, next);
+}
+
+/* y_j = 16-bit rounding of (x_j - m) inv_t - ls.  IN x (n), OUT y (n) (may be x) */
+static inline void SK_HFN(h_log_out)(const uint16_t *x, size_t n, float m, float inv_t, float ls, uint16_t *y,
+                                     int stream)
+{
+    const uint16_t *next = NULL; /* the exps' pass has hinted it */
+    const __m512 vm = _mm512_set1_ps(m), vt = _mm512_set1_ps(inv_t), vl = _mm512_set1_ps(ls);
+    H_VOUT(y, n, stream, next, j, k, _mm512_sub_ps(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + j, k), vm), vt), vl));
+}
+
+#else /* portable */
 
 /* The max of a row as a float, and its min in *lo, ignoring NaN; with `dst`, the
  * row widened into it.  IN x (n), OUT dst (n) or NULL, OUT lo */
@@ -233,8 +450,9 @@ static inline float SK_HFN(h_row_range)(const uint16_t *x, size_t n, float *dst,
  * the measurements).
  * IN x (n), IN/OUT wide (n) or NULL, next (n) and out (n): NULL or hints only */
 static inline double SK_HFN(h_exp_sum_m1)(const uint16_t *x, float *wide, size_t n, float m, float inv_t,
-                                          int exact, const uint16_t *next, const uint16_t *out)
+                                          int exact, int fast, const uint16_t *next, const uint16_t *out)
 {
+    (void)fast; /* the AVX-512 variants' cheaper exp; here the float32 one */
     double count = 0.0, s = 0.0;
     float buf[SK_HB];
     for (size_t b = 0, len; b < n; b += len) {
@@ -255,8 +473,12 @@ static inline double SK_HFN(h_exp_sum_m1)(const uint16_t *x, float *wide, size_t
  * exps in `wide` (h_exp_sum_m1's), or recomputed block by block.
  * IN x (n), IN wide (n) or NULL, IN w (n) or NULL, OUT y (n) (may be x) */
 static inline void SK_HFN(h_exp_out)(const uint16_t *x, const float *wide, size_t n, float m, float inv_t,
-                                     int exact, float c, float b, const float *w, uint16_t *y)
+                                     int exact, int fast, float c, float b, const float *w, uint16_t *y,
+                                     int stream, const uint16_t *next)
 {
+    (void)stream;
+    (void)next;
+    (void)fast;
     if (wide) {
         SK_NARROW(wide, c, b, w, y, n);
         return;
@@ -270,6 +492,42 @@ static inline void SK_HFN(h_exp_out)(const uint16_t *x, const float *wide, size_
         SK_NARROW(buf, c, b, w ? w + i : NULL, y + i, len);
     }
 }
+
+/* y_j = 16-bit rounding of exp(x_j - l) c - b w_j for a row's logsumexp l (w NULL:
+ * - b): x_j - l may lie below -87 where x_j - max does not, and c may lift the
+ * product back into the normal range: h_exp_shifted_f32 keeps those exact.
+ * IN x (n), IN w (n) or NULL, OUT y (n) (may be x) */
+static inline void SK_HFN(h_exp_shift_out)(const uint16_t *x, size_t n, float l, float c, float b, const float *w,
+                                           uint16_t *y, int stream, const uint16_t *next)
+{
+    (void)stream;
+    (void)next;
+    float buf[SK_HB], e[SK_HB];
+    for (size_t i = 0, len; i < n; i += len) {
+        len = n - i < SK_HB ? n - i : SK_HB;
+        SK_WIDEN(x + i, buf, len);
+        h_exp_shifted_f32(buf, e, len, l);
+        SK_NARROW(e, c, b, w ? w + i : NULL, y + i, len);
+    }
+}
+
+/* y_j = 16-bit rounding of (x_j - m) inv_t - ls.  IN x (n), OUT y (n) (may be x) */
+static inline void SK_HFN(h_log_out)(const uint16_t *x, size_t n, float m, float inv_t, float ls, uint16_t *y,
+                                     int stream)
+{
+    (void)stream;
+    float buf[SK_HB];
+    for (size_t b = 0, len; b < n; b += len) {
+        len = n - b < SK_HB ? n - b : SK_HB;
+        SK_WIDEN(x + b, buf, len);
+        SK_SIMD
+        for (size_t j = 0; j < len; j++)
+            buf[j] = (buf[j] - m) * inv_t - ls;
+        SK_NARROW(buf, 1.0f, 0.0f, NULL, y + b, len);
+    }
+}
+
+#endif /* __AVX512F__ */
 
 #ifdef SK_HALF_SOFTMAX
 
@@ -293,9 +551,9 @@ static void SK_HFN(h_nonfinite_row)(const uint16_t *x, uint16_t *y, size_t n, in
 }
 
 /* IN x (n), OUT y (n), work (n) float32 scratch or NULL, next: the next row or NULL
- * (a cache hint) */
+ * (a cache hint), stream: h_stream's */
 static void SK_HFN(h_softmax_row)(const uint16_t *x, uint16_t *y, size_t n, float inv_t, float *work,
-                                  const uint16_t *next)
+                                  const uint16_t *next, int stream)
 {
     float lo, m = SK_HFN(h_row_range)(x, n, work, &lo);
     if (!isfinite(m)) {
@@ -306,8 +564,8 @@ static void SK_HFN(h_softmax_row)(const uint16_t *x, uint16_t *y, size_t n, floa
     /* times 1/s, not / s: a division per element was a third of this pass; the
      * float32 product is within 1.5 float32 ulps of the quotient, far inside the
      * 16-bit rounding (it flips a 16-bit result only next to a tie). */
-    float r = (float)(1.0 / (1.0 + SK_HFN(h_exp_sum_m1)(x, work, n, m, inv_t, exact, next, y)));
-    SK_HFN(h_exp_out)(x, work, n, m, inv_t, exact, r, 0.0f, NULL, y);
+    float r = (float)(1.0 / (1.0 + SK_HFN(h_exp_sum_m1)(x, work, n, m, inv_t, exact, 1, next, stream ? NULL : y)));
+    SK_HFN(h_exp_out)(x, work, n, m, inv_t, exact, 1, r, 0.0f, NULL, y, stream, work ? NULL : next);
 }
 
 /* y = softmax(x * inv_t) per row.  IN x (rows, cols), OUT y (rows, cols), 16-bit;
@@ -315,15 +573,16 @@ static void SK_HFN(h_softmax_row)(const uint16_t *x, uint16_t *y, size_t n, floa
 static void SK_HFN(softmax)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads,
                             float *work)
 {
+    int stream = h_stream(rows, cols);
     SK_FOR_ROWS(rows, cols, nthreads,
                 SK_HFN(h_softmax_row)(x + (size_t)i * cols, y + (size_t)i * cols, cols, inv_t,
                                       work ? work + (size_t)SK_HALF_THREAD_ID() * cols : NULL,
-                                      (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL));
+                                      (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL, stream));
 }
 
-/* IN x (n), OUT y (n), next: the next row or NULL (a cache hint) */
+/* IN x (n), OUT y (n), next: the next row or NULL (a cache hint), stream: h_stream's */
 static void SK_HFN(h_log_softmax_row)(const uint16_t *x, uint16_t *y, size_t n, float inv_t,
-                                      const uint16_t *next)
+                                      const uint16_t *next, int stream)
 {
     float lo, m = SK_HFN(h_row_range)(x, n, NULL, &lo);
     if (!isfinite(m)) {
@@ -331,24 +590,17 @@ static void SK_HFN(h_log_softmax_row)(const uint16_t *x, uint16_t *y, size_t n, 
         return;
     }
     int exact = !((lo - m) * inv_t >= SK_EXP_NORMAL_F32);
-    float ls = (float)log1p(SK_HFN(h_exp_sum_m1)(x, NULL, n, m, inv_t, exact, next, y));
-    float buf[SK_HB];
-    for (size_t b = 0, len; b < n; b += len) {
-        len = n - b < SK_HB ? n - b : SK_HB;
-        SK_WIDEN(x + b, buf, len);
-        SK_SIMD
-        for (size_t j = 0; j < len; j++)
-            buf[j] = (buf[j] - m) * inv_t - ls;
-        SK_NARROW(buf, 1.0f, 0.0f, NULL, y + b, len);
-    }
+    float ls = (float)log1p(SK_HFN(h_exp_sum_m1)(x, NULL, n, m, inv_t, exact, 0, next, stream ? NULL : y));
+    SK_HFN(h_log_out)(x, n, m, inv_t, ls, y, stream);
 }
 
 /* y = log_softmax(x * inv_t) per row.  IN x (rows, cols), OUT y (rows, cols), 16-bit */
 static void SK_HFN(log_softmax)(const uint16_t *x, uint16_t *y, size_t rows, size_t cols, float inv_t, int nthreads)
 {
+    int stream = h_stream(rows, cols);
     SK_FOR_ROWS(rows, cols, nthreads,
                 SK_HFN(h_log_softmax_row)(x + (size_t)i * cols, y + (size_t)i * cols, cols, inv_t,
-                                          (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL));
+                                          (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL, stream));
 }
 
 #endif /* SK_HALF_SOFTMAX */
@@ -391,11 +643,12 @@ static double SK_HFN(h_ce_hard_nonfinite_row)(const uint16_t *x, int64_t t, cons
  * IN x (n), IN w (n) float32 or NULL, OUT roww (1), OUT grad (n) or NULL,
  * work (n) float32 scratch or NULL, OUT lse (1) or NULL: the row's logsumexp (NaN
  * with a NaN in the row), +inf where the row took another path (ignored, a bad
- * label, a non-finite max); next: the next row or NULL (a cache hint) */
+ * label, a non-finite max); next: the next row or NULL (a cache hint); stream:
+ * h_stream's */
 static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w, size_t n,
                                     int64_t ignore_index, int has_ignore, double eps,
                                     double wsum, double *roww, double gs, uint16_t *grad, float *work,
-                                    double *lse, const uint16_t *next)
+                                    double *lse, const uint16_t *next, int stream)
 {
     *roww = 0.0;
     if (lse)
@@ -422,10 +675,10 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
         SK_SIMD_REDUCE(+, d)
         for (size_t j = 0; j < n; j++) {
             double wj = w ? (double)w[j] : 1.0;
-            d += wj != 0.0 ? wj * (double)((work ? work[j] : SK_LD(x[j])) - m) : 0.0;
+            d += wj != 0.0 ? wj * (double)(SK_LD(x[j]) - m) : 0.0;
         }
     }
-    double sm1 = SK_HFN(h_exp_sum_m1)(x, work, n, m, 1.0f, 0, next, grad);
+    double sm1 = SK_HFN(h_exp_sum_m1)(x, work, n, m, 1.0f, 0, 0, next, stream ? NULL : grad);
     double ls = log1p(sm1);
     if (lse)
         *lse = (double)m + ls;
@@ -434,7 +687,8 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
         loss += cs * (wsum * ls - d);
     if (grad) {
         float c = (float)(gs * (hard + cs * wsum) / (1.0 + sm1)), b = (float)(gs * cs);
-        SK_HFN(h_exp_out)(x, work, n, m, 1.0f, 0, c, b, b != 0.0f ? w : NULL, grad);
+        SK_HFN(h_exp_out)(x, work, n, m, 1.0f, 0, 0, c, b, b != 0.0f ? w : NULL, grad, stream,
+                          work ? NULL : next);
         /* The target entry in float64, in one rounding (see losses_body.h's ce_hard_row). */
         double et = (double)sk_exp_nonpos_f32(xt - m);
         grad[t] = SK_ST((float)(et * (gs * (hard + cs * wsum) / (1.0 + sm1)) - gs * cs * (w ? (double)w[t] : 1.0)
@@ -458,6 +712,7 @@ static void SK_HFN(ce_hard)(const uint16_t *x, const int64_t *target, const floa
     double wsum = 0.0;
     for (size_t j = 0; j < cols; j++)
         wsum += w ? (double)w[j] : 1.0;
+    int stream = grad && h_stream(rows, cols);
     SK_FOR_ROWS(rows, cols, nthreads,
                 loss[i] = SK_HFN(h_ce_hard_row)(x + (size_t)i * cols, target[i], w, cols, ignore_index,
                                                 has_ignore, eps, wsum, roww + i,
@@ -465,7 +720,7 @@ static void SK_HFN(ce_hard)(const uint16_t *x, const int64_t *target, const floa
                                                 grad ? grad + (size_t)i * cols : NULL,
                                                 work ? work + (size_t)SK_HALF_THREAD_ID() * cols : NULL,
                                                 lse ? lse + i : NULL,
-                                                (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL));
+                                                (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL, stream));
 }
 
 /* The gradient of one row from its logsumexp (ce_hard's lse): one pass,
@@ -473,10 +728,12 @@ static void SK_HFN(ce_hard)(const uint16_t *x, const int64_t *target, const floa
  * within 1 ulp of the 16-bit rounding of the float32 gradient, and nearer the exact
  * value than ce_hard's below float32's normal range, which that flushes); rows
  * whose lse is not finite (and bad labels) take h_ce_hard_row's full path.
- * IN x (n), IN w (n) float32 or NULL, OUT grad (n) */
+ * IN x (n), IN w (n) float32 or NULL, OUT grad (n); stream: h_stream's; next: the next
+ * row or NULL (a cache hint) */
 static void SK_HFN(h_ce_hard_grad_lse_row)(const uint16_t *x, int64_t t, const float *w, size_t n,
                                            int64_t ignore_index, int has_ignore, double eps, double wsum,
-                                           double gs, double lse, uint16_t *grad)
+                                           double gs, double lse, uint16_t *grad, int stream,
+                                           const uint16_t *next)
 {
     if (has_ignore && t == ignore_index) {
         for (size_t j = 0; j < n; j++)
@@ -485,21 +742,14 @@ static void SK_HFN(h_ce_hard_grad_lse_row)(const uint16_t *x, int64_t t, const f
     }
     if (!isfinite(lse) || t < 0 || (uint64_t)t >= (uint64_t)n) {
         double roww;
-        SK_HFN(h_ce_hard_row)(x, t, w, n, ignore_index, has_ignore, eps, wsum, &roww, gs, grad, NULL, NULL, NULL);
+        SK_HFN(h_ce_hard_row)(x, t, w, n, ignore_index, has_ignore, eps, wsum, &roww, gs, grad, NULL, NULL, NULL,
+                              0);
         return;
     }
     double wt = w ? (double)w[t] : 1.0, cs = eps / (double)n, hard = (1.0 - eps) * wt;
     float xt = SK_LD(x[t]); /* read before the gradient pass: grad may be x itself */
     float l = (float)lse, c = (float)(gs * (hard + cs * wsum)), b = (float)(gs * cs);
-    /* x_j - lse may lie below -87 where x_j - max does not, and c may lift the
-     * product back into the normal range: h_exp_shifted_f32 keeps those exact */
-    float buf[SK_HB], e[SK_HB];
-    for (size_t i = 0, len; i < n; i += len) {
-        len = n - i < SK_HB ? n - i : SK_HB;
-        SK_WIDEN(x + i, buf, len);
-        h_exp_shifted_f32(buf, e, len, l);
-        SK_NARROW(e, c, b, b != 0.0f && w ? w + i : NULL, grad + i, len);
-    }
+    SK_HFN(h_exp_shift_out)(x, n, l, c, b, b != 0.0f ? w : NULL, grad, stream, next);
     grad[t] = SK_ST((float)(exp((double)xt - lse) * (gs * (hard + cs * wsum)) - gs * cs * wt - gs * hard));
 }
 
@@ -515,10 +765,12 @@ static void SK_HFN(ce_hard_grad_lse)(const uint16_t *x, const int64_t *target, c
     double wsum = 0.0;
     for (size_t j = 0; j < cols; j++)
         wsum += w ? (double)w[j] : 1.0;
+    int stream = h_stream(rows, cols);
     SK_FOR_ROWS(rows, cols, nthreads,
                 SK_HFN(h_ce_hard_grad_lse_row)(x + (size_t)i * cols, target[i], w, cols, ignore_index, has_ignore,
                                                eps, wsum, gscale ? gscale[i] : gscale_c, lse[i],
-                                               grad + (size_t)i * cols));
+                                               grad + (size_t)i * cols, stream,
+                                               (size_t)i + 1 < rows ? x + ((size_t)i + 1) * cols : NULL));
 }
 
 #endif /* SK_HALF_LOSS */

@@ -17,6 +17,15 @@
 #include <immintrin.h>
 #endif
 
+/* A call whose 16-bit output is at least this many bytes writes its last pass
+ * around the caches (non-temporal stores, AVX-512 variants): an output that cannot
+ * stay in the last-level cache would be read into it first only to be evicted.
+ * 32 MiB: this machine's L3 (docs/torch.md has the measurements); the module exports it as
+ * _softmax.HALF_STREAM_BYTES for the tests. */
+#ifndef SK_HALF_STREAM_BYTES
+#define SK_HALF_STREAM_BYTES ((size_t)32 << 20)
+#endif
+
 /* A bfloat16 is the top half of a float32. */
 static inline float sk_bf16_to_f32(uint16_t h) { return sk_bits_to_f32((uint32_t)h << 16); }
 

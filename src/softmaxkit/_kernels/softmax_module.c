@@ -8,6 +8,7 @@
  */
 #include "sk_pybuf.h"
 #include "softmax.h"
+#include "sk_half.h"
 
 SK_ISA_TABLES(sk_softmax_kernels, variants);
 
@@ -380,5 +381,10 @@ PyMODINIT_FUNC PyInit__softmax(void)
     if (K_index < 0)
         return NULL;
     K = variants[K_index];
-    return PyModule_Create(&moduledef);
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m && PyModule_AddIntConstant(m, "HALF_STREAM_BYTES", (long)SK_HALF_STREAM_BYTES) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }
