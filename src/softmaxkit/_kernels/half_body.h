@@ -296,28 +296,24 @@ static inline __m256i SK_HFN(h_vround)(__m512 s)
 #endif
 }
 
-/* The max of a row as a float, and its min in *lo, ignoring NaN (vmaxps returns
- * its second operand, the running max, where the first is NaN). dst is not used.
- * IN x (n), OUT lo */
+/* The max of a row as a float, ignoring NaN (vmaxps returns its second operand, the
+ * running max, where the first is NaN). *lo is -inf: the portable kernels pick
+ * their exp by the row's range, but vscalefps is exact at any exponent, so these
+ * need no min. dst is not used.  IN x (n), OUT lo */
 static inline float SK_HFN(h_row_range)(const uint16_t *x, size_t n, float *dst, float *lo)
 {
     (void)dst;
-    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0, l0 = _mm512_set1_ps(INFINITY), l1 = l0;
+    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
     size_t j = 0;
     for (; j + 32 <= n; j += 32) {
-        __m512 a = SK_HFN(h_vld)(x + j, 0xffff), b = SK_HFN(h_vld)(x + j + 16, 0xffff);
-        m0 = _mm512_max_ps(a, m0);
-        m1 = _mm512_max_ps(b, m1);
-        l0 = _mm512_min_ps(a, l0);
-        l1 = _mm512_min_ps(b, l1);
+        m0 = _mm512_max_ps(SK_HFN(h_vld)(x + j, 0xffff), m0);
+        m1 = _mm512_max_ps(SK_HFN(h_vld)(x + j + 16, 0xffff), m1);
     }
     for (; j < n; j += 16) {
         __mmask16 k = h_lanes(n - j);
-        __m512 a = SK_HFN(h_vld)(x + j, k);
-        m0 = _mm512_mask_max_ps(m0, k, a, m0);
-        l0 = _mm512_mask_min_ps(l0, k, a, l0);
+        m0 = _mm512_mask_max_ps(m0, k, SK_HFN(h_vld)(x + j, k), m0);
     }
-    *lo = _mm512_reduce_min_ps(_mm512_min_ps(l0, l1));
+    *lo = -INFINITY;
     return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
 }
 
@@ -369,6 +365,47 @@ SK_INLINE double SK_HFN(h_exp_sum_m1)(const uint16_t *x, float *wide, size_t n, 
     }
 #undef H_EXP_
     return s + ((double)count - 1.0);
+}
+
+/* sum_j exp((x_j - m) inv_t) over a row, h_exp2_fast's exps, for a softmax: only
+ * its 16-bit outputs see the sum, so it runs in float32 over blocks of 16 SK_HB
+ * values (128 terms per lane, a relative error below 2^-17), the blocks in float64;
+ * with `wide`, the exps kept there. Hints as h_exp_sum_m1's.
+ * IN x (n), OUT wide (n) or NULL, next (n) and out (n): NULL or hints only */
+SK_INLINE double SK_HFN(h_exp_sum_fast)(const uint16_t *x, float *wide, size_t n, float m, float inv_t,
+                                        int exact, const uint16_t *next, const uint16_t *out)
+{
+    (void)exact;
+    const __m512 vm = _mm512_set1_ps(m), vk = _mm512_set1_ps((float)((double)inv_t * 1.4426950408889634));
+    double s = 0.0;
+    for (size_t b = 0, len; b < n; b += len) {
+        len = n - b < 16 * SK_HB ? n - b : 16 * SK_HB;
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+        size_t j = b, end = b + len;
+        for (; j + 32 <= end; j += 32) {
+            if (next)
+                __builtin_prefetch(next + j, 0, 3);
+            if (out)
+                __builtin_prefetch(out + j, 1, 3);
+            __m512 ea = h_exp2_fast(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + j, 0xffff), vm), vk));
+            __m512 eb = h_exp2_fast(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + j + 16, 0xffff), vm), vk));
+            if (wide) {
+                _mm512_storeu_ps(wide + j, ea);
+                _mm512_storeu_ps(wide + j + 16, eb);
+            }
+            s0 = _mm512_add_ps(s0, ea);
+            s1 = _mm512_add_ps(s1, eb);
+        }
+        for (; j < end; j += 16) {
+            __mmask16 k = h_lanes(end - j);
+            __m512 ea = h_exp2_fast(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + j, k), vm), vk));
+            if (wide)
+                _mm512_mask_storeu_ps(wide + j, k, ea);
+            s0 = _mm512_mask_add_ps(s0, k, s0, ea);
+        }
+        s += (double)_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    }
+    return s;
 }
 
 /* y_j = 16-bit rounding of exp((x_j - m) inv_t) c - b w_j (w NULL: - b), from the
@@ -469,6 +506,15 @@ static inline double SK_HFN(h_exp_sum_m1)(const uint16_t *x, float *wide, size_t
     return s + (count - 1.0);
 }
 
+/* sum_j exp((x_j - m) inv_t) over a row, for a softmax (the AVX-512 variants' is
+ * cheaper than h_exp_sum_m1; here it is h_exp_sum_m1 plus the max's 1).
+ * IN x (n), IN/OUT wide (n) or NULL, next (n) and out (n): NULL or hints only */
+static inline double SK_HFN(h_exp_sum_fast)(const uint16_t *x, float *wide, size_t n, float m, float inv_t,
+                                            int exact, const uint16_t *next, const uint16_t *out)
+{
+    return 1.0 + SK_HFN(h_exp_sum_m1)(x, wide, n, m, inv_t, exact, 1, next, out);
+}
+
 /* y_j = 16-bit rounding of exp((x_j - m) inv_t) c - b w_j (w NULL: - b), from the
  * exps in `wide` (h_exp_sum_m1's), or recomputed block by block.
  * IN x (n), IN wide (n) or NULL, IN w (n) or NULL, OUT y (n) (may be x) */
@@ -564,7 +610,7 @@ static void SK_HFN(h_softmax_row)(const uint16_t *x, uint16_t *y, size_t n, floa
     /* times 1/s, not / s: a division per element was a third of this pass; the
      * float32 product is within 1.5 float32 ulps of the quotient, far inside the
      * 16-bit rounding (it flips a 16-bit result only next to a tie). */
-    float r = (float)(1.0 / (1.0 + SK_HFN(h_exp_sum_m1)(x, work, n, m, inv_t, exact, 1, next, stream ? NULL : y)));
+    float r = (float)(1.0 / SK_HFN(h_exp_sum_fast)(x, work, n, m, inv_t, exact, next, stream ? NULL : y));
     SK_HFN(h_exp_out)(x, work, n, m, inv_t, exact, 1, r, 0.0f, NULL, y, stream, work ? NULL : next);
 }
 
@@ -678,7 +724,14 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
             d += wj != 0.0 ? wj * (double)(SK_LD(x[j]) - m) : 0.0;
         }
     }
-    double sm1 = SK_HFN(h_exp_sum_m1)(x, work, n, m, 1.0f, 0, 0, next, stream ? NULL : grad);
+    /* Without label smoothing the loss (16-bit once reduced: softmaxkit and torch
+     * return it in the logits' format) and the gradient e_j c take h_exp2_fast's
+     * exps; with it, the gradient p_j c - b cancels, and the float32 exps are kept
+     * (here and in the forward's lse, which h_exp_shift_out reads). */
+    int fast = !(eps > 0.0);
+    const uint16_t *hint = stream ? NULL : grad;
+    double sm1 = fast ? SK_HFN(h_exp_sum_m1)(x, work, n, m, 1.0f, 0, 1, next, hint)
+                      : SK_HFN(h_exp_sum_m1)(x, work, n, m, 1.0f, 0, 0, next, hint);
     double ls = log1p(sm1);
     if (lse)
         *lse = (double)m + ls;
@@ -687,8 +740,11 @@ static double SK_HFN(h_ce_hard_row)(const uint16_t *x, int64_t t, const float *w
         loss += cs * (wsum * ls - d);
     if (grad) {
         float c = (float)(gs * (hard + cs * wsum) / (1.0 + sm1)), b = (float)(gs * cs);
-        SK_HFN(h_exp_out)(x, work, n, m, 1.0f, 0, 0, c, b, b != 0.0f ? w : NULL, grad, stream,
-                          work ? NULL : next);
+        if (fast)
+            SK_HFN(h_exp_out)(x, work, n, m, 1.0f, 0, 1, c, b, NULL, grad, stream, work ? NULL : next);
+        else
+            SK_HFN(h_exp_out)(x, work, n, m, 1.0f, 0, 0, c, b, b != 0.0f ? w : NULL, grad, stream,
+                              work ? NULL : next);
         /* The target entry in float64, in one rounding (see losses_body.h's ce_hard_row). */
         double et = (double)sk_exp_nonpos_f32(xt - m);
         grad[t] = SK_ST((float)(et * (gs * (hard + cs * wsum) / (1.0 + sm1)) - gs * cs * (w ? (double)w[t] : 1.0)
