@@ -342,13 +342,15 @@ def _t_logits(fmt, shape=(24, 67), seed=0):
 
 def _counting(monkeypatch):
     """Counts the calls of softmaxkit.torch's kernel seam (so a test cannot pass on
-    torch's own fallback)."""
+    torch's own fallback); a forward that also writes the gradient is
+    "_np_ce_rows+grad"."""
     from softmaxkit.torch import _ops
 
     calls = []
     for name in ["_np_ce_rows", "_np_softmax"]:
         real = getattr(_ops, name)
-        monkeypatch.setattr(_ops, name, lambda *a, _r=real, _n=name, **k: (calls.append(_n), _r(*a, **k))[1])
+        monkeypatch.setattr(_ops, name, lambda *a, _r=real, _n=name, **k: (
+            calls.append(_n + ("+grad" if k.get("forward") else "")), _r(*a, **k))[1])
     return calls
 
 
@@ -401,7 +403,8 @@ def test_torch_cross_entropy_16_bit(fmt, opts, monkeypatch):
     if kw.pop("weight", False):
         kw["weight"] = (torch.rand(x.shape[1], generator=gen) + 0.5).to(x.dtype)
     loss = smt.cross_entropy(x, t, **kw)
-    assert calls == ["_np_ce_rows"]
+    fwd = "_np_ce_rows" if kw.get("reduction") == "none" else "_np_ce_rows+grad"
+    assert calls == [fwd]
     assert loss.dtype == x.dtype
     x32 = x.detach().double().requires_grad_()
     kw32 = dict(kw, weight=kw["weight"].double()) if "weight" in kw else kw
@@ -413,7 +416,7 @@ def test_torch_cross_entropy_16_bit(fmt, opts, monkeypatch):
     (g32,) = torch.autograd.grad(loss32, x32, up.to(loss.dtype).double())
     assert gx.dtype == x.dtype
     _tclose(gx, g32, fmt)
-    assert calls == ["_np_ce_rows", "_np_ce_rows"]
+    assert calls == [fwd, "_np_ce_rows"]  # a random upstream gradient: computed anew
     # torch's own 16-bit path, within its tolerance (torch rounds log_softmax to 16 bits
     # on the way, so its loss is the less accurate one: a looser bound for the loss)
     ref = torch.nn.functional.cross_entropy(x, t, **kw)
@@ -446,7 +449,10 @@ def test_torch_cross_entropy_16_bit_layouts_and_soft_labels(fmt, monkeypatch):
         g = torch.autograd.grad(loss, xs)[0]
         assert g.dtype == xs.dtype
         _tclose(g, torch.autograd.grad(loss32, xs32)[0], fmt)
-    assert calls.count("_np_ce_rows") == 4
+    # the (N, C, d) loss: a forward that writes the gradient its backward from 1 returns
+    # (test_torch_cross_entropy_16_bit_gradient_from_the_forward); soft labels: the
+    # forward, then the backward
+    assert calls == ["_np_ce_rows+grad", "_np_ce_rows", "_np_ce_rows"]
     # the module, and a non-contiguous input
     xt = x.detach()[:, :, 1].t().contiguous().t()  # (3, 7) with column-major strides
     m = smt.CrossEntropyLoss(reduction="sum")
@@ -457,6 +463,73 @@ def test_torch_cross_entropy_16_bit_layouts_and_soft_labels(fmt, monkeypatch):
     (g,) = torch.autograd.grad(smt.cross_entropy(xg, t[:, 0]), xg, create_graph=True)
     (hv,) = torch.autograd.grad((g.float() ** 2).sum(), xg)
     assert hv.dtype == xg.dtype and torch.isfinite(hv.float()).all()
+
+
+@pytest.mark.parametrize("fmt", TORCH_FORMATS)
+@pytest.mark.parametrize("opts", [
+    dict(),
+    dict(label_smoothing=0.1, reduction="sum"),
+    dict(weight=True, ignore_index=2),
+    dict(weight="negative"),
+], ids=lambda o: "-".join(o) or "plain")
+def test_torch_cross_entropy_16_bit_gradient_from_the_forward(fmt, opts, monkeypatch):
+    # A reduced 16-bit loss that requires grad writes its gradient in the forward's
+    # own pass over the logits (one read and one write of them instead of two reads);
+    # backward() from 1 returns it without another kernel call. Any other upstream
+    # gradient, a graph built for double backward, a second backward (retain_graph)
+    # and reduction="none" compute it from the forward's logsumexp instead: always the
+    # gradient asked for (not Liger-Kernel's gradient computed for upstream 1).
+    torch = _torch()
+    import softmaxkit.torch as smt
+
+    gen = torch.Generator().manual_seed(17)
+    x = _t_logits(fmt, shape=(40, 33), seed=4).requires_grad_()
+    t = torch.randint(0, 33, (40,), generator=gen)
+    t[6] = 2
+    kw = dict(opts)
+    weight = kw.pop("weight", None)
+    if weight:
+        w = torch.rand(33, generator=gen) + 0.5
+        kw["weight"] = (w - 1.0 if weight == "negative" else w).to(x.dtype)
+    x64 = x.detach().double().requires_grad_()
+    kw64 = dict(kw, weight=kw["weight"].double()) if "weight" in kw else kw
+    (g64,) = torch.autograd.grad(torch.nn.functional.cross_entropy(x64, t, **kw64), x64)
+
+    calls = _counting(monkeypatch)
+    loss = smt.cross_entropy(x, t, **kw)
+    loss.backward(retain_graph=True)
+    assert calls == ["_np_ce_rows+grad"]  # the backward made no call
+    g1 = x.grad.clone()
+    _tclose(g1, g64, fmt)
+    # a second backward of the same graph: from the logsumexp, the same gradient again
+    x.grad = None
+    loss.backward()
+    assert calls == ["_np_ce_rows+grad", "_np_ce_rows"]
+    _tclose(x.grad, g64, fmt)
+    assert ulp_distance(_bits16(x.grad), _bits16(g1)).max() <= 1
+    # another upstream gradient (2: exact in 16 bits): twice the gradient, computed anew
+    x.grad = None
+    smt.cross_entropy(x, t, **kw).backward(torch.tensor(2.0, dtype=x.dtype))
+    assert calls == ["_np_ce_rows+grad", "_np_ce_rows"] * 2
+    _tclose(x.grad, 2 * g64, fmt)
+    # create_graph: the differentiable backward, whose double backward composes
+    (g,) = torch.autograd.grad(smt.cross_entropy(x, t, **kw), x, create_graph=True)
+    assert calls == ["_np_ce_rows+grad", "_np_ce_rows"] * 3 and g.grad_fn is not None
+    _tclose(g.detach(), g64, fmt)
+    # reduction="none" never writes a gradient in the forward (its upstream is anything)
+    calls.clear()
+    up = torch.rand(40, generator=gen).to(x.dtype) + 0.5
+    (gn,) = torch.autograd.grad(smt.cross_entropy(x, t, **dict(kw, reduction="none")), x, up)
+    assert calls == ["_np_ce_rows"] * 2
+    (gn64,) = torch.autograd.grad(torch.nn.functional.cross_entropy(x64, t, **dict(kw64, reduction="none")), x64,
+                                  up.double())
+    _tclose(gn, gn64, fmt)
+    # a loss that needs no gradient writes none
+    calls.clear()
+    with torch.no_grad():
+        smt.cross_entropy(x, t, **kw)
+    smt.cross_entropy(x.detach(), t, **kw)
+    assert calls == ["_np_ce_rows"] * 2
 
 
 def test_torch_16_bit_under_compile_fullgraph():
@@ -515,5 +588,7 @@ def test_torch_16_bit_ops_pass_opcheck():
         g = torch.rand(5, generator=gen, dtype=torch.float64)
         torch.library.opcheck(torch.ops.softmaxkit.cross_entropy_rows_half_backward.default,
                               (g, x.detach(), t, w, lse, -100, 0.1))
+        for scale in (0.25, 1.0):
+            torch.library.opcheck(torch.ops.softmaxkit.cross_entropy_rows_half_grad.default, args + (scale,))
         torch.library.opcheck(torch.ops.softmaxkit.softmax.default, (x, 1))
         torch.library.opcheck(torch.ops.softmaxkit.log_softmax.default, (x, 0))

@@ -83,6 +83,25 @@ def _reduce_rows(loss_rows, roww, batch, reduction: str, dtype):
     return total.to(dtype)
 
 
+def _expected_row_grad(x2, t2, weight, ignore_index: int, reduction: str) -> float | None:
+    """The per-row upstream gradient a 16-bit cross-entropy's backward gets from
+    ``loss.backward()`` on its reduced loss (``_reduce_rows``: 1 for "sum", 1 over the
+    summed row weights for "mean", the same float64 operations autograd will do), when
+    the forward should write the gradient in its own pass; None where it should not:
+    no gradient wanted, reduction "none" (any upstream gradient), or under
+    torch.compile (whose graph cannot branch on the values the backward compares)."""
+    if reduction == "none" or not (x2.requires_grad and torch.is_grad_enabled()):
+        return None
+    if torch.compiler.is_compiling() or torch.jit.is_scripting() or torch.jit.is_tracing():
+        return None
+    if reduction == "sum":
+        return 1.0
+    live = t2 != ignore_index
+    roww = live.double() if weight is None else torch.where(
+        live, weight.double()[torch.where(live, t2, 0)], 0.0)
+    return float(torch.tensor(1.0, dtype=torch.float64) / roww.sum())
+
+
 def _class_rows_ok(input, target, weight, soft: bool) -> bool:
     """Static checks for the (N, C, ...) class-index / class-probability losses."""
     if input.dim() == 0 or input.shape[-1 if input.dim() == 1 else 1] == 0:
@@ -145,8 +164,13 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                reduction=reduction, label_smoothing=label_smoothing)
     x2, t2, batch = _as_rows(input, target, soft)
     if input.dtype in _HALF_DTYPES and not soft:  # keeps each row's logsumexp for a one-pass backward
-        loss_rows, roww, _ = torch.ops.softmaxkit.cross_entropy_rows_half(
-            x2, t2, weight, int(ignore_index), float(label_smoothing))
+        scale = _expected_row_grad(x2, t2, weight, int(ignore_index), reduction)
+        if scale is not None:  # the gradient in the forward's pass, for a backward() from 1
+            loss_rows, roww, _, _ = torch.ops.softmaxkit.cross_entropy_rows_half_grad(
+                x2, t2, weight, int(ignore_index), float(label_smoothing), scale)
+        else:
+            loss_rows, roww, _ = torch.ops.softmaxkit.cross_entropy_rows_half(
+                x2, t2, weight, int(ignore_index), float(label_smoothing))
     else:
         loss_rows, roww = torch.ops.softmaxkit.cross_entropy_rows(
             x2, t2, weight, int(ignore_index), float(label_smoothing))

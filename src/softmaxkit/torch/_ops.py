@@ -62,7 +62,7 @@ def _labels(target: np.ndarray, n_classes: int, ignore_index: int) -> np.ndarray
     return hard_target(target, n_classes, target.shape, ignore_index)
 
 
-def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None, lse=None):
+def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None, lse=None, forward=False):
     """Per-row cross-entropy of (rows, C) logits on the fused C kernel.
 
     Returns (loss float64 (rows,), row weight float64 (rows,), gradient or None). Hard
@@ -71,7 +71,9 @@ def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None, lse=None)
     multipliers ``dloss``; ignored rows get a zero gradient row whatever their dloss.
     ``lse`` (16-bit logits, class indices): in the forward a float64 (rows,) array the
     kernel fills with each row's logsumexp; in the backward that array, from which the
-    gradient is written in one pass (``_kernels.ce_hard_grad_lse_rows``).
+    gradient is written in one pass (``_kernels.ce_hard_grad_lse_rows``). ``forward``: a
+    forward that also writes the gradient for ``grad_scale`` (validating the labels,
+    filling ``lse``), for :func:`cross_entropy_rows_half_grad`.
     """
     x = np.ascontiguousarray(x)
     half = x.dtype in (np.uint16, np.float16)  # 16-bit logits: float32 class weights
@@ -80,7 +82,7 @@ def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None, lse=None)
         q = np.ascontiguousarray(target, dtype=x.dtype)
         loss, grad = _kernels.ce_soft_rows(x, q, weight=w, label_smoothing=eps, dloss=grad_scale)
         return loss, np.ones(x.shape[0]), grad
-    if grad_scale is None:
+    if grad_scale is None or forward:
         t = _labels(target, x.shape[1], ignore_index)
     else:  # the backward: the forward checked these labels (and the kernel never reads out of bounds)
         t = np.ascontiguousarray(target.reshape(-1), dtype=np.int64)
@@ -336,6 +338,58 @@ def _ce_half_bwd_bwd(ctx, v):
 
 
 cross_entropy_rows_half_backward.register_autograd(_ce_half_bwd_bwd, setup_context=_ce_half_bwd_setup)
+
+
+@torch.library.custom_op("softmaxkit::cross_entropy_rows_half_grad", mutates_args=(), device_types="cpu")
+def cross_entropy_rows_half_grad(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor],
+                                 ignore_index: int, label_smoothing: float, grad_scale: float
+                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``cross_entropy_rows_half`` that also writes, in the same pass over the logits,
+    the gradient the backward will most likely be asked for: ``grad_scale * d loss_row
+    / d input`` for every row (the fused kernel: one read of the logits and one write,
+    where the forward and a backward from lse read them twice). The backward returns
+    it only when the per-row upstream gradient it receives is exactly ``grad_scale``
+    (a reduced loss whose ``backward()`` starts from 1) and no graph is being built;
+    otherwise it computes the gradient from lse as ``cross_entropy_rows_half`` does."""
+    x, t, w = _ce_arrays(input, target, weight)
+    lse = np.empty(x.shape[0])
+    loss, roww, grad = _np_ce_rows(x, t, w, ignore_index, label_smoothing, grad_scale=float(grad_scale), lse=lse,
+                                   forward=True)
+    return _from_np(loss), _from_np(roww), _from_np(lse), _from_np(grad)
+
+
+@cross_entropy_rows_half_grad.register_fake
+def _(input, target, weight, ignore_index, label_smoothing, grad_scale):
+    n = input.shape[0]
+    return tuple(input.new_empty((n,), dtype=torch.float64) for _ in range(3)) + (input.new_empty(input.shape),)
+
+
+def _ce_half_grad_setup(ctx, inputs, output):
+    input, target, weight, ignore_index, label_smoothing, grad_scale = inputs
+    ctx.save_for_backward(input, target, weight, output[2])
+    ctx.options = (ignore_index, label_smoothing)
+    ctx.scale = grad_scale
+    # Not saved for backward: dropped once handed out, so autograd can keep it as .grad.
+    # Only a real tensor: under tracing (fake or functional tensors) the backward's
+    # comparison of values cannot be traced, and it takes the logsumexp path.
+    ctx.pre = output[3] if type(output[3]) is torch.Tensor else None
+    ctx.mark_non_differentiable(output[1], output[2], output[3])
+    ctx.set_materialize_grads(False)  # no zeros of the gradient's size for the unused outputs
+
+
+def _ce_half_grad_bwd(ctx, grad_loss, grad_roww, grad_lse, grad_pre):
+    input, target, weight, lse = ctx.saved_tensors
+    pre, ctx.pre = ctx.pre, None
+    if not ctx.needs_input_grad[0] or grad_loss is None:
+        return None, None, None, None, None, None
+    if pre is not None and not torch.is_grad_enabled() and bool((grad_loss == ctx.scale).all()):
+        return pre, None, None, None, None, None
+    grad = torch.ops.softmaxkit.cross_entropy_rows_half_backward(grad_loss, input, target, weight, lse,
+                                                                 *ctx.options)
+    return grad, None, None, None, None, None
+
+
+cross_entropy_rows_half_grad.register_autograd(_ce_half_grad_bwd, setup_context=_ce_half_grad_setup)
 
 
 # ------------------------------------------------------------------- nll rows
