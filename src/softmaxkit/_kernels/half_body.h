@@ -135,10 +135,12 @@ static inline __mmask16 h_lanes(size_t len)
 
 /*
  * y[J] = the 16-bit rounding of EXPR, a __m512 of the 16 values at J under the
- * lane mask K, for J over [0, n): the output pass of every row kernel (SK_HFN(h_vround) is the
- * including format's). With
- * `stream`, whole 64-byte lines of y go around the caches (vmovntdq; the row's
- * unaligned head and its tail as plain stores), fenced at the end of the row.
+ * lane mask K, for J over [0, n): the output pass of every row kernel
+ * (SK_HFN(h_vround) is the including format's). With `stream`, whole 64-byte lines
+ * of y go around the caches (vmovntdq; the row's unaligned head and its tail as
+ * plain stores), fenced at the end of the row. With `next` (a pass that reads the
+ * 16-bit row, where no earlier pass of the row hinted y), cache hints for y H_AHEAD
+ * values ahead (write) and for the same columns of the next row (read).
  */
 #ifndef H_AHEAD
 #define H_AHEAD 256
@@ -167,9 +169,10 @@ static inline __mmask16 h_lanes(size_t len)
         }                                                                                   \
         for (; J < (n); J += 16) {                                                          \
             K = h_lanes((n) - J);                                                           \
-            __builtin_prefetch((y) + J + H_AHEAD, 1, 3);                                    \
-            if (next)                                                                       \
+            if (next) { /* a pass that reads x (else the exps' pass hinted y already) */    \
+                __builtin_prefetch((y) + J + H_AHEAD, 1, 3);                                \
                 __builtin_prefetch((next) + J, 0, 3);                                       \
+            }                                                                               \
             _mm256_mask_storeu_epi16((y) + J, K, SK_HFN(h_vround)(EXPR));                   \
         }                                                                                   \
         if (stream)                                                                         \
