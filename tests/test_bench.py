@@ -187,7 +187,7 @@ def test_torch_16bit_section_prints_the_kernel_columns(monkeypatch, capsys):
     out = capsys.readouterr().out
     rows = [r for r in out.splitlines() if r.startswith("| bfloat16") or r.startswith("| float16")]
     one_call = 2 if importlib.util.find_spec("ml_dtypes") else 1  # float16 always, bfloat16 with ml_dtypes
-    assert len(rows) == 8 + 2 * one_call
+    assert len(rows) == 12 + 2 * one_call
     assert all(len(r.strip("|").split("|")) == 11 for r in rows)
     assert "| copy | clone | softmaxkit | torch | ours/clone | torch/ours | kernels | kernels/copy |" in out
     assert sum("CE fwd+bwd, one call" in r for r in rows) == 2 * one_call

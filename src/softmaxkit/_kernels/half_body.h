@@ -4,24 +4,29 @@
  * `#define SK_HALF 1` (bfloat16, names _bf16) or `#define SK_HALF 2` (float16,
  * names _f16). Values travel as their bits (uint16_t).
  *
- * Every kernel has one shape: widen a block of the row to float32 (exactly;
- * sk_half.h, with the CPU's conversion instructions where the variant has them),
- * do float32 arithmetic on it, with sums in float32 blocks added in float64 (as the
- * float32 kernels do), and narrow each result once to 16 bits (nearest even). The
- * block is the row itself when the caller gives `work` (the row kernels' float32
- * scratch), else SK_F32_BLOCK values on the stack.
+ * Every kernel is a few passes over a row (the max; the exps and their sum; the pass
+ * that writes the result) of float32 arithmetic on values widened exactly, sums in
+ * float32 blocks added in float64 (as the float32 kernels do), and each result
+ * narrowed once to 16 bits (nearest even). The passes are written twice, below:
+ * with AVX-512 intrinsics that read the 16-bit values into registers and round the
+ * results there (no float32 copy of the row), and portably, widening a block (the
+ * whole row into `work` when the seam gives it, else SK_F32_BLOCK values on the
+ * stack) and narrowing it with sk_half.h.
  *
  * So each result is the 16-bit rounding of a float32 result, within 1 ulp of the
  * 16-bit rounding of the exact value. The exps are the float32 kernels' (about 1
  * float32 ulp; under AVX-512 the same polynomial with the scale by vscalefps, which
  * keeps results below float32's normal range exact where sk_exp_nonpos_f32 flushes
- * them to 0): a cheaper exp would do for most results, but not for a gradient with
- * label smoothing, p_j c - b, whose cancellation magnifies the exp's error.
+ * them to 0) where they feed a cancellation: a gradient with label smoothing,
+ * p_j c - b, and the logsumexp it is computed from. Elsewhere under AVX-512
+ * (softmax; the cross-entropy without smoothing, whose loss and gradient end in 16
+ * bits) a cheaper one, h_exp2_fast, far below the 16-bit formats' half ulps.
  *
  * Unlike the float32 kernels, these never store an intermediate in the 16-bit
  * output (the exps of softmax, the exps of the gradient): a second rounding to 16
  * bits would cost up to a whole ulp. They keep the exps in `work` instead, or
- * recompute them.
+ * recompute them. Outputs of SK_HALF_STREAM_BYTES or more are written around the
+ * caches (H_VOUT).
  *
  * Needs softmax.h's conventions (NaN rows, +inf entries share the mass) and, for the
  * loss, losses.h's and nonfinite_p (losses.c). Requires SK_HALF_LOSS to define the

@@ -69,13 +69,13 @@ static inline uint16_t sk_f32_to_f16(float f)
 }
 
 /*
- * Whole arrays, with the CPU's conversion instructions where the variant has them
- * (sk_isa.h): F16C's vcvtph2ps / vcvtps2ph for float16 (avx512bf16, avx512 and avx2
- * variants), AVX512-BF16's vcvtneps2bf16 for bfloat16 (the avx512bf16 variant);
- * elsewhere the portable functions above, which round the same way (the products
- * s_j may be contracted into FMAs differently, a float32 ulp that the 16-bit
- * rounding sees only next to a tie). Widening
- * bfloat16 is a shift, which the compiler vectorises as well as any instruction.
+ * Whole arrays, for the portable passes of half_body.h (the variants without
+ * AVX-512; the AVX-512 ones convert in registers there): F16C's vcvtph2ps /
+ * vcvtps2ph for float16 where the variant has it (avx2), elsewhere the portable
+ * functions above, which round the same way (the products s_j may be contracted
+ * into FMAs differently, a float32 ulp that the 16-bit rounding sees only next to a
+ * tie). Widening bfloat16 is a shift, which the compiler vectorises as well as any
+ * instruction.
  */
 
 /* The portable part of sk_bf16_narrow / sk_f16_narrow: values j..n-1 (two loops:
@@ -105,10 +105,7 @@ static inline void sk_bf16_widen(const uint16_t *x, float *y, size_t n)
 static inline void sk_f16_widen(const uint16_t *x, float *y, size_t n)
 {
     size_t j = 0;
-#if defined(__AVX512F__)
-    for (; j + 16 <= n; j += 16)
-        _mm512_storeu_ps(y + j, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + j))));
-#elif defined(__F16C__)
+#if defined(__F16C__)
     for (; j + 8 <= n; j += 8)
         _mm256_storeu_ps(y + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + j))));
 #endif
@@ -122,26 +119,6 @@ static inline void sk_f16_widen(const uint16_t *x, float *y, size_t n)
 static inline void sk_bf16_narrow(const float *src, float c, float b, const float *w, uint16_t *y, size_t n)
 {
     size_t j = 0;
-#if defined(__AVX512BF16__)
-    /* vcvtneps2bf16 rounds to nearest even and quiets NaN as sk_f32_to_bf16 does, but
-     * reads float32 subnormals as zero: a block holding one is rounded portably. */
-    const __m512 vc = _mm512_set1_ps(c), vb = _mm512_set1_ps(b), tiny = _mm512_set1_ps(FLT_MIN);
-    const __m512 zero = _mm512_setzero_ps();
-    for (; j + 16 <= n; j += 16) {
-        __m512 s = _mm512_mul_ps(_mm512_loadu_ps(src + j), vc);
-        s = _mm512_sub_ps(s, w ? _mm512_mul_ps(vb, _mm512_loadu_ps(w + j)) : vb);
-        __mmask16 sub = _mm512_cmp_ps_mask(_mm512_abs_ps(s), tiny, _CMP_LT_OQ) &
-                        _mm512_cmp_ps_mask(s, zero, _CMP_NEQ_UQ);
-        if (sub) {
-            float tmp[16];
-            _mm512_storeu_ps(tmp, s);
-            for (int k = 0; k < 16; k++)
-                y[j + k] = sk_f32_to_bf16(tmp[k]);
-        } else {
-            _mm256_storeu_si256((__m256i *)(y + j), (__m256i)_mm512_cvtneps_pbh(s));
-        }
-    }
-#endif
     SK_NARROW_REST(sk_f32_to_bf16);
 }
 
@@ -149,14 +126,7 @@ static inline void sk_bf16_narrow(const float *src, float c, float b, const floa
 static inline void sk_f16_narrow(const float *src, float c, float b, const float *w, uint16_t *y, size_t n)
 {
     size_t j = 0;
-#if defined(__AVX512F__)
-    const __m512 vc = _mm512_set1_ps(c), vb = _mm512_set1_ps(b);
-    for (; j + 16 <= n; j += 16) {
-        __m512 s = _mm512_mul_ps(_mm512_loadu_ps(src + j), vc);
-        s = _mm512_sub_ps(s, w ? _mm512_mul_ps(vb, _mm512_loadu_ps(w + j)) : vb);
-        _mm256_storeu_si256((__m256i *)(y + j), _mm512_cvtps_ph(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    }
-#elif defined(__F16C__)
+#if defined(__F16C__)
     const __m256 vc = _mm256_set1_ps(c), vb = _mm256_set1_ps(b);
     for (; j + 8 <= n; j += 8) {
         __m256 s = _mm256_mul_ps(_mm256_loadu_ps(src + j), vc);
