@@ -243,15 +243,16 @@ def ce_hard_rows(logits: np.ndarray, target: np.ndarray, *, weight: np.ndarray |
 def ce_hard_grad_lse_rows(logits: np.ndarray, target: np.ndarray, lse: np.ndarray, *,
                           weight: np.ndarray | None = None, ignore_index: int | None = None,
                           label_smoothing: float = 0.0, dloss: float | np.ndarray = 1.0,
-                          nthreads: int | None = None) -> np.ndarray:
+                          grad_out: np.ndarray | None = None, nthreads: int | None = None) -> np.ndarray:
     """The gradient of :func:`ce_hard_rows` for 16-bit logits (float16, bfloat16 or its
     uint16 bits) from the forward's per-row logsumexp ``lse`` (its ``lse_out``): one
     pass per row (rows whose lse is not finite are recomputed in full). weight: None
-    or float32 (C,); dloss as in :func:`ce_hard_rows`. Returns the (rows, C) gradient
+    or float32 (C,); dloss as in :func:`ce_hard_rows`; grad_out: None (allocate) or a
+    (rows, C) array of logits' dtype, not ``logits``. Returns the (rows, C) gradient
     in logits' dtype."""
     rows, cols = logits.shape
     gs_arr, gs_c = _dloss_args(dloss)
-    grad = np.empty_like(logits)
+    grad = np.empty_like(logits) if grad_out is None else grad_out
     _losses_ext.ce_hard_grad_lse(_bits(logits), target, weight, 0 if ignore_index is None else int(ignore_index),
                                  ignore_index is not None, float(label_smoothing),
                                  np.ascontiguousarray(lse, dtype=np.float64), gs_arr, gs_c, _bits(grad),

@@ -30,6 +30,7 @@ e) The seam to softmaxkit's core is the few ``_np_*`` functions below: the only
    and per-row upstream gradients, which the loss objects' reduced
    ``loss_gradient`` does not give, and class weights of any sign (torch's).
 """
+import sys
 from typing import Optional
 
 import numpy as np
@@ -62,7 +63,7 @@ def _labels(target: np.ndarray, n_classes: int, ignore_index: int) -> np.ndarray
     return hard_target(target, n_classes, target.shape, ignore_index)
 
 
-def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None, lse=None, forward=False):
+def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None, lse=None, forward=False, grad_out=None):
     """Per-row cross-entropy of (rows, C) logits on the fused C kernel.
 
     Returns (loss float64 (rows,), row weight float64 (rows,), gradient or None). Hard
@@ -73,7 +74,8 @@ def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None, lse=None,
     kernel fills with each row's logsumexp; in the backward that array, from which the
     gradient is written in one pass (``_kernels.ce_hard_grad_lse_rows``). ``forward``: a
     forward that also writes the gradient for ``grad_scale`` (validating the labels,
-    filling ``lse``), for :func:`cross_entropy_rows_half_grad`.
+    filling ``lse``), for :func:`cross_entropy_rows_half_grad`. ``grad_out``: where
+    the backward from ``lse`` writes the gradient (None: a new array).
     """
     x = np.ascontiguousarray(x)
     half = x.dtype in (np.uint16, np.float16)  # 16-bit logits: float32 class weights
@@ -91,7 +93,7 @@ def _np_ce_rows(x, target, weight, ignore_index, eps, grad_scale=None, lse=None,
         grad_scale = np.where(t != ignore_index, grad_scale, 0.0)
         if lse is not None:
             grad = _kernels.ce_hard_grad_lse_rows(x, t, lse, weight=w, ignore_index=ignore_index,
-                                                  label_smoothing=eps, dloss=grad_scale)
+                                                  label_smoothing=eps, dloss=grad_scale, grad_out=grad_out)
             return None, None, grad
     return _kernels.ce_hard_rows(x, t, weight=w, ignore_index=ignore_index,
                                  label_smoothing=eps, dloss=grad_scale, lse_out=lse)
@@ -350,7 +352,9 @@ def cross_entropy_rows_half_grad(input: torch.Tensor, target: torch.Tensor, weig
     where the forward and a backward from lse read them twice). The backward returns
     it only when the per-row upstream gradient it receives is exactly ``grad_scale``
     (a reduced loss whose ``backward()`` starts from 1) and no graph is being built;
-    otherwise it computes the gradient from lse as ``cross_entropy_rows_half`` does."""
+    otherwise it computes the gradient from lse as ``cross_entropy_rows_half`` does,
+    written over that fourth output when no graph is being built (an internal op: the
+    fourth output belongs to the backward)."""
     x, t, w = _ce_arrays(input, target, weight)
     lse = np.empty(x.shape[0])
     loss, roww, grad = _np_ce_rows(x, t, w, ignore_index, label_smoothing, grad_scale=float(grad_scale), lse=lse,
@@ -382,8 +386,20 @@ def _ce_half_grad_bwd(ctx, grad_loss, grad_roww, grad_lse, grad_pre):
     pre, ctx.pre = ctx.pre, None
     if not ctx.needs_input_grad[0] or grad_loss is None:
         return None, None, None, None, None, None
-    if pre is not None and not torch.is_grad_enabled() and bool((grad_loss == ctx.scale).all()):
-        return pre, None, None, None, None, None
+    if pre is not None and not torch.is_grad_enabled():
+        if bool((grad_loss == ctx.scale).all()):
+            return pre, None, None, None, None, None
+        # Another upstream gradient: the gradient from lse, written over the forward's
+        # (a fresh array of its size would cost its page faults), if nothing else
+        # holds that tensor (this frame's name and getrefcount's argument: 2; its
+        # memory in no other tensor); otherwise into a new one.
+        if sys.getrefcount(pre) == 2 and pre._use_count() == 1 \
+                and torch._C._storage_Use_Count(pre.untyped_storage()._cdata) == 2:
+            x, t, w = _ce_arrays(input, target, weight)
+            scale = np.ascontiguousarray(_np(grad_loss), dtype=np.float64)
+            _np_ce_rows(x, t, w, *ctx.options, grad_scale=scale, lse=_np(lse), grad_out=_np(pre))
+            return pre, None, None, None, None, None
+    del pre
     grad = torch.ops.softmaxkit.cross_entropy_rows_half_backward(grad_loss, input, target, weight, lse,
                                                                  *ctx.options)
     return grad, None, None, None, None, None
