@@ -68,19 +68,6 @@
 
 #define SK_HB SK_F32_BLOCK
 
-/* The max of v (n) and its min in *lo, ignoring NaN.  IN v (n) */
-static inline float h_range_f32(const float *v, size_t n, float *lo)
-{
-    float m = -INFINITY, l = INFINITY;
-    SK_SIMD_MAXMIN(m, l)
-    for (size_t j = 0; j < n; j++) {
-        m = v[j] > m ? v[j] : m;
-        l = v[j] < l ? v[j] : l;
-    }
-    *lo = l;
-    return m;
-}
-
 #if defined(__AVX512F__)
 /*
  * exp(a) with AVX-512 intrinsics: 2^n e^r by the same Cody-Waite reduction and
@@ -185,6 +172,19 @@ static inline __mmask16 h_lanes(size_t len)
     } while (0)
 
 #else /* portable */
+
+/* The max of v (n) and its min in *lo, ignoring NaN.  IN v (n) */
+static inline float h_range_f32(const float *v, size_t n, float *lo)
+{
+    float m = -INFINITY, l = INFINITY;
+    SK_SIMD_MAXMIN(m, l)
+    for (size_t j = 0; j < n; j++) {
+        m = v[j] > m ? v[j] : m;
+        l = v[j] < l ? v[j] : l;
+    }
+    *lo = l;
+    return m;
+}
 
 /* e_j = exp((v_j - m) inv_t) (e may be v), and their sum less the max's own 1 (see
  * softmax_body.h's exp_sum_m1): float32 over blocks of SK_F32_BLOCK, the blocks in
