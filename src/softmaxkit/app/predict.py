@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 import numpy as np
 
@@ -129,7 +129,7 @@ def predict(
     refuse_overwrite({"--output": output}, inputs)
     if ds.X.shape[1] != m.n_features_in_:
         raise ValueError(f"{ds.name}: has {ds.X.shape[1]} features, the model expects {m.n_features_in_}")
-    proba = _calibrated_proba(m, meta, ds.X, model)
+    proba = np.concatenate([_calibrated_proba(m, meta, block, model) for block in _row_blocks(ds.X)])
     if not np.isfinite(proba).all():  # finite rows in, so the model's numbers are bad
         raise ValueError(f"--model {os.fspath(model)}: the model gives non-finite probabilities "
                          "(corrupt coefficients or standardisation)")
@@ -185,6 +185,25 @@ def _calibrated_proba(m: Any, meta: dict, X: np.ndarray, model: Any) -> np.ndarr
         raise ValueError(f"--model {os.fspath(model)}: its calibration metadata is not valid "
                          f"(scale and bias must be {k} or 1 finite numbers)")
     return np.asarray(smk.softmax(m.predict_log_proba(X) * scale + bias))
+
+
+def _row_blocks(X: Any, block_bytes: int = 8 << 20) -> Iterator[np.ndarray]:
+    """X in blocks of rows (about ``block_bytes`` of float64 features each): a
+    memory-mapped .npy file is read block by block into one buffer (NpyRows: the map
+    is never touched, so its pages do not pile up in resident memory), an array in
+    memory is sliced. The model's checks and standardisation then copy one block, not
+    all of X."""
+    from ..linear_model._chunks import as_row_source
+
+    n, d = X.shape
+    rows = max(1, block_bytes // (8 * d))
+    src = as_row_source(X)
+    if src is not None:
+        for _, _, block in src.blocks(rows):
+            yield block
+        return
+    for s in range(0, n, rows):
+        yield X[s:s + rows]
 
 
 def _write_csv(fh: TextIO, classes: np.ndarray, pred: np.ndarray, proba: np.ndarray) -> None:
