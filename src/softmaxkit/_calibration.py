@@ -343,23 +343,30 @@ def reliability_curve(
 # ------------------------------------------------------------------ temperature scaling
 
 
-def _nll_and_derivatives(b: float, z: np.ndarray, y: np.ndarray, sw: np.ndarray | None):
+def _nll_and_derivatives(b: float, z: np.ndarray, y: np.ndarray, sw: np.ndarray | None,
+                          bufs: tuple[np.ndarray, np.ndarray] | None = None):
     """Mean NLL of softmax(b z) and its first two derivatives in the scale b = 1/T.
 
     f(b) = mean_j [logsumexp(b z_j) - b z_{j,y_j}] is convex in b:
     f'(b) = mean_j <p_j - onehot_j, z_j>  (the fused gradient, dotted with z),
     f''(b) = mean_j Var_{p_j}(z_j) = mean_j (sum_k p_jk z_jk^2 - (sum_k p_jk z_jk)^2) >= 0.
+
+    ``bufs``: two arrays like z for b z and the gradient, reused across the Newton
+    steps (fresh arrays of a few MB each step cost their page faults: at 2,000 x 100
+    a step took 1.9 ms with them, 0.3 ms without).
     """
-    loss, grad = cross_entropy_and_grad(b * z, y, sample_weight=sw)
-    d1 = float(np.sum(grad * z))
+    bz, gbuf = bufs if bufs is not None else (np.empty_like(z), np.empty_like(z))
+    np.multiply(z, b, out=bz)
+    loss, grad = cross_entropy_and_grad(bz, y, sample_weight=sw, out=gbuf)
+    d1 = float(np.einsum("ij,ij->", grad, z))
     # The curvature needs p itself. Without weights grad = (p - onehot) / n, so p is
     # n grad + onehot (the rounding there only slows Newton down, it cannot move the
     # root f'(b) = 0); with weights a row of weight 0 has no p left in it.
     if sw is None:
-        p = grad * z.shape[0]
+        p = np.multiply(grad, z.shape[0], out=grad)
         p[np.arange(z.shape[0]), y] += 1.0
     else:
-        p = softmax(b * z, axis=-1)
+        p = softmax(bz, axis=-1, out=grad)
     pz = np.einsum("ij,ij->i", p, z)  # einsum: no (n, K) temporaries, 5x faster here
     var = np.einsum("ij,ij,ij->i", p, z, z) - pz * pz
     d2 = float(np.average(np.maximum(var, 0.0), weights=sw))
@@ -372,7 +379,8 @@ def _fit_scale(z: np.ndarray, y: np.ndarray, sw: np.ndarray | None, tol: float, 
     f'(lo) < 0 < f'(hi): a Newton step that leaves the bracket is replaced by
     bisection (or doubling, while no f'(hi) > 0 is known). Returns (b, n_iter, status),
     status "converged", "separable" (the NLL falls all the way to T -> 0) or "max_iter"."""
-    _, d1_0, _ = _nll_and_derivatives(0.0, z, y, sw)
+    bufs = (np.empty_like(z), np.empty_like(z))
+    _, d1_0, _ = _nll_and_derivatives(0.0, z, y, sw, bufs)
     if not d1_0 < 0:
         raise ValueError(
             "the logits carry no information about the labels (the NLL does not decrease "
@@ -384,7 +392,7 @@ def _fit_scale(z: np.ndarray, y: np.ndarray, sw: np.ndarray | None, tol: float, 
     B_MAX = 1e8  # T >= 1e-8 max|z|: the NLL still falling there means the logits separate the labels
     while n_iter < max_iter:
         n_iter += 1
-        _, d1, d2 = _nll_and_derivatives(b, z, y, sw)
+        _, d1, d2 = _nll_and_derivatives(b, z, y, sw, bufs)
         if d1 < 0:
             lo = b
         else:
