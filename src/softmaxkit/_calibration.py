@@ -353,7 +353,7 @@ def _nll_and_derivatives(b: float, z: np.ndarray, y: np.ndarray, sw: np.ndarray 
 
     ``bufs``: two arrays like z for b z and the gradient, reused across the Newton
     steps (fresh arrays of a few MB each step cost their page faults: at 2,000 x 100
-    a step took 1.9 ms with them, 0.3 ms without).
+    a step took 1.9 ms with them, 0.55 ms without).
     """
     bz, gbuf = bufs if bufs is not None else (np.empty_like(z), np.empty_like(z))
     np.multiply(z, b, out=bz)
