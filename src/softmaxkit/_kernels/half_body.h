@@ -173,19 +173,6 @@ static inline __mmask16 h_lanes(size_t len)
 
 #else /* portable */
 
-/* The max of v (n) and its min in *lo, ignoring NaN.  IN v (n) */
-static inline float h_range_f32(const float *v, size_t n, float *lo)
-{
-    float m = -INFINITY, l = INFINITY;
-    SK_SIMD_MAXMIN(m, l)
-    for (size_t j = 0; j < n; j++) {
-        m = v[j] > m ? v[j] : m;
-        l = v[j] < l ? v[j] : l;
-    }
-    *lo = l;
-    return m;
-}
-
 /* e_j = exp((v_j - m) inv_t) (e may be v), and their sum less the max's own 1 (see
  * softmax_body.h's exp_sum_m1): float32 over blocks of SK_F32_BLOCK, the blocks in
  * float64; `count` accumulates how many v_j equal m.  IN v (n), OUT e (n) */
@@ -471,13 +458,13 @@ static inline float SK_HFN(h_row_range)(const uint16_t *x, size_t n, float *dst,
 {
     if (dst) {
         SK_WIDEN(x, dst, n);
-        return h_range_f32(dst, n, lo);
+        return sk_row_range_f32(dst, n, lo);
     }
     float m = -INFINITY, l = INFINITY, buf[SK_HB];
     for (size_t b = 0, len; b < n; b += len) {
         len = n - b < SK_HB ? n - b : SK_HB;
         SK_WIDEN(x + b, buf, len);
-        float lb, mb = h_range_f32(buf, len, &lb);
+        float lb, mb = sk_row_range_f32(buf, len, &lb);
         m = mb > m ? mb : m;
         l = lb < l ? lb : l;
     }
