@@ -119,6 +119,14 @@ static inline __m512 h_exp2_fast(__m512 t)
     return _mm512_scalef_ps(p, n);
 }
 
+/* exp((x - m) inv_t) of 16 values: with `fast` h_exp2_fast's (vk = inv_t log2(e)),
+ * else h_exp_avx512's (vt = inv_t). Callers pass `fast` as a constant. */
+SK_INLINE __m512 h_vexp(__m512 x, __m512 vm, __m512 vt, __m512 vk, int fast)
+{
+    __m512 d = _mm512_sub_ps(x, vm);
+    return fast ? h_exp2_fast(_mm512_mul_ps(d, vk)) : h_exp_avx512(_mm512_mul_ps(d, vt));
+}
+
 /* Lanes [0, len) of a vector, len < 16 or more. */
 static inline __mmask16 h_lanes(size_t len)
 {
@@ -312,69 +320,24 @@ static inline float SK_HFN(h_row_range)(const uint16_t *x, size_t n, float *dst,
     return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
 }
 
-/* sum_j exp((x_j - m) inv_t) less the max's 1 over a row (float32 blocks of SK_HB
- * values, the blocks in float64, the entries equal to m counted instead of added);
- * with `wide`, the exps kept there for h_exp_out; `fast`: h_exp2_fast's exps, for a
- * sum and exps that only scale 16-bit outputs (softmax). Each block also hints the
- * same columns of the next row (`next`, read) and of the output (`out`, write) into
- * the cache. IN x (n), OUT wide (n) or NULL, next (n) and out (n): NULL or hints only */
-SK_INLINE double SK_HFN(h_exp_sum_m1)(const uint16_t *x, float *wide, size_t n, float m, float inv_t,
-                                      int exact, int fast, const uint16_t *next, const uint16_t *out)
+/* The exps' pass: sum_j exp((x_j - m) inv_t) over a row, in float32 blocks added in
+ * float64; with `wide`, the exps kept there for h_exp_out; `fast`: h_vexp's cheaper
+ * exps. With `m1`, blocks of SK_HB values and the entries equal to m counted instead
+ * of added, the sum less the max's 1 returned (so that log1p keeps a loss near 0
+ * exact); without, blocks of 16 SK_HB values (128 terms per lane, a relative error
+ * below 2^-17) and the whole sum, for a softmax, whose 16-bit outputs alone see it.
+ * Each 32 values also hint the same columns of the next row (`next`, read) and of
+ * the output (`out`, write) into the cache.
+ * IN x (n), OUT wide (n) or NULL, next (n) and out (n): NULL or hints only */
+SK_INLINE double SK_HFN(h_exp_sum)(const uint16_t *x, float *wide, size_t n, float m, float inv_t, int fast,
+                                   int m1, const uint16_t *next, const uint16_t *out)
 {
-    (void)exact; /* vscalefps is exact in both cases */
     const __m512 vm = _mm512_set1_ps(m), vt = _mm512_set1_ps(inv_t);
     const __m512 vk = _mm512_set1_ps((float)((double)inv_t * 1.4426950408889634));
-#define H_EXP_(xv) (fast ? h_exp2_fast(_mm512_mul_ps(_mm512_sub_ps(xv, vm), vk)) \
-                         : h_exp_avx512(_mm512_mul_ps(_mm512_sub_ps(xv, vm), vt)))
     double s = 0.0;
-    size_t count = 0;
+    size_t count = 0, block = m1 ? SK_HB : 16 * SK_HB;
     for (size_t b = 0, len; b < n; b += len) {
-        len = n - b < SK_HB ? n - b : SK_HB;
-        h_prefetch16(next, b, len, 0);
-        h_prefetch16(out, b, len, 1);
-        __m512 s0 = _mm512_setzero_ps(), s1 = s0;
-        size_t j = b, end = b + len;
-        for (; j + 32 <= end; j += 32) {
-            __m512 xa = SK_HFN(h_vld)(x + j, 0xffff), xb = SK_HFN(h_vld)(x + j + 16, 0xffff);
-            __m512 ea = H_EXP_(xa), eb = H_EXP_(xb);
-            if (wide) {
-                _mm512_storeu_ps(wide + j, ea);
-                _mm512_storeu_ps(wide + j + 16, eb);
-            }
-            __mmask16 ta = _mm512_cmp_ps_mask(xa, vm, _CMP_EQ_OQ), tb = _mm512_cmp_ps_mask(xb, vm, _CMP_EQ_OQ);
-            s0 = _mm512_mask_add_ps(s0, (__mmask16)~ta, s0, ea);
-            s1 = _mm512_mask_add_ps(s1, (__mmask16)~tb, s1, eb);
-            count += (size_t)__builtin_popcount((unsigned)ta) + (size_t)__builtin_popcount((unsigned)tb);
-        }
-        for (; j < end; j += 16) {
-            __mmask16 k = h_lanes(end - j);
-            __m512 xa = SK_HFN(h_vld)(x + j, k);
-            __m512 ea = H_EXP_(xa);
-            if (wide)
-                _mm512_mask_storeu_ps(wide + j, k, ea);
-            __mmask16 ta = _mm512_mask_cmp_ps_mask(k, xa, vm, _CMP_EQ_OQ);
-            s0 = _mm512_mask_add_ps(s0, k & (__mmask16)~ta, s0, ea);
-            count += (size_t)__builtin_popcount((unsigned)ta);
-        }
-        s += (double)_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    }
-#undef H_EXP_
-    return s + ((double)count - 1.0);
-}
-
-/* sum_j exp((x_j - m) inv_t) over a row, h_exp2_fast's exps, for a softmax: only
- * its 16-bit outputs see the sum, so it runs in float32 over blocks of 16 SK_HB
- * values (128 terms per lane, a relative error below 2^-17), the blocks in float64;
- * with `wide`, the exps kept there. Hints as h_exp_sum_m1's.
- * IN x (n), OUT wide (n) or NULL, next (n) and out (n): NULL or hints only */
-SK_INLINE double SK_HFN(h_exp_sum_fast)(const uint16_t *x, float *wide, size_t n, float m, float inv_t,
-                                        int exact, const uint16_t *next, const uint16_t *out)
-{
-    (void)exact;
-    const __m512 vm = _mm512_set1_ps(m), vk = _mm512_set1_ps((float)((double)inv_t * 1.4426950408889634));
-    double s = 0.0;
-    for (size_t b = 0, len; b < n; b += len) {
-        len = n - b < 16 * SK_HB ? n - b : 16 * SK_HB;
+        len = n - b < block ? n - b : block;
         __m512 s0 = _mm512_setzero_ps(), s1 = s0;
         size_t j = b, end = b + len;
         for (; j + 32 <= end; j += 32) {
@@ -382,25 +345,53 @@ SK_INLINE double SK_HFN(h_exp_sum_fast)(const uint16_t *x, float *wide, size_t n
                 __builtin_prefetch(next + j, 0, 3);
             if (out)
                 __builtin_prefetch(out + j, 1, 3);
-            __m512 ea = h_exp2_fast(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + j, 0xffff), vm), vk));
-            __m512 eb = h_exp2_fast(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + j + 16, 0xffff), vm), vk));
+            __m512 xa = SK_HFN(h_vld)(x + j, 0xffff), xb = SK_HFN(h_vld)(x + j + 16, 0xffff);
+            __m512 ea = h_vexp(xa, vm, vt, vk, fast), eb = h_vexp(xb, vm, vt, vk, fast);
             if (wide) {
                 _mm512_storeu_ps(wide + j, ea);
                 _mm512_storeu_ps(wide + j + 16, eb);
             }
-            s0 = _mm512_add_ps(s0, ea);
-            s1 = _mm512_add_ps(s1, eb);
+            if (m1) {
+                __mmask16 ta = _mm512_cmp_ps_mask(xa, vm, _CMP_EQ_OQ), tb = _mm512_cmp_ps_mask(xb, vm, _CMP_EQ_OQ);
+                s0 = _mm512_mask_add_ps(s0, (__mmask16)~ta, s0, ea);
+                s1 = _mm512_mask_add_ps(s1, (__mmask16)~tb, s1, eb);
+                count += (size_t)__builtin_popcount((unsigned)ta) + (size_t)__builtin_popcount((unsigned)tb);
+            } else {
+                s0 = _mm512_add_ps(s0, ea);
+                s1 = _mm512_add_ps(s1, eb);
+            }
         }
         for (; j < end; j += 16) {
             __mmask16 k = h_lanes(end - j);
-            __m512 ea = h_exp2_fast(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + j, k), vm), vk));
+            __m512 xa = SK_HFN(h_vld)(x + j, k);
+            __m512 ea = h_vexp(xa, vm, vt, vk, fast);
             if (wide)
                 _mm512_mask_storeu_ps(wide + j, k, ea);
-            s0 = _mm512_mask_add_ps(s0, k, s0, ea);
+            __mmask16 ta = m1 ? _mm512_mask_cmp_ps_mask(k, xa, vm, _CMP_EQ_OQ) : (__mmask16)0;
+            s0 = _mm512_mask_add_ps(s0, k & (__mmask16)~ta, s0, ea);
+            count += (size_t)__builtin_popcount((unsigned)ta);
         }
         s += (double)_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
     }
-    return s;
+    return m1 ? s + ((double)count - 1.0) : s;
+}
+
+/* sum_j exp((x_j - m) inv_t) less the max's 1 over a row (h_exp_sum with m1).
+ * IN x (n), OUT wide (n) or NULL, next (n) and out (n): NULL or hints only */
+SK_INLINE double SK_HFN(h_exp_sum_m1)(const uint16_t *x, float *wide, size_t n, float m, float inv_t,
+                                      int exact, int fast, const uint16_t *next, const uint16_t *out)
+{
+    (void)exact; /* vscalefps is exact in both cases */
+    return SK_HFN(h_exp_sum)(x, wide, n, m, inv_t, fast, 1, next, out);
+}
+
+/* sum_j exp((x_j - m) inv_t) over a row, for a softmax (h_exp_sum with the cheaper
+ * exps, without m1).  IN x (n), OUT wide (n) or NULL, next (n) and out (n): hints */
+SK_INLINE double SK_HFN(h_exp_sum_fast)(const uint16_t *x, float *wide, size_t n, float m, float inv_t,
+                                        int exact, const uint16_t *next, const uint16_t *out)
+{
+    (void)exact;
+    return SK_HFN(h_exp_sum)(x, wide, n, m, inv_t, 1, 0, next, out);
 }
 
 /* y_j = 16-bit rounding of exp((x_j - m) inv_t) c - b w_j (w NULL: - b), from the
@@ -413,9 +404,7 @@ SK_INLINE void SK_HFN(h_exp_out)(const uint16_t *x, const float *wide, size_t n,
     (void)exact;
     const __m512 vm = _mm512_set1_ps(m), vt = _mm512_set1_ps(inv_t), vc = _mm512_set1_ps(c);
     const __m512 vb = _mm512_set1_ps(b), vk = _mm512_set1_ps((float)((double)inv_t * 1.4426950408889634));
-#define H_EXP_(J, K)                                                                                     \
-    (fast ? h_exp2_fast(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + (J), K), vm), vk))                 \
-          : h_exp_avx512(_mm512_mul_ps(_mm512_sub_ps(SK_HFN(h_vld)(x + (J), K), vm), vt)))
+#define H_EXP_(J, K) h_vexp(SK_HFN(h_vld)(x + (J), K), vm, vt, vk, fast)
     if (wide && w)
         H_VOUT(y, n, stream, next, j, k,
                _mm512_fnmadd_ps(vb, _mm512_maskz_loadu_ps(k, w + j), _mm512_mul_ps(_mm512_maskz_loadu_ps(k, wide + j), vc)));
